@@ -1,0 +1,1 @@
+"""The reference service: FastAPI routes, a Gradio demo, three handler modes."""

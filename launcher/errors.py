@@ -1,0 +1,59 @@
+"""Typed errors of the library and the exit codes the CLI maps them to."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of the ``launch`` command (documented in the README)."""
+
+    OK = 0
+    EXPECTATION_FAILED = 1
+    """``launch probe``: at least one expectation did not hold."""
+    USAGE = 2
+    """Bad option, bad profile, unreadable or malformed file."""
+    STARTUP_FAILED = 3
+    """The server could not start (app import, model load, worker boot)."""
+    ADDRESS_IN_USE = 4
+    """The address could not be bound (port in use, permission denied)."""
+    NOT_STARTED = 5
+    """``launch probe``: some profile did not start; every started one met its expectations."""
+    SERVER_DIED = 6
+    """The server stopped on its own after it was ready."""
+    INTERRUPTED = 130
+    """Interrupted (Ctrl-C) before the work was done."""
+
+
+class LaunchError(Exception):
+    """Base of every error the library raises on purpose; ``str()`` is one line."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class ConfigError(LaunchError):
+    """An option or a file holds a value the library cannot use."""
+
+    exit_code = ExitCode.USAGE
+
+
+class BindError(LaunchError):
+    """The listening socket could not be bound."""
+
+    exit_code = ExitCode.ADDRESS_IN_USE
+
+
+class StartupError(LaunchError):
+    """The server exited or failed before every worker was ready."""
+
+    exit_code = ExitCode.STARTUP_FAILED
+
+
+class ServerDiedError(LaunchError):
+    """The server stopped on its own after it had been ready."""
+
+    exit_code = ExitCode.SERVER_DIED
+
+
+class BackendError(Exception):
+    """Raised by a backend module when its server failed; the caller decides which LaunchError it is."""

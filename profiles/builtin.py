@@ -1,0 +1,34 @@
+"""The built-in profiles: every backend x workers {1, 3} x mode, 18 in all."""
+
+from __future__ import annotations
+
+from app.settings import MODES
+from launcher.backends import BACKEND_NAMES
+from profiles.model import DEFAULT_TIMEOUT, Profile
+
+BUILTIN_WORKERS: tuple[int, ...] = (1, 3)
+
+_MODE_NOTES = {
+    "sync": "def handlers in the thread pool",
+    "async": "async def handlers that block the event loop",
+    "offload": "async def handlers offloading to a thread under a limiter",
+}
+
+
+def builtin_profiles() -> dict[str, Profile]:
+    """Name -> profile for the built-in matrix, named ``BACKEND-WORKERS-MODE``."""
+    profiles: dict[str, Profile] = {}
+    for backend in BACKEND_NAMES:
+        for workers in BUILTIN_WORKERS:
+            for mode in MODES:
+                name = f"{backend}-{workers}-{mode}"
+                noun = "worker" if workers == 1 else "workers"
+                profiles[name] = Profile(
+                    name=name,
+                    backend=backend,
+                    workers=workers,
+                    timeout=DEFAULT_TIMEOUT,
+                    mode=mode,
+                    description=f"{backend}, {workers} {noun}, {_MODE_NOTES[mode]}",
+                )
+    return profiles

@@ -1,0 +1,113 @@
+"""The profile: one server set-up, as a frozen, validated value."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from app.settings import MODES, HandlerMode
+from launcher.backends import BACKEND_NAMES
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+DEFAULT_TIMEOUT = 30.0
+"""gunicorn's default worker timeout, as the write-up ran it."""
+
+
+class ProfileError(ValueError):
+    """A profile is malformed; the message names the file, profile, key and value."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    """A named server set-up: backend, workers, timeout, handler mode and limits."""
+
+    name: str
+    backend: str
+    workers: int = 1
+    timeout: float = DEFAULT_TIMEOUT
+    """gunicorn's worker timeout; uvicorn's and hypercorn's graceful-shutdown timeout."""
+    mode: str = HandlerMode.SYNC.value
+    concurrency_limit: int = 1
+    """Gradio's per-event concurrency limit for the demo buttons."""
+    limiter: int = 1
+    """Capacity of the per-process limiter in ``offload`` mode."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    model: str = "tiny"
+    """``tiny`` (built-in tiny pipeline), ``none``, or a local diffusers pipeline folder."""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        # isinstance checks first: TOML gives any type, and bool is an int.
+        def expect(key: str, value: Any, types: tuple[type, ...], what: str) -> None:
+            if isinstance(value, bool) or not isinstance(value, types):
+                raise ProfileError(f"{key} = {value!r}: expected {what}")
+
+        expect("name", self.name, (str,), "a string")
+        if not NAME_PATTERN.match(self.name):
+            raise ProfileError(f"name = {self.name!r}: use letters, digits, '-', '_', '.' (at most 64)")
+        expect("backend", self.backend, (str,), "a string")
+        if self.backend not in BACKEND_NAMES:
+            raise ProfileError(f"backend = {self.backend!r}: expected one of {', '.join(BACKEND_NAMES)}")
+        expect("workers", self.workers, (int,), "an integer")
+        if not 1 <= self.workers <= 64:
+            raise ProfileError(f"workers = {self.workers!r}: expected 1 to 64")
+        expect("timeout", self.timeout, (int, float), "a number of seconds")
+        if not 0 < self.timeout <= 86400:
+            raise ProfileError(f"timeout = {self.timeout!r}: expected more than 0 and at most 86400 seconds")
+        object.__setattr__(self, "timeout", float(self.timeout))
+        expect("mode", self.mode, (str,), "a string")
+        if self.mode not in MODES:
+            raise ProfileError(f"mode = {self.mode!r}: expected one of {', '.join(MODES)}")
+        for key in ("concurrency_limit", "limiter"):
+            value = getattr(self, key)
+            expect(key, value, (int,), "an integer")
+            if not 1 <= value <= 1024:
+                raise ProfileError(f"{key} = {value!r}: expected 1 to 1024")
+        expect("host", self.host, (str,), "a string")
+        _check_host(self.host)
+        expect("port", self.port, (int,), "an integer")
+        if not 0 <= self.port <= 65535:
+            raise ProfileError(f"port = {self.port!r}: expected 0 to 65535")
+        expect("model", self.model, (str,), "a string")
+        if not self.model:
+            raise ProfileError("model = '': expected 'tiny', 'none' or a folder")
+        expect("description", self.description, (str,), "a string")
+
+    @property
+    def handler_mode(self) -> HandlerMode:
+        """The mode as an enum."""
+        return HandlerMode(self.mode)
+
+    def replace(self, **changes: Any) -> Profile:
+        """A copy with ``changes`` applied and validated again."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, for TOML and JSON output."""
+        return dataclasses.asdict(self)
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Profile))
+
+
+def _check_host(host: str) -> None:
+    if host == "localhost":
+        return
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ProfileError(f"host = {host!r}: expected an IP address or 'localhost'") from None
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses that only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

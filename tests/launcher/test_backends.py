@@ -1,0 +1,102 @@
+"""Every backend at 1 and 3 workers, served for real from its profile."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+
+from launcher import procs
+from launcher.child import ServerProcess, group_alive
+from tests.conftest import builtin
+from tests.http import burst, get, get_json
+
+MATRIX = [f"{backend}-{workers}-sync" for backend in ("uvicorn", "gunicorn", "hypercorn") for workers in (1, 3)]
+
+
+@pytest.mark.parametrize("name", MATRIX)
+def test_profile_serves_api_demo_and_model(name: str, serve: Callable[..., ServerProcess]) -> None:
+    server = serve(builtin(name))
+    profile = server.profile
+    assert len(server.pids) == profile.workers
+    if profile.workers > 1:
+        # Workers are the launcher's own children, not strangers.
+        assert set(server.pids) <= set(procs.descendants(server.pid or 0))
+
+    status, health = get_json(f"{server.url}/health")
+    assert status == 200 and health["status"] == "ok" and health["pid"] in server.pids
+
+    results = burst([f"{server.url}/test1?seconds=0.5"] * 3)
+    assert [status for status, _ in results] == [200, 200, 200]
+    for _, body in results:
+        assert body["work"] == "sleep" and body["kind"] == "api" and body["mode"] == "sync"
+        assert body["pid"] in server.pids
+        assert body["end_ns"] - body["start_ns"] >= 0.5e9
+        assert body["in_flight"] >= 1
+
+    status, page, headers = get(f"{server.url}/")
+    assert status == 200 and b"<html" in page.lower() and headers["content-type"].startswith("text/html")
+    status, config = get_json(f"{server.url}/config")
+    assert status == 200
+    assert {d.get("api_name") for d in config["dependencies"]} >= {"sleep", "cpu", "generate"}
+
+    status, png, headers = get(f"{server.url}/generate?steps=2&seed=3&format=png")
+    assert status == 200 and headers["content-type"] == "image/png"
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert int(headers["x-launch-pid"]) in server.pids
+
+    if profile.workers == 1:
+        from gradio_client import Client
+
+        client = Client(server.url, verbose=False, httpx_kwargs={"timeout": 60})
+        clicked = client.predict(0.2, api_name="/sleep")
+        assert clicked["kind"] == "demo" and clicked["pid"] == server.pids[0]
+
+    pid = server.pid or 0
+    stopped = server.stop(sig=signal.SIGTERM)
+    assert stopped.returncode == 0, server.log_tail()
+    assert not stopped.forced, "needed SIGKILL to stop"
+    assert not group_alive(pid)
+    assert all(not procs.is_alive(p) for p in server.pids)
+
+
+def test_generate_json_is_deterministic_per_seed(serve: Callable[..., ServerProcess]) -> None:
+    server = serve(builtin("uvicorn-1-offload"))
+    first = get_json(f"{server.url}/generate?steps=2&seed=7&prompt=a%20red%20cube")[1]
+    second = get_json(f"{server.url}/generate?steps=2&seed=7&prompt=a%20red%20cube")[1]
+    other = get_json(f"{server.url}/generate?steps=2&seed=8&prompt=a%20red%20cube")[1]
+    assert first["width"] == first["height"] == 64
+    assert first["image_png_base64"] == second["image_png_base64"]
+    assert first["image_png_base64"] != other["image_png_base64"]
+    assert first["mode"] == "offload" and first["work"] == "generate"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("/test1?seconds=-1", "seconds"),
+        ("/test1?seconds=abc", "seconds"),
+        ("/test2?seconds=1000", "seconds"),
+        ("/generate?steps=0", "steps"),
+        ("/generate?steps=51", "steps"),
+        ("/generate?prompt=" + "x" * 501, "prompt"),
+        ("/generate?seed=-3", "seed"),
+    ],
+)
+def test_bad_query_values_get_422_naming_the_field(query: str, field: str, shared_server: ServerProcess) -> None:
+    status, body = get_json(f"{shared_server.url}{query}")
+    assert status == 422
+    assert body["detail"][0]["loc"] == ["query", field]
+    # The worker survived the bad input.
+    assert get_json(f"{shared_server.url}/health")[0] == 200
+
+
+def test_cpu_work_lasts_about_the_requested_time(shared_server: ServerProcess) -> None:
+    started = time.monotonic()
+    status, body = get_json(f"{shared_server.url}/test2?seconds=0.5")
+    elapsed = time.monotonic() - started
+    assert status == 200 and body["work"] == "cpu"
+    # Calibrated once at start-up; a loaded machine only makes it slower.
+    assert 0.3 <= (body["end_ns"] - body["start_ns"]) / 1e9 <= elapsed
