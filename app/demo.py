@@ -38,6 +38,8 @@ def _work_output(seconds: float, attribution: Attribution) -> dict[str, Any]:
 def _image_output(image: GeneratedImage, attribution: Attribution) -> tuple[Image.Image, dict[str, Any]]:
     return Image.open(io.BytesIO(image.png)), {
         "pipeline_seconds": image.pipeline_seconds,
+        "pipeline_start_ns": image.pipeline_start_ns,
+        "pipeline_end_ns": image.pipeline_end_ns,
         **attribution.to_dict(),
     }
 

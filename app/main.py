@@ -141,6 +141,8 @@ def register_api(app: FastAPI, runtime: Runtime) -> None:
             "steps": request["steps"],
             "seed": request["seed"],
             "pipeline_seconds": image.pipeline_seconds,
+            "pipeline_start_ns": image.pipeline_start_ns,
+            "pipeline_end_ns": image.pipeline_end_ns,
             **attribution.to_dict(),
         }
 

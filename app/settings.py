@@ -9,6 +9,7 @@ each worker. This module imports nothing heavy: profiles and the CLI use it.
 from __future__ import annotations
 
 import enum
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,10 +62,12 @@ class AppSettings:
             raise SettingsError(f"concurrency_limit must be >= 1, got {self.concurrency_limit}")
         if self.limiter < 1:
             raise SettingsError(f"limiter must be >= 1, got {self.limiter}")
-        if self.cpu_rate is not None and self.cpu_rate <= 0:
-            raise SettingsError(f"cpu_rate must be > 0, got {self.cpu_rate}")
-        if self.watchdog_interval < 0:
-            raise SettingsError(f"watchdog_interval must be >= 0, got {self.watchdog_interval}")
+        if self.cpu_rate is not None and not (math.isfinite(self.cpu_rate) and self.cpu_rate > 0):
+            raise SettingsError(f"cpu_rate must be a finite number > 0, got {self.cpu_rate}")
+        if not (math.isfinite(self.watchdog_interval) and self.watchdog_interval >= 0):
+            raise SettingsError(f"watchdog_interval must be a finite number >= 0, got {self.watchdog_interval}")
+        if self.supervisor_pid is not None and self.supervisor_pid < 1:
+            raise SettingsError(f"supervisor_pid must be a pid (>= 1), got {self.supervisor_pid}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AppSettings:
@@ -92,16 +95,21 @@ class AppSettings:
         cpu_rate = number("CPU_RATE", float)
         watchdog = number("WATCHDOG_INTERVAL", float)
         supervisor = number("SUPERVISOR_PID", int)
-        return cls(
-            mode=HandlerMode(raw_mode),
-            concurrency_limit=int(concurrency_limit) if concurrency_limit is not None else 1,
-            limiter=int(limiter) if limiter is not None else 1,
-            model=get("MODEL") or "tiny",
-            cpu_rate=float(cpu_rate) if cpu_rate is not None else None,
-            control_socket=get("CONTROL_SOCKET"),
-            watchdog_interval=float(watchdog) if watchdog is not None else 0.0,
-            supervisor_pid=int(supervisor) if supervisor is not None else None,
-        )
+        try:
+            return cls(
+                mode=HandlerMode(raw_mode),
+                concurrency_limit=int(concurrency_limit) if concurrency_limit is not None else 1,
+                limiter=int(limiter) if limiter is not None else 1,
+                model=get("MODEL") or "tiny",
+                cpu_rate=float(cpu_rate) if cpu_rate is not None else None,
+                control_socket=get("CONTROL_SOCKET"),
+                watchdog_interval=float(watchdog) if watchdog is not None else 0.0,
+                supervisor_pid=int(supervisor) if supervisor is not None else None,
+            )
+        except SettingsError as exc:
+            # Messages start with the field's name; name the variable the user set.
+            field_name = str(exc).split(" ", 1)[0]
+            raise SettingsError(f"{ENV_PREFIX}{field_name.upper()}: {exc}") from None
 
     def to_env(self) -> dict[str, str]:
         """The variables that make :meth:`from_env` return these settings in a worker."""

@@ -199,7 +199,7 @@ class ServerProcess:
                 try:
                     proc.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
-                    forced = True
+                    forced = kill_group(proc.pid)
             proc.wait()
             # Helpers that exit once the launcher is gone (multiprocessing's
             # resource tracker) get a moment; anything still there is killed.

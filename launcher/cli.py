@@ -96,8 +96,21 @@ def main(
     launch probe                          probe profiles and print verdicts
     """
     if ctx.invoked_subcommand is not None:
-        if profile_name is not None:
-            raise click.UsageError("--profile serves a profile; give it without a subcommand")
+        serve_only = {
+            "--profile": profile_name,
+            "--host": host,
+            "--port": port,
+            "--fd": fd,
+            "--workers": workers,
+            "--mode": mode,
+            "--timeout": timeout,
+            "--concurrency-limit": concurrency_limit,
+            "--limiter": limiter,
+            "--model": model,
+        }
+        given = [name for name, value in serve_only.items() if value is not None]
+        if given:
+            raise click.UsageError(f"{given[0]} is for serving a profile; give it without a subcommand")
         return
     if profile_name is None:
         click.echo(ctx.get_help())
@@ -201,3 +214,100 @@ def profiles_show(ctx: click.Context, name: str) -> None:
     except ProfileError as exc:
         fail(str(exc), ExitCode.USAGE)
     click.echo(profile_to_toml(profile), nl=False)
+
+
+@main.command()
+@click.option("--profiles", "spec", metavar="SPEC", help="Comma-separated names or globs (default: all profiles).")
+@click.option(
+    "--scenarios",
+    metavar="LIST",
+    help="Comma-separated: sleep, cpu, generate, mixed, liveness, timeout (default: all).",
+)
+@click.option("--requests", "-n", type=click.IntRange(1, 1000), default=3, show_default=True, help="N per burst.")
+@click.option("--seconds", "-s", type=click.FloatRange(0, 120, min_open=True), default=1.0, show_default=True)
+@click.option("--seed-durations", is_flag=True, help="The write-up's 10 s sleeps and ~8 s CPU loops.")
+@click.option(
+    "--steps", type=click.IntRange(1, 50), default=4, show_default=True, help="Denoising steps per generation."
+)
+@click.option("--concurrency-limit", type=click.IntRange(1), help="Override every profile's concurrency_limit.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the full result.")
+@click.option("--keep-going/--fail-fast", default=True, show_default=True)
+@click.option("--claims", "claims_only", is_flag=True, help="Print only the write-up's claims and the recommendation.")
+@click.option("--start-timeout", type=click.FloatRange(1), default=180.0, show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@click.pass_context
+def probe(
+    ctx: click.Context,
+    spec: str | None,
+    scenarios: str | None,
+    requests: int,
+    seconds: float,
+    seed_durations: bool,
+    steps: int,
+    concurrency_limit: int | None,
+    json_path: Path | None,
+    keep_going: bool,
+    claims_only: bool,
+    start_timeout: float,
+    quiet: bool,
+) -> None:
+    """Start each profile, hit it the way real users do, and judge what happened.
+
+    Exit status: 0 every expectation held, 1 some failed, 5 a profile did not
+    start (and nothing failed), 2 usage error, 130 interrupted.
+    """
+    from rich.console import Console
+
+    from launcher.probe.model import dump_run
+    from launcher.probe.report import claims_table, recommendation_text, render_run
+    from launcher.probe.runner import SCENARIOS, ProbeOptions, ProfileTarget, run_probe
+
+    catalog = catalog_from(ctx)
+    try:
+        chosen = catalog.select(spec)
+        targets = [
+            ProfileTarget(
+                profile=p.replace(concurrency_limit=concurrency_limit) if concurrency_limit else p,
+                source=catalog[p.name].source,
+            )
+            for p in chosen
+        ]
+        names = tuple(s.strip() for s in scenarios.split(",") if s.strip()) if scenarios else SCENARIOS
+        common: dict[str, Any] = {
+            "scenarios": names,
+            "requests": requests,
+            "steps": steps,
+            "fail_fast": not keep_going,
+            "start_timeout": start_timeout,
+        }
+        options = ProbeOptions.seeded(**common) if seed_durations else ProbeOptions(seconds=seconds, **common)
+    except (ProfileError, LaunchError) as exc:
+        fail(str(exc), ExitCode.USAGE)
+    if json_path is not None and json_path.parent and not json_path.parent.is_dir():
+        fail(f"--json: folder {str(json_path.parent)!r} does not exist", ExitCode.USAGE)
+    err = Console(stderr=True)
+
+    def progress(event: Any) -> None:
+        if quiet:
+            return
+        line = f"[{event.index}/{event.total}] {event.profile}: {event.phase}"
+        if event.detail:
+            line += f" ({event.detail})"
+        err.print(line, highlight=False, markup=False)
+
+    run = run_probe(targets, options, progress=progress)
+    if json_path is not None:
+        json_path.write_text(dump_run(run) + "\n")
+    # Wide tables rather than wrapped ones when the output is a log, not a terminal.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    if claims_only:
+        console.print(claims_table(run))
+        console.print(recommendation_text(run))
+    else:
+        render_run(run, console)
+    if not run.complete:
+        fail("interrupted; partial results" + (f" written to {json_path}" if json_path else ""), ExitCode.INTERRUPTED)
+    if any(p.status == "ok" and not p.passed for p in run.profiles):
+        sys.exit(ExitCode.EXPECTATION_FAILED)
+    if any(p.status != "ok" for p in run.profiles):
+        sys.exit(ExitCode.NOT_STARTED)

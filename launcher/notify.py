@@ -24,14 +24,21 @@ def _address(path: str) -> str | bytes:
 
 
 def format_message(fields: Mapping[str, str | int | float]) -> bytes:
-    """Encode assignments as one notify datagram."""
-    return "\n".join(f"{key}={value}" for key, value in fields.items()).encode()
+    """Encode assignments as one notify datagram; a newline in a key or value is refused."""
+    lines = []
+    for key, value in fields.items():
+        text = f"{key}={value}"
+        if "\n" in text or "=" in str(key):
+            raise ValueError(f"notify field {key!r} = {value!r}: keys and values cannot hold newlines or '=' in keys")
+        lines.append(text)
+    return "\n".join(lines).encode()
 
 
 def parse_message(data: bytes) -> dict[str, str]:
     """Decode one notify datagram; lines without ``=`` are ignored as systemd does."""
     fields: dict[str, str] = {}
-    for line in data.decode(errors="replace").splitlines():
+    # systemd splits on "\n" only (str.splitlines would also split on \r, \x85, ...).
+    for line in data.decode(errors="replace").split("\n"):
         key, sep, value = line.partition("=")
         if sep:
             fields[key] = value

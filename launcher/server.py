@@ -22,12 +22,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.settings import AppSettings
+from app.settings import AppSettings, SettingsError
 from app.work import calibrate_cpu_rate
 from launcher import notify, procs
 from launcher.backends import get_backend
 from launcher.backends.base import ServeSpec
-from launcher.errors import BackendError, BindError, ServerDiedError, StartupError
+from launcher.errors import BackendError, BindError, ConfigError, ServerDiedError, StartupError
 from profiles.model import Profile, is_loopback
 
 logger = logging.getLogger("launch")
@@ -79,10 +79,21 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-def health_ok(url: str, timeout: float = 1.0) -> bool:
-    """True when ``GET url/health`` answers 200 within ``timeout``."""
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""An opener that ignores http_proxy: health checks target this machine only."""
+
+
+def _env_cpu_rate() -> float | None:
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
+        return AppSettings.from_env().cpu_rate
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def health_ok(url: str, timeout: float = 1.0) -> bool:
+    """True when ``GET url/health`` answers 200 within ``timeout`` (never through a proxy)."""
+    try:
+        with _DIRECT.open(f"{url}/health", timeout=timeout) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -246,7 +257,9 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
         concurrency_limit=profile.concurrency_limit,
         limiter=profile.limiter,
         model=profile.model,
-        cpu_rate=options.cpu_rate or calibrate_cpu_rate(),
+        # One rate for every worker (and, through LAUNCH_CPU_RATE, for every
+        # profile of a probe run): CPU work means the same amount everywhere.
+        cpu_rate=options.cpu_rate or _env_cpu_rate() or calibrate_cpu_rate(),
         control_socket=listener.path,
         # Ping at half the watchdog period so one late ping is not a restart.
         watchdog_interval=watchdog / 2 if watchdog else 0.0,

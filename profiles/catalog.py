@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -91,6 +92,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read profiles file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{path}: invalid TOML: not UTF-8 (byte {exc.start})") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -137,7 +140,8 @@ def parse_profiles_file(path: Path, bases: Mapping[str, ProfileEntry]) -> list[P
             elif base_name in bases:
                 base = bases[base_name].profile
             else:
-                message = unknown_name_message(base_name, [*bases, *raw])
+                # Never suggest the profile itself: extending it would be a cycle.
+                message = unknown_name_message(base_name, [n for n in (*bases, *raw) if n != name])
                 raise ProfileError(f"{path}: profile {name!r}: extends: {message}")
             fields = base.to_dict()
             if base.description:
@@ -178,7 +182,7 @@ def load_catalog(files: Iterable[Path] = (), *, cwd: Path | None = None) -> Cata
 
 def profile_to_toml(profile: Profile) -> str:
     """The resolved profile as a ``[profiles.NAME]`` TOML table."""
-    lines = [f"[profiles.{profile.name}]"]
+    lines = [f"[profiles.{_toml_key(profile.name)}]"]
     for key, value in profile.to_dict().items():
         if key == "name":
             continue
@@ -186,10 +190,31 @@ def profile_to_toml(profile: Profile) -> str:
     return "\n".join(lines) + "\n"
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+
+
+def _toml_key(key: str) -> str:
+    # A dotted name such as "my.gpu" would otherwise open a nested table.
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def _toml_string(value: str) -> str:
+    # A basic string: control characters must be escaped, or the TOML is invalid.
+    out = []
+    for ch in value:
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
+        return _toml_string(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value)

@@ -11,7 +11,8 @@ from typing import Any
 from app.settings import MODES, HandlerMode
 from launcher.backends import BACKEND_NAMES
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A whole profile name (use ``fullmatch``: ``$`` would accept a trailing newline)."""
 DEFAULT_TIMEOUT = 30.0
 """gunicorn's default worker timeout, as the write-up ran it."""
 
@@ -47,7 +48,7 @@ class Profile:
                 raise ProfileError(f"{key} = {value!r}: expected {what}")
 
         expect("name", self.name, (str,), "a string")
-        if not NAME_PATTERN.match(self.name):
+        if not NAME_PATTERN.fullmatch(self.name):
             raise ProfileError(f"name = {self.name!r}: use letters, digits, '-', '_', '.' (at most 64)")
         expect("backend", self.backend, (str,), "a string")
         if self.backend not in BACKEND_NAMES:
@@ -84,6 +85,9 @@ class Profile:
 
     def replace(self, **changes: Any) -> Profile:
         """A copy with ``changes`` applied and validated again."""
+        unknown = sorted(set(changes) - set(FIELDS))
+        if unknown:
+            raise ProfileError(f"unknown profile field {unknown[0]!r} = {changes[unknown[0]]!r}")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

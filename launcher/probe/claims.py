@@ -1,0 +1,279 @@
+"""The original write-up's claims, judged on a run's evidence.
+
+Each judge looks for the profiles and scenarios that bear on its claim and
+returns CONFIRMED, REFUTED, DEPENDS (on what, with the numbers) or UNTESTED
+when the run did not include what the claim needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from launcher.probe import metrics
+from launcher.probe.expectations import REL_TOLERANCE
+from launcher.probe.model import Claim, ProfileResult, RequestRecord, ScenarioResult
+
+CLAIMS: tuple[str, ...] = (
+    "The demo's concurrency_limit applies only to demo button clicks, not to API calls.",
+    "Handlers run on threads, so concurrent CPU work (button2) slows every request down.",
+    "Even with one worker, concurrent requests are received and processed in parallel.",
+    "Making every demo and API function async def stops API calls from running while a demo job runs.",
+    "With async def, an API call sent after a demo click can be served before it.",
+    "With async def, requests wait inside the server, so clients can time out.",
+    "uvicorn with 3 workers runs three CPU requests in about the time of one.",
+    "gunicorn with UvicornWorker and 3 workers does the same.",
+    "gunicorn with async def handlers under concurrent requests often logs [CRITICAL] WORKER TIMEOUT.",
+    "Final advice for serving an AI model: concurrency_limit=1, async def everywhere, one uvicorn worker.",
+)
+
+Found = tuple[ProfileResult, ScenarioResult]
+
+
+def _find(
+    results: Sequence[ProfileResult],
+    scenario: str,
+    *,
+    mode: str | None = None,
+    workers: int | None = None,
+    backend: str | None = None,
+) -> list[Found]:
+    found: list[Found] = []
+    for result in results:
+        p = result.profile
+        if mode is not None and p["mode"] != mode:
+            continue
+        if workers is not None and p["workers"] != workers:
+            continue
+        if backend is not None and p["backend"] != backend:
+            continue
+        found.extend((result, s) for s in result.scenarios if s.scenario == scenario)
+    return found
+
+
+def _durations(records: Sequence[RequestRecord]) -> list[float]:
+    return [((r.end_ns or 0) - (r.start_ns or 0)) / 1e9 for r in metrics.work_records(records)]
+
+
+def _overlaps(a: RequestRecord, b: RequestRecord) -> bool:
+    (s1, e1), (s2, e2) = metrics.interval(a), metrics.interval(b)
+    return s1 < e2 - metrics.OVERLAP_EPSILON_NS and s2 < e1 - metrics.OVERLAP_EPSILON_NS
+
+
+def _claim1(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    found = _find(results, "mixed", mode="sync", workers=1)
+    if not found:
+        return "UNTESTED", "needs the mixed scenario on a 1-worker sync profile"
+    result, scenario = found[0]
+    demo_overlap = max(
+        metrics.overlap_by_pid(metrics.work_records(scenario.records, kinds=("demo",))).values(), default=0
+    )
+    api = metrics.work_records(scenario.records, kinds=("api",))
+    beside = sum(1 for a in api for d in metrics.work_records(scenario.records, kinds=("demo",)) if _overlaps(a, d))
+    limit = result.profile["concurrency_limit"]
+    ok = demo_overlap <= limit and beside > 0
+    return ("CONFIRMED" if ok else "REFUTED"), (
+        f"{result.name}: demo events overlapped at most {demo_overlap} (limit {limit}); "
+        f"{len(api)} API calls ran beside demo events {beside} time(s). In async and offload modes API calls "
+        "also wait, but for the event loop or the limiter, not for concurrency_limit."
+    )
+
+
+def _claim2(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    found = _find(results, "cpu", mode="sync", workers=1)
+    if not found or found[0][1].n < 2:
+        return "UNTESTED", "needs the cpu scenario (N >= 2) on a 1-worker sync profile"
+    result, scenario = found[0]
+    durations = _durations(scenario.records)
+    mean = sum(durations) / len(durations) if durations else 0.0
+    ratio = mean / scenario.seconds if scenario.seconds else 0.0
+    ok = ratio >= scenario.n * (1 - REL_TOLERANCE)
+    return ("CONFIRMED" if ok else "REFUTED"), (
+        f"{result.name}: {scenario.n} concurrent CPU requests of {scenario.seconds:g}s each took {mean:.2f}s on "
+        f"average ({ratio:.1f}x): threads share one GIL. Holds for sync handlers; async and offload run them "
+        "one after another instead."
+    )
+
+
+def _claim3(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    parts: list[str] = []
+    verdicts: set[bool] = set()
+    for mode in ("sync", "async", "offload"):
+        found = _find(results, "sleep", mode=mode, workers=1)
+        if not found:
+            continue
+        result, scenario = found[0]
+        overlap = max(metrics.overlap_by_pid(scenario.records).values(), default=0)
+        verdicts.add(overlap > 1)
+        parts.append(f"{result.name}: {overlap} of {scenario.n} sleeps ran at once")
+    if not parts:
+        return "UNTESTED", "needs the sleep scenario on 1-worker profiles"
+    verdict = "DEPENDS" if len(verdicts) > 1 else ("CONFIRMED" if True in verdicts else "REFUTED")
+    return verdict, "on the handler mode: " + "; ".join(parts) + ". CPU work is concurrent but not parallel (GIL)."
+
+
+def _claim4(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    parts: list[str] = []
+    outcomes: set[bool] = set()
+    for workers in (1, 3):
+        for result, scenario in _find(results, "mixed", mode="async", workers=workers)[:1]:
+            demo = metrics.work_records(scenario.records, kinds=("demo",))
+            api = metrics.work_records(scenario.records, kinds=("api",))
+            beside = sum(1 for a in api for d in demo if _overlaps(a, d))
+            outcomes.add(beside == 0)
+            parts.append(f"{result.name}: API calls ran during demo jobs {beside} time(s)")
+    if not parts:
+        return "UNTESTED", "needs the mixed scenario on async profiles"
+    verdict = "DEPENDS" if len(outcomes) > 1 else ("CONFIRMED" if True in outcomes else "REFUTED")
+    return verdict, (
+        "; ".join(parts) + ". With one worker async def does serialize them -- by blocking the whole event loop, "
+        "/health included; with several workers the API runs on another worker meanwhile."
+    )
+
+
+def _claim5(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    found = _find(results, "mixed", mode="async", workers=1)
+    if not found:
+        return "UNTESTED", "needs the mixed scenario on a 1-worker async profile"
+    overtakes = 0
+    total = 0
+    for _result, scenario in found:
+        demo = metrics.work_records(scenario.records, kinds=("demo",))
+        api = metrics.work_records(scenario.records, kinds=("api",))
+        total += len(api)
+        overtakes += sum(
+            1 for a in api if any(d.sent_ns < a.sent_ns and (a.start_ns or 0) < (d.start_ns or 0) for d in demo)
+        )
+    name = found[0][0].name
+    if overtakes:
+        return "CONFIRMED", (
+            f"{name}: {overtakes} of {total} API calls sent after a demo click started before it: the API request "
+            "enters the event loop directly while the click waits in Gradio's queue."
+        )
+    return (
+        "DEPENDS",
+        f"{name}: not observed in {total} API calls; it needs the click still queued when the call arrives.",
+    )
+
+
+def _claim6(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    found = _find(results, "sleep", mode="async", workers=1) + _find(results, "mixed", mode="async", workers=1)
+    if not found:
+        return "UNTESTED", "needs the sleep or mixed scenario on a 1-worker async profile"
+    result, scenario = max(
+        found, key=lambda f: max((r.latency_s for r in f[1].records if r.kind != "health"), default=0)
+    )
+    latencies = [r.latency_s for r in scenario.records if r.kind in ("api", "demo")]
+    worst = max(latencies, default=0.0)
+    waited = worst - scenario.seconds
+    health = metrics.health_latencies(scenario.records)
+    ok = waited >= scenario.seconds * (1 - REL_TOLERANCE)
+    return ("CONFIRMED" if ok else "REFUTED"), (
+        f"{result.name} ({scenario.scenario}): {scenario.seconds:g}s of work took up to {worst:.2f}s for the client "
+        f"({waited:.2f}s waiting inside the server); /health waited up to {max(health, default=0):.2f}s. A client "
+        "timeout shorter than the queue behind a blocked loop fails."
+    )
+
+
+def _parallel_claim(results: Sequence[ProfileResult], cores: int, backend: str) -> tuple[str, str]:
+    found = _find(results, "cpu", workers=3, backend=backend)
+    if not found:
+        return "UNTESTED", f"needs the cpu scenario on a 3-worker {backend} profile"
+    parts = []
+    ok_any = False
+    for result, scenario in found:
+        makespan = metrics.span_s(scenario.records)
+        counts = metrics.counts_by_pid(scenario.records)
+        ok = makespan <= scenario.seconds * (1 + REL_TOLERANCE) + 0.15
+        ok_any = ok_any or ok
+        parts.append(
+            f"{result.name}: {scenario.n} x {scenario.seconds:g}s took {makespan:.2f}s "
+            f"({makespan / scenario.seconds:.1f}x), requests per worker {sorted(counts.values(), reverse=True)}"
+        )
+    if ok_any:
+        return "CONFIRMED", "; ".join(parts)
+    verdict = "REFUTED" if cores < 3 else "DEPENDS"
+    reason = (
+        f"this machine has {cores} core(s): three CPU-bound processes cannot all run at once"
+        if cores < 3
+        else "on how the kernel spread the connections over workers"
+    )
+    return verdict, "; ".join(parts) + f". {reason}."
+
+
+def _claim7(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    return _parallel_claim(results, cores, "uvicorn")
+
+
+def _claim8(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    return _parallel_claim(results, cores, "gunicorn")
+
+
+def _claim9(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    gunicorn_async = [r for r in results if r.profile["backend"] == "gunicorn" and r.profile["mode"] == "async"]
+    if not gunicorn_async:
+        return "UNTESTED", "needs a gunicorn async profile"
+    burst_timeouts = 0
+    timeout_kills = 0
+    timeout_runs = 0
+    for result in gunicorn_async:
+        for scenario in result.scenarios:
+            count = len([e for e in scenario.log_events if e.kind == "worker_timeout"])
+            if scenario.scenario == "timeout":
+                timeout_runs += 1
+                timeout_kills += count
+            else:
+                burst_timeouts += count
+    timeout_s = gunicorn_async[0].profile["timeout"]
+    if timeout_runs == 0 and burst_timeouts == 0:
+        return "DEPENDS", (
+            f"no WORKER TIMEOUT in short bursts; it needs a loop blocked past timeout={timeout_s:g}s "
+            "(run the timeout scenario)"
+        )
+    return "DEPENDS", (
+        f"WORKER TIMEOUT {timeout_kills} time(s) in {timeout_runs} timeout scenario(s) (one request blocking "
+        f"past {timeout_s:g}s), {burst_timeouts} time(s) in ordinary bursts: it happens exactly when one worker's "
+        "event loop stays blocked longer than the timeout, e.g. 3 x 10 s requests queued on one worker."
+    )
+
+
+def _claim10(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    from launcher.probe.recommend import recommend
+
+    advised = next((r for r in results if r.name == "uvicorn-1-async"), None)
+    recommendation = recommend(results)
+    if advised is None:
+        return "UNTESTED", "needs uvicorn-1-async in the run"
+    failed = [v for v in advised.verdicts if not v.passed]
+    health = max((max(metrics.health_latencies(s.records), default=0.0) for s in advised.scenarios), default=0.0)
+    rec = recommendation.profile["name"] if recommendation else "none"
+    if recommendation is not None and rec == "uvicorn-1-async":
+        return "CONFIRMED", "the probe recommends the same profile"
+    return "REFUTED", (
+        f"uvicorn-1-async serializes everything by blocking its event loop: /health waited up to {health:.2f}s"
+        + (f", {len(failed)} expectation(s) failed" if failed else "")
+        + f". Recommended instead: {rec}. concurrency_limit=1 and one model per worker are sound; the way to "
+        "serialize model access is a limiter (offload) or a lock, not a blocked event loop."
+    )
+
+
+_JUDGES: tuple[Callable[[Sequence[ProfileResult], int], tuple[str, str]], ...] = (
+    _claim1,
+    _claim2,
+    _claim3,
+    _claim4,
+    _claim5,
+    _claim6,
+    _claim7,
+    _claim8,
+    _claim9,
+    _claim10,
+)
+
+
+def judge_claims(results: Sequence[ProfileResult], *, cores: int) -> list[Claim]:
+    """A verdict for each of the write-up's ten claims."""
+    claims = []
+    for number, (text, judge) in enumerate(zip(CLAIMS, _JUDGES, strict=True), start=1):
+        verdict, evidence = judge(results, cores)
+        claims.append(Claim(number=number, text=text, verdict=verdict, evidence=evidence))
+    return claims

@@ -1,0 +1,283 @@
+"""The probe's HTTP engine: bursts of concurrent requests fired at one instant.
+
+API requests and health checks go through aiohttp (one event loop, no thread
+per request: it keeps up with thousands of requests per second where a shared
+``httpx.AsyncClient`` managed ~450/s here). Every API request opens its own
+connection, as separate users would, so the kernel spreads them over workers
+the way it spreads real traffic. Demo clicks go through ``gradio_client``,
+one client (one session) per simulated user, through Gradio's real queue.
+
+Everything is bounded: each request has a timeout and health polling stops
+with the burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import json
+import resource
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from launcher.probe.model import RequestRecord
+
+HEALTH_INTERVAL_S = 0.05
+_ATTRIBUTION_KEYS = ("pid", "thread", "start_ns", "end_ns", "in_flight", "pipeline_start_ns", "pipeline_end_ns")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestSpec:
+    """One request of a burst."""
+
+    kind: str
+    """``api`` or ``demo``."""
+    work: str
+    path: str = ""
+    """API: path and query, e.g. ``/test1?seconds=1``."""
+    api_name: str = ""
+    """Demo: the event's api_name, e.g. ``/sleep``."""
+    args: tuple[Any, ...] = ()
+    delay_s: float = 0.0
+    """Sent this long after the burst's start."""
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Raise the soft open-files limit to ``needed`` (up to the hard limit) for big bursts."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def error_class(exc: BaseException) -> str:
+    """A short, stable name for why a request failed."""
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "disconnected"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "refused"
+    if isinstance(exc, aiohttp.ClientOSError | ConnectionResetError):
+        return "reset"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "truncated"
+    return type(exc).__name__
+
+
+def _attribution(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        return {}
+    return {k: body[k] for k in _ATTRIBUTION_KEYS if isinstance(body.get(k), int)}
+
+
+async def _api_request(
+    session: aiohttp.ClientSession, base_url: str, spec: RequestSpec, *, index: int, t0: float, timeout: float
+) -> RequestRecord:
+    await asyncio.sleep(max(0.0, t0 + spec.delay_s - time.monotonic()))
+    sent = time.monotonic_ns()
+    try:
+        async with session.get(base_url + spec.path, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            raw = await response.read()
+            received = time.monotonic_ns()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            error = None if response.status < 400 else f"http_{response.status}"
+            return RequestRecord(
+                kind="api",
+                work=spec.work,
+                index=index,
+                sent_ns=sent,
+                received_ns=received,
+                status=response.status,
+                error=error,
+                detail=None if error is None else raw[:200].decode(errors="replace"),
+                **_attribution(body),
+            )
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return RequestRecord(
+            kind="api",
+            work=spec.work,
+            index=index,
+            sent_ns=sent,
+            received_ns=time.monotonic_ns(),
+            error=error_class(exc),
+            detail=str(exc)[:200] or type(exc).__name__,
+        )
+
+
+def classify_demo_error(exc: BaseException, workers: int) -> str:
+    """Name a failed demo click; a split queue is named as such.
+
+    Gradio's queue join (POST .../queue/join) and its event stream (GET
+    .../queue/data) are separate HTTP requests. With several workers they can
+    reach different processes, each with its own queue: the stream's worker
+    answers that it knows no such session, gradio_client's stream reader ends,
+    and the job is cancelled. A cancelled job (or a 404 for the session) with
+    more than one worker is that failure; with one worker it never happens.
+    """
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timeout"
+    if workers > 1 and (
+        isinstance(exc, concurrent.futures.CancelledError) or "session not found" in text or "404" in text
+    ):
+        return "queue_split"
+    return "demo_" + type(exc).__name__
+
+
+def _demo_click(
+    base_url: str, spec: RequestSpec, *, index: int, t0: float, timeout: float, workers: int
+) -> RequestRecord:
+    from gradio_client import Client
+
+    # One client per simulated user: its own session, created before the
+    # burst's instant so that fetching the config is not part of the click.
+    try:
+        client = Client(base_url, verbose=False, httpx_kwargs={"timeout": timeout})
+    except Exception as exc:  # the client raises assorted types while connecting
+        now = time.monotonic_ns()
+        return RequestRecord(
+            kind="demo",
+            work=spec.work,
+            index=index,
+            sent_ns=now,
+            received_ns=now,
+            error=error_class(exc),
+            detail=str(exc)[:200],
+        )
+    time.sleep(max(0.0, t0 + spec.delay_s - time.monotonic()))
+    sent = time.monotonic_ns()
+    try:
+        job = client.submit(*spec.args, api_name=spec.api_name)
+        result = job.result(timeout=timeout)
+    except Exception as exc:  # gradio_client wraps failures in several exception types
+        return RequestRecord(
+            kind="demo",
+            work=spec.work,
+            index=index,
+            sent_ns=sent,
+            received_ns=time.monotonic_ns(),
+            error=classify_demo_error(exc, workers),
+            detail=f"{type(exc).__name__}: {exc}"[:200],
+        )
+    finally:
+        client.close() if hasattr(client, "close") else None
+    received = time.monotonic_ns()
+    body = result[-1] if isinstance(result, tuple | list) else result
+    return RequestRecord(
+        kind="demo", work=spec.work, index=index, sent_ns=sent, received_ns=received, status=200, **_attribution(body)
+    )
+
+
+async def _poll_health(base_url: str, stop: asyncio.Event, records: list[RequestRecord], timeout: float) -> None:
+    # A fresh connection per check: a kept-alive one would always reach the
+    # same worker. Checks are fired on a fixed cadence, not one after another,
+    # so one stalled check does not hide the next ones.
+    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    pending: set[asyncio.Task[None]] = set()
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def check(index: int) -> None:
+            sent = time.monotonic_ns()
+            try:
+                async with session.get(f"{base_url}/health", timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                    body = await response.json(content_type=None)
+                    records.append(
+                        RequestRecord(
+                            kind="health",
+                            work=None,
+                            index=index,
+                            sent_ns=sent,
+                            received_ns=time.monotonic_ns(),
+                            status=response.status,
+                            pid=body.get("pid") if isinstance(body, dict) else None,
+                            # When the server's handler ran (its monotonic clock is ours).
+                            end_ns=body.get("now_ns") if isinstance(body, dict) else None,
+                        )
+                    )
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+                records.append(
+                    RequestRecord(
+                        kind="health",
+                        work=None,
+                        index=index,
+                        sent_ns=sent,
+                        received_ns=time.monotonic_ns(),
+                        error=error_class(exc),
+                    )
+                )
+
+        index = 0
+        while not stop.is_set():
+            task = asyncio.create_task(check(index))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            index += 1
+            try:
+                await asyncio.wait_for(stop.wait(), HEALTH_INTERVAL_S)
+            except TimeoutError:
+                pass
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        for task in pending:
+            task.cancel()
+
+
+async def run_burst(
+    base_url: str,
+    specs: Sequence[RequestSpec],
+    *,
+    timeout: float,
+    workers: int,
+    health: bool = True,
+) -> list[RequestRecord]:
+    """Fire ``specs`` at one instant (plus each one's delay); return every record, health checks included."""
+    raise_fd_limit(4 * len(specs) + 256)
+    loop = asyncio.get_running_loop()
+    demo_specs = [(i, s) for i, s in enumerate(specs) if s.kind == "demo"]
+    api_specs = [(i, s) for i, s in enumerate(specs) if s.kind == "api"]
+    # Demo clients connect first (their set-up is not part of the burst).
+    t0 = time.monotonic() + (1.0 if demo_specs else 0.05) + 0.02 * len(demo_specs)
+    health_records: list[RequestRecord] = []
+    stop = asyncio.Event()
+
+    async def poll_from_t0() -> None:
+        # Health polling covers the burst, not the demo clients' set-up.
+        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
+        await _poll_health(base_url, stop, health_records, timeout)
+
+    poller = asyncio.create_task(poll_from_t0()) if health else None
+    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    # One thread per demo user: the default executor has too few on a small machine.
+    clickers = ThreadPoolExecutor(max_workers=max(1, len(demo_specs)), thread_name_prefix="launch-demo")
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+            tasks: list[asyncio.Future[RequestRecord]] = [
+                asyncio.ensure_future(_api_request(session, base_url, s, index=i, t0=t0, timeout=timeout))
+                for i, s in api_specs
+            ]
+            tasks += [
+                asyncio.ensure_future(
+                    loop.run_in_executor(
+                        clickers,
+                        functools.partial(_demo_click, base_url, s, index=i, t0=t0, timeout=timeout, workers=workers),
+                    )
+                )
+                for i, s in demo_specs
+            ]
+            results = await asyncio.gather(*tasks)
+    finally:
+        clickers.shutdown(wait=False, cancel_futures=True)
+    stop.set()
+    if poller is not None:
+        await poller
+    return sorted(results, key=lambda r: r.index) + health_records

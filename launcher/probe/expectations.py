@@ -1,0 +1,331 @@
+"""The expectation model: what a profile must do in a burst, as invariants.
+
+Pure functions from (profile, scenario result, cores) to verdicts; no I/O.
+Every expectation is stated so that it holds whatever the kernel's luck in
+spreading connections over workers -- it does not spread them evenly (one
+measurement here put 6 of 6 connections on one of 3 workers). So the model
+never predicts a total that depends on the spread; it predicts per-pid
+behaviour from the requests each pid actually got, and bounds across pids
+that no spread can beat.
+
+Tolerances are explicit and justified by measured timing error on this
+2-core machine (see ``bench/``):
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from launcher.probe import metrics
+from launcher.probe.model import LogEvent, RequestRecord, ScenarioResult, Verdict
+from profiles.model import Profile
+
+THREAD_POOL = 40
+"""anyio's default worker threads per process (FastAPI's sync handlers)."""
+
+REL_TOLERANCE = 0.25
+"""Relative slack on durations: CPU work calibrated in one process runs up to ~15 %
+slower in another on a shared 2-core machine (frequency, cache, neighbours)."""
+
+ABS_TOLERANCE_S = 0.15
+"""Absolute slack on durations: connection set-up, thread dispatch and the
+client's own scheduling, measured at p99 well under 50 ms here; 3x margin."""
+
+DISPATCH_SLACK_S = 0.35
+"""Longest wait from send to work start for a request nothing should hold back
+(accept, parse, thread dispatch) while other work keeps both cores busy."""
+
+HEALTH_FAST_S = 0.100
+"""A liveness check on a worker whose event loop is free answers within 100 ms."""
+
+BLOCK_EPSILON_NS = 5_000_000
+"""A health check counts as sent during a work interval only if it was sent
+5 ms after the work started and 5 ms before it ended."""
+
+
+def _verdict(scenario: str, expectation: str, observed: str, passed: bool, why: str) -> Verdict:
+    return Verdict(scenario=scenario, expectation=expectation, observed=observed, passed=passed, why=why)
+
+
+def _fmt_pids(values: dict[int, int]) -> str:
+    return ", ".join(f"{pid}:{n}" for pid, n in sorted(values.items())) or "none"
+
+
+def check_no_errors(result: ScenarioResult, *, allow: Sequence[str] = ()) -> Verdict:
+    """Every work request completed (error classes in ``allow`` are reported, not failed)."""
+    errors = metrics.errors_by_class(result.records)
+    bad = {k: v for k, v in errors.items() if k not in allow}
+    observed = ", ".join(f"{k}={v}" for k, v in sorted(errors.items())) or "none"
+    expectation = "every request completes"
+    if allow:
+        expectation += f" (besides {', '.join(allow)})"
+    return _verdict(
+        result.scenario,
+        expectation,
+        f"errors: {observed}",
+        not bad,
+        "no request failed" if not errors else ("only tolerated failures" if not bad else "requests failed"),
+    )
+
+
+def check_serialized_per_pid(result: ScenarioResult, *, pipeline: bool = False, what: str = "work") -> Verdict:
+    """Within one pid, work intervals never overlap."""
+    overlaps = metrics.overlap_by_pid(result.records, pipeline=pipeline)
+    worst = max(overlaps.values(), default=0)
+    return _verdict(
+        result.scenario,
+        f"within one worker process, {what} never overlaps",
+        f"max overlap per pid {worst} ({_fmt_pids(overlaps)})",
+        worst <= 1,
+        "one event loop runs one blocking call at a time"
+        if not pipeline
+        else "the per-process pipeline lock serializes generations",
+    )
+
+
+def check_overlap_at_most(
+    result: ScenarioResult, limit: int, *, kinds: tuple[str, ...], why: str, what: str
+) -> Verdict:
+    """Within one pid, work of ``kinds`` overlaps at most ``limit``."""
+    records = metrics.work_records(result.records, kinds=kinds)
+    overlaps = metrics.overlap_by_pid(records)
+    worst = max(overlaps.values(), default=0)
+    return _verdict(
+        result.scenario,
+        f"within one worker process, {what} overlap at most {limit}",
+        f"max overlap per pid {worst} ({_fmt_pids(overlaps)})",
+        worst <= limit,
+        why,
+    )
+
+
+def check_full_overlap(result: ScenarioResult) -> Verdict:
+    """Sync sleep: all the requests a pid got run at once (up to the thread pool)."""
+    overlaps = metrics.overlap_by_pid(result.records)
+    counts = metrics.counts_by_pid(result.records)
+    short = {pid: overlaps.get(pid, 0) for pid, n in counts.items() if overlaps.get(pid, 0) < min(n, THREAD_POOL)}
+    return _verdict(
+        result.scenario,
+        f"within one worker process, sleep work overlaps fully (up to {THREAD_POOL} threads)",
+        f"overlap per pid {_fmt_pids(overlaps)} for requests per pid {_fmt_pids(counts)}",
+        not short and bool(counts),
+        "def handlers run in the thread pool and time.sleep releases the GIL",
+    )
+
+
+def check_gil_bound(result: ScenarioResult) -> Verdict:
+    """Sync CPU: k concurrent CPU requests in one pid take at least k x S together."""
+    short: list[str] = []
+    spans: list[str] = []
+    for pid, group in metrics.by_pid(metrics.work_records(result.records)).items():
+        k = len(group)
+        span = (max(r.end_ns or 0 for r in group) - min(r.start_ns or 0 for r in group)) / 1e9
+        spans.append(f"{pid}: {k} in {span:.2f}s")
+        if span < k * result.seconds * (1 - REL_TOLERANCE):
+            short.append(str(pid))
+    return _verdict(
+        result.scenario,
+        "within one worker process, k concurrent CPU requests need >= k x S (one GIL)",
+        "; ".join(spans) or "no attributed work",
+        not short and bool(spans),
+        "threads of one process share one GIL: pure-Python CPU work does not run in parallel",
+    )
+
+
+def check_cpu_parallelism(result: ScenarioResult, workers: int, cores: int) -> Verdict:
+    """Across pids: n CPU requests need >= n x S / min(workers, cores)."""
+    parallel = max(1, min(workers, cores))
+    floor = len(metrics.work_records(result.records)) * result.seconds / parallel
+    span = metrics.span_s(result.records)
+    return _verdict(
+        result.scenario,
+        f"CPU parallelism is bounded by min(workers, cores) = {parallel}",
+        f"{len(metrics.work_records(result.records))} x {result.seconds:g}s of CPU work took {span:.2f}s "
+        f"(floor {floor:.2f}s)",
+        span >= floor * (1 - REL_TOLERANCE),
+        f"{workers} worker process(es) on {cores} core(s) cannot do more CPU seconds per second",
+    )
+
+
+def check_serial_makespan(result: ScenarioResult) -> Verdict:
+    """Async sleep: the burst takes about the largest per-pid count x S."""
+    counts = metrics.counts_by_pid(result.records)
+    k = max(counts.values(), default=0)
+    expected = k * result.seconds
+    span = metrics.span_s(result.records)
+    low = expected * (1 - REL_TOLERANCE) - ABS_TOLERANCE_S
+    high = expected * (1 + REL_TOLERANCE) + ABS_TOLERANCE_S
+    return _verdict(
+        result.scenario,
+        "makespan ~ largest per-pid request count x S",
+        f"work span {span:.2f}s for max {k} per pid x {result.seconds:g}s = {expected:.2f}s",
+        bool(counts) and low <= span <= high,
+        "each worker does its requests one after another; workers run side by side",
+    )
+
+
+def check_health_blocked(result: ScenarioResult) -> Verdict:
+    """Async: a /health sent while its worker was blocked is answered only after that work ended."""
+    work_by_pid = metrics.by_pid(metrics.work_records(result.records))
+    blocked = early = 0
+    for check in result.records:
+        if check.kind != "health" or not check.ok or check.pid is None:
+            continue
+        for work in work_by_pid.get(check.pid, []):
+            start, end = metrics.interval(work)
+            if start + BLOCK_EPSILON_NS < check.sent_ns < end - BLOCK_EPSILON_NS:
+                blocked += 1
+                answered = check.end_ns if check.end_ns is not None else check.received_ns
+                if answered < end - BLOCK_EPSILON_NS:
+                    early += 1
+                break
+    observed = f"{blocked} health check(s) reached a blocked worker, {early} answered before its work ended"
+    return _verdict(
+        result.scenario,
+        "/health on a worker with blocking async work waits for that work",
+        observed if blocked else "no health check reached a blocked worker (others answered)",
+        early == 0,
+        "the worker's event loop is blocked, so it cannot answer anything until the work returns",
+    )
+
+
+def check_health_fast(result: ScenarioResult) -> Verdict:
+    """Sync/offload: /health stays fast throughout the burst."""
+    latencies = metrics.health_latencies(result.records)
+    p99 = metrics.percentile(latencies, 0.99)
+    failed = len([r for r in result.records if r.kind == "health" and not r.ok])
+    return _verdict(
+        result.scenario,
+        f"/health stays fast (p99 <= {HEALTH_FAST_S * 1000:.0f} ms)",
+        f"p99 {p99 * 1000:.1f} ms, max {max(latencies, default=0) * 1000:.1f} ms over {len(latencies)} checks"
+        + (f", {failed} failed" if failed else ""),
+        bool(latencies) and p99 <= HEALTH_FAST_S and failed == 0,
+        "blocking work runs in threads, so the event loop stays free",
+    )
+
+
+def check_api_not_queued(result: ScenarioResult) -> Verdict:
+    """Sync mixed: API calls start at once, beside demo events (concurrency_limit does not bind them)."""
+    api = metrics.work_records(result.records, kinds=("api",))
+    waits = [((r.start_ns or 0) - r.sent_ns) / 1e9 for r in api]
+    worst = max(waits, default=0.0)
+    return _verdict(
+        result.scenario,
+        "API calls are not bound by the demo's concurrency_limit (they start at once)",
+        f"longest wait from send to work start {worst * 1000:.0f} ms over {len(api)} API calls",
+        bool(api) and worst <= DISPATCH_SLACK_S,
+        "concurrency_limit belongs to Gradio's queue; FastAPI routes never enter it",
+    )
+
+
+def check_demo_queue(result: ScenarioResult, workers: int) -> Verdict:
+    """Demo clicks: with one worker all complete; with several, a split queue is a known failure."""
+    demo = [r for r in result.records if r.kind == "demo"]
+    split = len([r for r in demo if r.error == "queue_split"])
+    other = len([r for r in demo if not r.ok and r.error != "queue_split"])
+    if workers == 1:
+        return _verdict(
+            result.scenario,
+            "with one worker every demo click completes",
+            f"{len(demo) - split - other} of {len(demo)} completed",
+            split == 0 and other == 0,
+            "one process holds the whole Gradio queue",
+        )
+    return _verdict(
+        result.scenario,
+        "with several workers demo clicks may fail only from a split queue",
+        f"{split} of {len(demo)} failed from a split queue, {other} otherwise",
+        other == 0,
+        "queue join and event stream are separate requests that can reach different workers, each with its own queue",
+    )
+
+
+def timeout_events(events: Sequence[LogEvent]) -> list[LogEvent]:
+    """The worker-timeout events among ``events``."""
+    return [e for e in events if e.kind == "worker_timeout"]
+
+
+def check_gunicorn_timeout(result: ScenarioResult, profile: Profile) -> list[Verdict]:
+    """gunicorn: a blocked loop past the timeout is killed; a sync sleep past it completes."""
+    api = [r for r in result.records if r.kind == "api"]
+    timeouts = timeout_events(result.log_events)
+    observed = f"{len(timeouts)} WORKER TIMEOUT line(s); request: " + ", ".join(
+        r.error or f"HTTP {r.status} after {r.latency_s:.1f}s" for r in api
+    )
+    if profile.mode == "async":
+        return [
+            _verdict(
+                result.scenario,
+                f"async handler blocking past timeout={profile.timeout:g}s: worker killed, client disconnected",
+                observed,
+                bool(timeouts) and all(not r.ok for r in api),
+                "gunicorn's timeout checks that the worker's event loop still runs; a blocked loop looks dead",
+            )
+        ]
+    return [
+        _verdict(
+            result.scenario,
+            f"{profile.mode} handler sleeping past timeout={profile.timeout:g}s completes; no worker killed",
+            observed,
+            not timeouts and all(r.ok for r in api),
+            "the timeout is a liveness check of the event loop, not a request timeout",
+        )
+    ]
+
+
+def expectations(profile: Profile, result: ScenarioResult, *, cores: int) -> list[Verdict]:
+    """Every verdict for one scenario of one profile."""
+    mode = profile.mode
+    scenario = result.scenario
+    verdicts: list[Verdict] = []
+    if scenario == "timeout":
+        return check_gunicorn_timeout(result, profile)
+    multi_demo = ("queue_split",) if profile.workers > 1 else ()
+    verdicts.append(check_no_errors(result, allow=multi_demo if scenario == "mixed" else ()))
+    if scenario == "generate":
+        verdicts.append(check_serialized_per_pid(result, pipeline=True, what="pipeline calls"))
+    if mode == "async":
+        verdicts.append(check_serialized_per_pid(result, what="async-blocking work"))
+        if scenario == "sleep":
+            verdicts.append(check_serial_makespan(result))
+        verdicts.append(check_health_blocked(result))
+    elif mode == "sync":
+        if scenario == "sleep":
+            verdicts.append(check_full_overlap(result))
+        if scenario == "cpu":
+            verdicts.append(check_gil_bound(result))
+        if scenario in ("sleep", "mixed", "generate"):
+            verdicts.append(check_health_fast(result))
+    else:
+        verdicts.append(
+            check_overlap_at_most(
+                result,
+                profile.limiter,
+                kinds=("api", "demo"),
+                what="offloaded requests (demo and API together)",
+                why="one CapacityLimiter per process is shared by the demo and the API",
+            )
+        )
+        verdicts.append(check_health_fast(result))
+    if scenario == "cpu":
+        verdicts.append(check_cpu_parallelism(result, profile.workers, cores))
+    if scenario == "mixed":
+        verdicts.append(check_demo_queue(result, profile.workers))
+        if mode != "async":
+            verdicts.append(
+                check_overlap_at_most(
+                    result,
+                    profile.concurrency_limit,
+                    kinds=("demo",),
+                    what="demo events",
+                    why="Gradio's queue runs at most concurrency_limit events of a button per process",
+                )
+            )
+        if mode == "sync":
+            verdicts.append(check_api_not_queued(result))
+    return verdicts
+
+
+def records_of(result: ScenarioResult, kind: str) -> list[RequestRecord]:
+    """The records of one kind."""
+    return [r for r in result.records if r.kind == kind]

@@ -1,0 +1,264 @@
+"""Plain result objects of a probe run, and their versioned JSON form.
+
+Results are recorded once and rendered many times (terminal tables, JSON,
+HTML), so everything a renderer needs is here as data, nothing as behaviour.
+All times are ``time.monotonic_ns()`` values: on Linux one clock for every
+process, so client send/receive times and the server's work start/end can be
+compared directly.
+
+JSON schema ``launch.probe`` version 1 (see :func:`run_to_json`)::
+
+    {"schema": "launch.probe", "schema_version": 1, "complete": bool,
+     "created": ISO-8601, "machine": {...}, "options": {...},
+     "profiles": [ProfileResult...], "claims": [Claim...],
+     "recommendation": Recommendation | null}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "launch.probe"
+SCHEMA_VERSION = 1
+
+
+class ResultFileError(ValueError):
+    """A result file is unreadable, truncated, foreign or of a newer schema."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestRecord:
+    """One request of a burst as the client saw it, with the server's attribution."""
+
+    kind: str
+    """``api``, ``demo`` or ``health``."""
+    work: str | None
+    """``sleep``, ``cpu``, ``generate``; None for health."""
+    index: int
+    sent_ns: int
+    received_ns: int
+    status: int | None = None
+    """HTTP status (demo clicks: 200 when the event completed)."""
+    error: str | None = None
+    """Error class: ``timeout``, ``disconnected``, ``refused``, ``http_5xx``, ``queue_split``, ..."""
+    detail: str | None = None
+    pid: int | None = None
+    thread: int | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    in_flight: int | None = None
+    pipeline_start_ns: int | None = None
+    pipeline_end_ns: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Completed with a 2xx answer."""
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+    @property
+    def latency_s(self) -> float:
+        """Client-side latency in seconds."""
+        return (self.received_ns - self.sent_ns) / 1e9
+
+    @property
+    def has_work_interval(self) -> bool:
+        """True when the server reported when the work ran."""
+        return self.start_ns is not None and self.end_ns is not None and self.pid is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogEvent:
+    """A notable line of the server's log during a scenario."""
+
+    kind: str
+    """``worker_timeout``, ``worker_killed``, ``worker_booted``, ``worker_died``, ``error``."""
+    pid: int | None
+    line: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """One expectation checked against the evidence."""
+
+    expectation: str
+    observed: str
+    passed: bool
+    why: str
+    scenario: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioResult:
+    """One burst: what was sent, what came back, what the log said."""
+
+    scenario: str
+    n: int
+    seconds: float
+    started_ns: int
+    finished_ns: int
+    records: tuple[RequestRecord, ...]
+    log_events: tuple[LogEvent, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileResult:
+    """Everything measured for one profile."""
+
+    profile: dict[str, Any]
+    source: str | None
+    status: str
+    """``ok``, ``did_not_start``, ``interrupted``."""
+    ready_seconds: float | None = None
+    pids: tuple[int, ...] = ()
+    error: str | None = None
+    log_tail: str = ""
+    scenarios: tuple[ScenarioResult, ...] = ()
+    stop_seconds: float | None = None
+    stop_forced: bool = False
+
+    @property
+    def name(self) -> str:
+        """The profile's name."""
+        return str(self.profile["name"])
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        """Every verdict of every scenario."""
+        return [v for s in self.scenarios for v in s.verdicts]
+
+    @property
+    def passed(self) -> bool:
+        """Started, and every expectation held."""
+        return self.status == "ok" and all(v.passed for v in self.verdicts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A claim of the original write-up, judged on this run's evidence."""
+
+    number: int
+    text: str
+    verdict: str
+    """``CONFIRMED``, ``REFUTED``, ``DEPENDS`` or ``UNTESTED``."""
+    evidence: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recommendation:
+    """The profile to deploy, and why the others lost."""
+
+    profile: dict[str, Any]
+    source: str | None
+    ready_seconds: float | None
+    why: str
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeRun:
+    """A whole probe run."""
+
+    created: str
+    machine: dict[str, Any]
+    options: dict[str, Any]
+    profiles: tuple[ProfileResult, ...]
+    claims: tuple[Claim, ...] = ()
+    recommendation: Recommendation | None = None
+    complete: bool = True
+
+    @property
+    def passed(self) -> bool:
+        """Every profile started and met every expectation."""
+        return all(p.passed for p in self.profiles)
+
+
+def run_to_json(run: ProbeRun) -> dict[str, Any]:
+    """The run as a JSON-ready dict (schema ``launch.probe``, current version)."""
+    body = dataclasses.asdict(run)
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **body}
+
+
+def dump_run(run: ProbeRun) -> str:
+    """The run as JSON text."""
+    return json.dumps(run_to_json(run), indent=1)
+
+
+def _build(cls: type[Any], data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ResultFileError(f"{where}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:
+        raise ResultFileError(f"{where}: {exc}") from None
+
+
+def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data[key]
+    if not isinstance(value, dict):
+        raise ResultFileError(f"{key}: expected an object, got {type(value).__name__}")
+    return dict(value)
+
+
+def run_from_json(data: Any) -> ProbeRun:
+    """Rebuild a run from :func:`run_to_json` output; :class:`ResultFileError` if it is not one."""
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ResultFileError('not a launch probe result (missing "schema": "launch.probe")')
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise ResultFileError("schema_version is missing or not an integer")
+    if version > SCHEMA_VERSION:
+        raise ResultFileError(
+            f"schema_version {version} is newer than this launch understands ({SCHEMA_VERSION}); upgrade launch"
+        )
+    try:
+        profiles = []
+        for i, p in enumerate(data["profiles"]):
+            scenarios = []
+            for j, s in enumerate(p.get("scenarios", [])):
+                where = f"profiles[{i}].scenarios[{j}]"
+                records = tuple(_build(RequestRecord, r, f"{where}.records") for r in s.get("records", []))
+                events = tuple(_build(LogEvent, e, f"{where}.log_events") for e in s.get("log_events", []))
+                verdicts = tuple(_build(Verdict, v, f"{where}.verdicts") for v in s.get("verdicts", []))
+                scenarios.append(
+                    _build(
+                        ScenarioResult,
+                        {**s, "records": records, "log_events": events, "verdicts": verdicts},
+                        where,
+                    )
+                )
+            profiles.append(
+                _build(
+                    ProfileResult,
+                    {**p, "scenarios": tuple(scenarios), "pids": tuple(p.get("pids", ()))},
+                    f"profiles[{i}]",
+                )
+            )
+        claims = tuple(_build(Claim, c, "claims") for c in data.get("claims", []))
+        rec = data.get("recommendation")
+        recommendation = _build(Recommendation, rec, "recommendation") if rec is not None else None
+        return ProbeRun(
+            created=str(data["created"]),
+            machine=_object(data, "machine"),
+            options=_object(data, "options"),
+            profiles=tuple(profiles),
+            claims=claims,
+            recommendation=recommendation,
+            complete=bool(data.get("complete", True)),
+        )
+    except (KeyError, AttributeError, TypeError) as exc:
+        raise ResultFileError(f"malformed launch probe result: {type(exc).__name__}: {exc}") from None
+
+
+def load_run(text: str) -> ProbeRun:
+    """Parse JSON text into a run; :class:`ResultFileError` with one line when it is not one."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(f"not valid JSON (truncated?): {exc}") from None
+    return run_from_json(data)

@@ -1,0 +1,329 @@
+"""Run the probe: start each profile, fire its bursts, judge them, stop it.
+
+One profile at a time, so one profile's CPU work never disturbs another's
+measurements. Each profile runs as a ``launch --profile`` child in its own
+process group (:class:`launcher.child.ServerProcess`); whatever happens --
+a failed start, a crash, Ctrl-C -- it is stopped before the next one starts,
+and the results gathered so far are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import importlib.metadata
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.work import calibrate_cpu_rate
+from launcher.child import ServerProcess
+from launcher.errors import ConfigError, StartupError
+from launcher.probe.client import RequestSpec, run_burst
+from launcher.probe.expectations import expectations
+from launcher.probe.logs import parse_log_events
+from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult
+from launcher.server import health_ok
+from profiles.model import Profile
+
+SCENARIOS: tuple[str, ...] = ("sleep", "cpu", "generate", "mixed", "liveness", "timeout")
+"""``liveness`` is not a burst of its own: it polls /health during every burst."""
+BURST_SCENARIOS: tuple[str, ...] = tuple(s for s in SCENARIOS if s != "liveness")
+SEED_SLEEP_S = 10.0
+"""The write-up's ``time.sleep(10)``."""
+SEED_CPU_S = 8.0
+"""The write-up's ``for i in range(100000000)``: about 8 s on its machine."""
+TIMEOUT_OVERSHOOT_S = 3.0
+"""The timeout scenario's work lasts the profile's timeout plus this."""
+MAX_REQUESTS = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeOptions:
+    """How hard and how long to probe."""
+
+    scenarios: tuple[str, ...] = SCENARIOS
+    requests: int = 3
+    """N: concurrent requests per burst (mixed: N demo clicks and N API calls)."""
+    seconds: float = 1.0
+    """S: work per sleep/CPU request."""
+    cpu_seconds: float | None = None
+    """Work per CPU request; ``seconds`` when None."""
+    steps: int = 4
+    fail_fast: bool = False
+    start_timeout: float = 180.0
+    cpu_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.scenarios if s not in SCENARIOS]
+        if unknown:
+            raise ConfigError(f"unknown scenario {unknown[0]!r}: expected some of {', '.join(SCENARIOS)}")
+        if not self.scenarios:
+            raise ConfigError("no scenario given")
+        if not 1 <= self.requests <= MAX_REQUESTS:
+            raise ConfigError(f"requests = {self.requests}: expected 1 to {MAX_REQUESTS}")
+        if not 0 < self.seconds <= 120:
+            raise ConfigError(f"seconds = {self.seconds:g}: expected more than 0 and at most 120")
+        if self.cpu_seconds is not None and not 0 < self.cpu_seconds <= 120:
+            raise ConfigError(f"cpu_seconds = {self.cpu_seconds:g}: expected more than 0 and at most 120")
+        if not 1 <= self.steps <= 50:
+            raise ConfigError(f"steps = {self.steps}: expected 1 to 50")
+        if self.start_timeout <= 0:
+            raise ConfigError(f"start_timeout = {self.start_timeout:g}: expected more than 0")
+
+    @classmethod
+    def seeded(cls, **kwargs: object) -> ProbeOptions:
+        """The write-up's durations: 10 s sleeps and ~8 s CPU loops."""
+        return cls(seconds=SEED_SLEEP_S, cpu_seconds=SEED_CPU_S, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def cpu_s(self) -> float:
+        """Seconds per CPU request."""
+        return self.cpu_seconds if self.cpu_seconds is not None else self.seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgressEvent:
+    """Where the probe is, for live progress displays."""
+
+    index: int
+    total: int
+    profile: str
+    phase: str
+    """``starting``, a scenario name, ``stopping``, ``done``, ``did_not_start``."""
+    detail: str = ""
+    expected_seconds: float = 0.0
+    """For a scenario: how long its burst should take at least."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileTarget:
+    """A profile to probe and the file it came from (None: built in)."""
+
+    profile: Profile
+    source: Path | None = None
+
+
+@dataclass(kw_only=True)
+class _State:
+    results: list[ProfileResult] = field(default_factory=list)
+    complete: bool = True
+
+
+def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[RequestSpec]:
+    """The requests of one burst."""
+    n, s = options.requests, options.seconds
+    if scenario == "sleep":
+        return [RequestSpec(kind="api", work="sleep", path=f"/test1?seconds={s:g}") for _ in range(n)]
+    if scenario == "cpu":
+        return [RequestSpec(kind="api", work="cpu", path=f"/test2?seconds={options.cpu_s:g}") for _ in range(n)]
+    if scenario == "generate":
+        return [
+            RequestSpec(kind="api", work="generate", path=f"/generate?steps={options.steps}&seed={i}&format=json")
+            for i in range(n)
+        ]
+    if scenario == "mixed":
+        # Demo clicks first, API calls 50 ms later: the write-up's experiment,
+        # and the order that shows whether a later API call can overtake.
+        demo = [RequestSpec(kind="demo", work="sleep", api_name="/sleep", args=(s,)) for _ in range(n)]
+        api = [RequestSpec(kind="api", work="sleep", path=f"/test1?seconds={s:g}", delay_s=0.05) for _ in range(n)]
+        return demo + api
+    if scenario == "timeout":
+        return [RequestSpec(kind="api", work="sleep", path=f"/test1?seconds={profile.timeout + TIMEOUT_OVERSHOOT_S:g}")]
+    raise ValueError(f"no burst for scenario {scenario!r}")
+
+
+def applies(scenario: str, profile: Profile) -> bool:
+    """Whether ``scenario`` means anything for ``profile`` (only gunicorn has a worker timeout)."""
+    if scenario == "timeout":
+        return profile.backend == "gunicorn" and profile.timeout + TIMEOUT_OVERSHOOT_S <= 120
+    if scenario == "generate":
+        return profile.model != "none"
+    return scenario in BURST_SCENARIOS
+
+
+def machine_info() -> dict[str, object]:
+    """Cores, Python and the versions of what is measured."""
+    versions: dict[str, str | None] = {}
+    for package in ("uvicorn", "gunicorn", "hypercorn", "uvicorn-worker", "fastapi", "gradio", "torch", "diffusers"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cores": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+def _wait_settled(url: str, timeout: float = 30.0) -> None:
+    # Between bursts: wait until the server answers health promptly again
+    # (a worker killed by the timeout scenario is being replaced, say).
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not health_ok(url):
+        time.sleep(0.1)
+
+
+def _burst_timeout(specs: Sequence[RequestSpec], options: ProbeOptions, profile: Profile) -> float:
+    # Generous and bounded: every request done one after another, three
+    # times over, plus start-up slack for workers replaced mid-burst.
+    per_request = max(options.seconds, options.cpu_s, profile.timeout + TIMEOUT_OVERSHOOT_S if len(specs) == 1 else 0)
+    return 3 * len(specs) * per_request + 30
+
+
+def probe_profile(
+    target: ProfileTarget,
+    options: ProbeOptions,
+    *,
+    cores: int,
+    cpu_rate: float,
+    report: Callable[[str, str, float], None],
+    results: list[ProfileResult],
+) -> ProfileResult:
+    """Start one profile, run its scenarios, stop it; never leaves it running.
+
+    The result is appended to ``results`` even when Ctrl-C ends the run
+    mid-profile, so what was measured is kept.
+    """
+    profile = target.profile
+    server = ServerProcess(
+        profile=profile,
+        profiles_files=(target.source,) if target.source else (),
+        env={"LAUNCH_CPU_RATE": repr(cpu_rate)},
+    )
+    report("starting", "", 0.0)
+    try:
+        server.start(timeout=options.start_timeout)
+    except StartupError as exc:
+        report("did_not_start", str(exc), 0.0)
+        result = ProfileResult(
+            profile=profile.to_dict(),
+            source=str(target.source) if target.source else None,
+            status="did_not_start",
+            error=str(exc),
+            log_tail=server.log_tail(),
+        )
+        server.cleanup()
+        results.append(result)
+        return result
+    scenarios: list[ScenarioResult] = []
+    status = "ok"
+    try:
+        for scenario in options.scenarios:
+            if not applies(scenario, profile):
+                continue
+            if not server.alive():
+                status = "died"
+                break
+            specs = plan(scenario, profile, options)
+            expected = options.cpu_s if scenario == "cpu" else options.seconds
+            report(scenario, f"{len(specs)} requests", expected)
+            _wait_settled(server.url)
+            log_offset = len(server.log_text())
+            started = time.monotonic_ns()
+            records = asyncio.run(
+                run_burst(
+                    server.url,
+                    specs,
+                    timeout=_burst_timeout(specs, options, profile),
+                    workers=profile.workers,
+                    health="liveness" in options.scenarios,
+                )
+            )
+            finished = time.monotonic_ns()
+            events = parse_log_events(server.log_text()[log_offset:])
+            measured = ScenarioResult(
+                scenario=scenario,
+                n=len(specs),
+                seconds=options.cpu_s if scenario == "cpu" else options.seconds,
+                started_ns=started,
+                finished_ns=finished,
+                records=tuple(records),
+                log_events=tuple(events),
+            )
+            verdicts = expectations(profile, measured, cores=cores)
+            scenarios.append(dataclasses.replace(measured, verdicts=tuple(verdicts)))
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        report("stopping", "", 0.0)
+        stopped = server.stop()
+        final = ProfileResult(
+            profile=profile.to_dict(),
+            source=str(target.source) if target.source else None,
+            status=status,
+            ready_seconds=server.ready_seconds,
+            pids=server.pids,
+            log_tail=server.log_tail(),
+            scenarios=tuple(scenarios),
+            stop_seconds=stopped.seconds,
+            stop_forced=stopped.forced,
+        )
+        server.cleanup()
+        results.append(final)
+    return final
+
+
+def run_probe(
+    targets: Sequence[ProfileTarget],
+    options: ProbeOptions,
+    *,
+    progress: Callable[[ProgressEvent], None] | None = None,
+) -> ProbeRun:
+    """Probe every target in order; on Ctrl-C return what was gathered, marked incomplete."""
+    cores = len(os.sched_getaffinity(0))
+    cpu_rate = options.cpu_rate or calibrate_cpu_rate()
+    state = _State()
+    total = len(targets)
+    for index, target in enumerate(targets, start=1):
+
+        def report(phase: str, detail: str, expected: float, _i: int = index, _t: ProfileTarget = target) -> None:
+            if progress is not None:
+                progress(
+                    ProgressEvent(
+                        index=_i,
+                        total=total,
+                        profile=_t.profile.name,
+                        phase=phase,
+                        detail=detail,
+                        expected_seconds=expected,
+                    )
+                )
+
+        try:
+            result = probe_profile(
+                target, options, cores=cores, cpu_rate=cpu_rate, report=report, results=state.results
+            )
+        except KeyboardInterrupt:
+            state.complete = False
+            break
+        report("done", "passed" if result.passed else "failed", 0.0)
+        if options.fail_fast and not result.passed:
+            break
+    from launcher.probe.claims import judge_claims
+    from launcher.probe.recommend import recommend
+
+    results = tuple(state.results)
+    return ProbeRun(
+        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        machine={**machine_info(), "cpu_rate": cpu_rate},
+        options={
+            "scenarios": list(options.scenarios),
+            "requests": options.requests,
+            "seconds": options.seconds,
+            "cpu_seconds": options.cpu_s,
+            "steps": options.steps,
+        },
+        profiles=results,
+        claims=tuple(judge_claims(results, cores=cores)),
+        recommendation=recommend(results),
+        complete=state.complete,
+    )

@@ -1,0 +1,504 @@
+"""The expectation model over synthetic bursts: invariants that hold whatever the spread over workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from launcher.probe import expectations as ex
+from launcher.probe.expectations import (
+    ABS_TOLERANCE_S,
+    DISPATCH_SLACK_S,
+    HEALTH_FAST_S,
+    THREAD_POOL,
+    check_api_not_queued,
+    check_cpu_parallelism,
+    check_demo_queue,
+    check_full_overlap,
+    check_gil_bound,
+    check_gunicorn_timeout,
+    check_health_blocked,
+    check_health_fast,
+    check_no_errors,
+    check_overlap_at_most,
+    check_serial_makespan,
+    check_serialized_per_pid,
+    expectations,
+)
+from launcher.probe.model import LogEvent, Verdict
+from profiles import builtin_profiles
+from tests.launcher.probe.records import back_to_back, health, profile, scenario, spread, together, work
+
+S = 1.0
+SPREADS = [(6, 0, 0), (3, 2, 1), (2, 2, 2)]
+
+
+class TestNoErrors:
+    def test_all_completed(self) -> None:
+        verdict = check_no_errors(scenario("sleep", spread([2, 1], S)))
+        assert verdict.passed
+        assert verdict.observed == "errors: none"
+
+    def test_failure_fails(self) -> None:
+        records = [*spread([1], S), work("api", None, None, None, error="timeout")]
+        verdict = check_no_errors(scenario("sleep", records))
+        assert not verdict.passed
+        assert "timeout=1" in verdict.observed
+
+    def test_allowed_class_is_reported_not_failed(self) -> None:
+        records = [*spread([1], S), work("demo", None, None, None, error="queue_split")]
+        verdict = check_no_errors(scenario("mixed", records), allow=("queue_split",))
+        assert verdict.passed
+        assert "queue_split=1" in verdict.observed
+        assert "queue_split" in verdict.expectation
+
+    def test_other_class_still_fails_when_one_is_allowed(self) -> None:
+        records = [work("demo", None, None, None, error="queue_split"), work("api", 1, 0, 1, status=500)]
+        assert not check_no_errors(scenario("mixed", records), allow=("queue_split",)).passed
+
+    def test_failed_health_checks_are_not_work_errors(self) -> None:
+        records = [*spread([1], S), health(101, 0.1, 0.2, error="timeout")]
+        assert check_no_errors(scenario("sleep", records)).passed
+
+
+class TestAsyncSleepWhateverTheSpread:
+    """``async`` 3 workers, 6 sleeps: each pid serializes what it got; the makespan follows the busiest pid."""
+
+    @pytest.mark.parametrize("counts", SPREADS, ids=lambda c: "/".join(map(str, c)))
+    def test_serialized_per_pid(self, counts: tuple[int, ...]) -> None:
+        verdict = check_serialized_per_pid(scenario("sleep", spread(counts, S)))
+        assert verdict.passed, verdict.observed
+        assert verdict.observed.startswith("max overlap per pid 1")
+
+    @pytest.mark.parametrize("counts", SPREADS, ids=lambda c: "/".join(map(str, c)))
+    def test_serial_makespan_uses_largest_per_pid_count(self, counts: tuple[int, ...]) -> None:
+        verdict = check_serial_makespan(scenario("sleep", spread(counts, S), seconds=S))
+        assert verdict.passed, verdict.observed
+        assert f"max {max(counts)} per pid" in verdict.observed
+        assert f"= {max(counts) * S:.2f}s" in verdict.observed
+
+    @pytest.mark.parametrize("counts", SPREADS, ids=lambda c: "/".join(map(str, c)))
+    def test_every_expectation_holds(self, counts: tuple[int, ...]) -> None:
+        verdicts = expectations(profile("uvicorn-3-async"), scenario("sleep", spread(counts, S)), cores=2)
+        assert [v for v in verdicts if not v.passed] == []
+        assert len(verdicts) == 4
+
+    def test_makespan_of_all_six_fails_for_an_even_spread(self) -> None:
+        # 2/2/2 but the workers took turns instead of running side by side: 6 x S, not 2 x S.
+        records = [work("api", 101 + i % 3, i * S, (i + 1) * S, sent_s=0, index=i) for i in range(6)]
+        verdict = check_serial_makespan(scenario("sleep", records, seconds=S))
+        assert not verdict.passed
+        assert "work span 6.00s for max 2 per pid" in verdict.observed
+
+    def test_makespan_too_short_fails(self) -> None:
+        # 6 on one pid that finished in 2 x S: cannot be serialized.
+        records = [work("api", 101, i * S / 3, (i + 1) * S / 3, sent_s=0, index=i) for i in range(6)]
+        assert not check_serial_makespan(scenario("sleep", records, seconds=S)).passed
+
+    def test_makespan_tolerance_edges(self) -> None:
+        k = 3
+        high = k * S * (1 + ex.REL_TOLERANCE) + ABS_TOLERANCE_S
+        low = k * S * (1 - ex.REL_TOLERANCE) - ABS_TOLERANCE_S
+        for span, ok in ((high - 0.01, True), (high + 0.01, False), (low + 0.01, True), (low - 0.01, False)):
+            step = span / k
+            records = [work("api", 101, i * step, (i + 1) * step, sent_s=0, index=i) for i in range(k)]
+            assert check_serial_makespan(scenario("sleep", records, seconds=S)).passed is ok, span
+
+    def test_makespan_without_attributed_work_fails(self) -> None:
+        records = [work("api", None, None, None, error="timeout")]
+        assert not check_serial_makespan(scenario("sleep", records, seconds=S)).passed
+
+    def test_overlapping_pair_in_one_pid_fails_with_the_pid(self) -> None:
+        records = [*back_to_back(101, 2, S), *back_to_back(102, 2, S)]
+        records.append(work("api", 103, 0.0, S))
+        records.append(work("api", 103, 0.5 * S, 1.5 * S))  # overlaps the previous one on 103
+        verdict = check_serialized_per_pid(scenario("sleep", records))
+        assert not verdict.passed
+        assert "103:2" in verdict.observed
+        assert "101:1" in verdict.observed
+        assert verdict.observed.startswith("max overlap per pid 2")
+
+    def test_pipeline_serialization(self) -> None:
+        records = [
+            work("api", 5, 0, 2, pipeline=(0.1, 1.0), what="generate"),
+            work("api", 5, 0, 2, pipeline=(1.0, 1.9), what="generate"),
+        ]
+        assert check_serialized_per_pid(scenario("generate", records), pipeline=True).passed
+        assert not check_serialized_per_pid(scenario("generate", records)).passed
+        clash = [
+            work("api", 5, 0, 2, pipeline=(0.1, 1.0), what="generate"),
+            work("api", 5, 0, 2, pipeline=(0.5, 1.9), what="generate"),
+        ]
+        verdict = check_serialized_per_pid(scenario("generate", clash), pipeline=True, what="pipeline calls")
+        assert not verdict.passed
+        assert "pipeline calls" in verdict.expectation
+
+
+class TestSyncSleepFullOverlap:
+    @pytest.mark.parametrize("counts", SPREADS, ids=lambda c: "/".join(map(str, c)))
+    def test_passes_when_each_pid_runs_its_requests_at_once(self, counts: tuple[int, ...]) -> None:
+        records = [r for pid, n in zip((101, 102, 103), counts, strict=True) for r in together(pid, n, S)]
+        verdict = check_full_overlap(scenario("sleep", records))
+        assert verdict.passed, verdict.observed
+
+    def test_fails_when_a_pid_ran_them_one_after_another(self) -> None:
+        records = [*together(101, 3, S), *back_to_back(102, 2, S), *together(103, 1, S)]
+        verdict = check_full_overlap(scenario("sleep", records))
+        assert not verdict.passed
+        assert "102:1" in verdict.observed
+
+    def test_thread_pool_caps_the_overlap(self) -> None:
+        # 50 requests on one pid: 40 at once, then 10 more.
+        records = together(101, THREAD_POOL, S) + together(101, 10, S, start_s=S)
+        assert check_full_overlap(scenario("sleep", records)).passed
+
+    def test_no_attributed_work_fails(self) -> None:
+        assert not check_full_overlap(scenario("sleep", [])).passed
+
+    def test_single_short_request_counts(self) -> None:
+        # Shorter than the overlap epsilon: still one request running on its pid.
+        assert check_full_overlap(scenario("sleep", [work("api", 101, 0.0, 0.0005)])).passed
+
+
+class TestGilBound:
+    def test_k_requests_taking_k_times_s_pass(self) -> None:
+        records = [work("api", 101, 0, 3 * S, what="cpu", index=i) for i in range(3)]
+        verdict = check_gil_bound(scenario("cpu", records, seconds=S))
+        assert verdict.passed
+        assert "101: 3 in 3.00s" in verdict.observed
+
+    def test_k_requests_taking_s_fail(self) -> None:
+        verdict = check_gil_bound(scenario("cpu", together(101, 3, S), seconds=S))
+        assert not verdict.passed
+        assert "101: 3 in 1.00s" in verdict.observed
+
+    def test_per_pid(self) -> None:
+        # 1 request on another pid needs only S; the busy pid needs 2 x S.
+        records = [work("api", 101, 0, 2 * S, index=i) for i in range(2)] + [work("api", 102, 0, S)]
+        assert check_gil_bound(scenario("cpu", records, seconds=S)).passed
+        records = [work("api", 101, 0, S, index=i) for i in range(2)] + [work("api", 102, 0, S)]
+        assert not check_gil_bound(scenario("cpu", records, seconds=S)).passed
+
+    def test_no_attributed_work_fails(self) -> None:
+        verdict = check_gil_bound(scenario("cpu", [], seconds=S))
+        assert not verdict.passed
+        assert verdict.observed == "no attributed work"
+
+
+class TestCpuParallelism:
+    def _three(self, span: float) -> list:
+        return [work("api", 101 + i, 0, span, what="cpu", index=i) for i in range(3)]
+
+    def test_three_on_three_workers_two_cores_as_fast_as_one_fails(self) -> None:
+        verdict = check_cpu_parallelism(scenario("cpu", self._three(1.0 * S), seconds=S), workers=3, cores=2)
+        assert not verdict.passed
+        assert "floor 1.50s" in verdict.observed
+        assert "= 2" in verdict.expectation
+
+    def test_three_on_three_workers_two_cores_in_1_6_s_passes(self) -> None:
+        assert check_cpu_parallelism(scenario("cpu", self._three(1.6 * S), seconds=S), workers=3, cores=2).passed
+
+    def test_one_worker_is_one_core(self) -> None:
+        records = [work("api", 101, 0, 3 * S, index=i) for i in range(3)]
+        verdict = check_cpu_parallelism(scenario("cpu", records, seconds=S), workers=1, cores=8)
+        assert verdict.passed
+        assert "floor 3.00s" in verdict.observed
+        records = [work("api", 101, 0, 1.5 * S, index=i) for i in range(3)]
+        assert not check_cpu_parallelism(scenario("cpu", records, seconds=S), workers=1, cores=8).passed
+
+    def test_enough_cores(self) -> None:
+        assert check_cpu_parallelism(scenario("cpu", self._three(S), seconds=S), workers=3, cores=4).passed
+
+
+class TestHealthBlocked:
+    def test_answered_after_the_work_passes(self) -> None:
+        records = [*back_to_back(101, 2, S), health(101, 0.5, 1.02)]
+        verdict = check_health_blocked(scenario("sleep", records))
+        assert verdict.passed
+        assert verdict.observed.startswith("1 health check(s) reached a blocked worker, 0 answered")
+
+    def test_answered_before_the_end_fails(self) -> None:
+        records = [*back_to_back(101, 2, S), health(101, 0.5, 0.55)]
+        verdict = check_health_blocked(scenario("sleep", records))
+        assert not verdict.passed
+        assert "1 answered before its work ended" in verdict.observed
+
+    def test_health_checks_to_other_pids_are_ignored(self) -> None:
+        records = [*back_to_back(101, 2, S), health(102, 0.5, 0.51), health(103, 1.5, 1.51)]
+        verdict = check_health_blocked(scenario("sleep", records))
+        assert verdict.passed
+        assert verdict.observed == "no health check reached a blocked worker (others answered)"
+
+    def test_no_health_check_reached_a_blocked_worker_passes(self) -> None:
+        assert check_health_blocked(scenario("sleep", back_to_back(101, 2, S))).passed
+
+    def test_failed_and_unattributed_checks_are_ignored(self) -> None:
+        records = [*back_to_back(101, 1, S), health(101, 0.5, 0.6, error="timeout"), health(None, 0.5, 0.6)]
+        verdict = check_health_blocked(scenario("sleep", records))
+        assert verdict.passed
+        assert verdict.observed.startswith("no health check")
+
+    def test_sent_at_the_edges_of_the_work_does_not_count(self) -> None:
+        # Sent within BLOCK_EPSILON_NS of the start or the end: not "during" the work.
+        records = [*back_to_back(101, 1, S), health(101, 0.002, 0.003), health(101, S - 0.002, S - 0.001)]
+        verdict = check_health_blocked(scenario("sleep", records))
+        assert verdict.passed
+        assert verdict.observed.startswith("no health check")
+
+    def test_mixed_answers_fail(self) -> None:
+        records = [*back_to_back(101, 2, S), health(101, 0.5, 1.0), health(101, 1.5, 1.6)]
+        verdict = check_health_blocked(scenario("sleep", records))
+        assert not verdict.passed
+        assert verdict.observed.startswith("2 health check(s) reached a blocked worker, 1 answered")
+
+
+class TestHealthFast:
+    def test_fast_passes(self) -> None:
+        records = [*together(101, 2, S), *(health(101, i * 0.1, i * 0.1 + 0.02) for i in range(10))]
+        verdict = check_health_fast(scenario("sleep", records))
+        assert verdict.passed
+        assert "over 10 checks" in verdict.observed
+
+    def test_slow_p99_fails(self) -> None:
+        records = [health(101, i * 0.1, i * 0.1 + 0.02) for i in range(10)] + [health(101, 2.0, 2.5)]
+        verdict = check_health_fast(scenario("sleep", records))
+        assert not verdict.passed
+        assert "p99 500.0 ms" in verdict.observed
+
+    def test_threshold(self) -> None:
+        at = [health(101, 0, HEALTH_FAST_S)]
+        over = [health(101, 0, HEALTH_FAST_S + 0.001)]
+        assert check_health_fast(scenario("sleep", at)).passed
+        assert not check_health_fast(scenario("sleep", over)).passed
+
+    def test_failed_checks_fail(self) -> None:
+        records = [health(101, 0, 0.01), health(101, 0.1, 1.1, error="timeout")]
+        verdict = check_health_fast(scenario("sleep", records))
+        assert not verdict.passed
+        assert "1 failed" in verdict.observed
+
+    def test_no_checks_fail(self) -> None:
+        assert not check_health_fast(scenario("sleep", together(101, 2, S))).passed
+
+
+class TestApiNotQueued:
+    def _mixed(self, api_wait: float) -> list:
+        demo = back_to_back(101, 3, S, kind="demo")
+        api = [work("api", 101, 0.1 + api_wait, 0.1 + api_wait + S, sent_s=0.1, index=i) for i in range(3)]
+        return demo + api
+
+    def test_start_within_slack_passes(self) -> None:
+        verdict = check_api_not_queued(scenario("mixed", self._mixed(0.01)))
+        assert verdict.passed
+        assert "10 ms over 3 API calls" in verdict.observed
+
+    def test_at_the_slack_passes(self) -> None:
+        assert check_api_not_queued(scenario("mixed", self._mixed(DISPATCH_SLACK_S))).passed
+
+    def test_one_second_wait_fails(self) -> None:
+        verdict = check_api_not_queued(scenario("mixed", self._mixed(1.0)))
+        assert not verdict.passed
+        assert "1000 ms" in verdict.observed
+
+    def test_no_api_calls_fail(self) -> None:
+        assert not check_api_not_queued(scenario("mixed", back_to_back(101, 3, S, kind="demo"))).passed
+
+
+class TestDemoQueue:
+    def _clicks(self, *errors: str | None) -> list:
+        return [
+            work("demo", 101, i, i + 1, index=i) if e is None else work("demo", None, None, None, error=e, index=i)
+            for i, e in enumerate(errors)
+        ]
+
+    def test_one_worker_all_complete(self) -> None:
+        verdict = check_demo_queue(scenario("mixed", self._clicks(None, None, None)), workers=1)
+        assert verdict.passed
+        assert verdict.observed == "3 of 3 completed"
+
+    def test_one_worker_queue_split_fails(self) -> None:
+        verdict = check_demo_queue(scenario("mixed", self._clicks(None, "queue_split", None)), workers=1)
+        assert not verdict.passed
+        assert verdict.observed == "2 of 3 completed"
+
+    def test_three_workers_queue_split_passes(self) -> None:
+        verdict = check_demo_queue(scenario("mixed", self._clicks(None, "queue_split", "queue_split")), workers=3)
+        assert verdict.passed
+        assert verdict.observed.startswith("2 of 3 failed from a split queue, 0 otherwise")
+
+    def test_three_workers_other_error_fails(self) -> None:
+        verdict = check_demo_queue(scenario("mixed", self._clicks("queue_split", "timeout", None)), workers=3)
+        assert not verdict.passed
+        assert "1 otherwise" in verdict.observed
+
+    def test_api_errors_are_not_demo_errors(self) -> None:
+        records = [*self._clicks(None), work("api", None, None, None, error="timeout")]
+        assert check_demo_queue(scenario("mixed", records), workers=1).passed
+
+
+class TestOverlapAtMost:
+    def test_limit(self) -> None:
+        records = together(101, 2, S, kind="demo") + together(101, 2, S, kind="api") + together(102, 4, S)
+        kw = {"why": "because", "what": "things"}
+        assert check_overlap_at_most(scenario("mixed", records), 4, kinds=("api", "demo"), **kw).passed
+        verdict = check_overlap_at_most(scenario("mixed", records), 3, kinds=("api", "demo"), **kw)
+        assert not verdict.passed
+        assert "101:4" in verdict.observed
+        assert check_overlap_at_most(scenario("mixed", records), 2, kinds=("demo",), **kw).passed
+        assert not check_overlap_at_most(scenario("mixed", records), 1, kinds=("demo",), **kw).passed
+
+
+def _timeout_run(*, killed: bool, timeout_s: float = 30.0) -> list:
+    if killed:
+        return [work("api", None, None, None, sent_s=0, received_s=timeout_s + 1, error="disconnected")]
+    return [work("api", 101, 0, timeout_s + 3, sent_s=0)]
+
+
+TIMEOUT_LINE = "[2026-11-27 08:30:34 +0000] [4271] [CRITICAL] WORKER TIMEOUT (pid:4319)"
+TIMEOUT_EVENT = LogEvent(kind="worker_timeout", pid=4319, line=TIMEOUT_LINE)
+BOOT_EVENT = LogEvent(kind="worker_booted", pid=4400, line="[INFO] Booting worker with pid: 4400")
+
+
+class TestGunicornTimeout:
+    def test_async_killed_and_disconnected_passes(self) -> None:
+        result = scenario("timeout", _timeout_run(killed=True), log_events=[TIMEOUT_EVENT, BOOT_EVENT])
+        (verdict,) = check_gunicorn_timeout(result, profile("gunicorn-1-async"))
+        assert verdict.passed
+        assert verdict.observed == "1 WORKER TIMEOUT line(s); request: disconnected"
+        assert "timeout=30s" in verdict.expectation
+
+    def test_async_needs_the_timeout_event(self) -> None:
+        result = scenario("timeout", _timeout_run(killed=True), log_events=[BOOT_EVENT])
+        (verdict,) = check_gunicorn_timeout(result, profile("gunicorn-1-async"))
+        assert not verdict.passed
+
+    def test_async_needs_the_request_to_fail(self) -> None:
+        result = scenario("timeout", _timeout_run(killed=False), log_events=[TIMEOUT_EVENT])
+        (verdict,) = check_gunicorn_timeout(result, profile("gunicorn-3-async"))
+        assert not verdict.passed
+        assert "HTTP 200 after 33.0s" in verdict.observed
+
+    @pytest.mark.parametrize("mode", ["sync", "offload"])
+    def test_sync_completes_without_timeout(self, mode: str) -> None:
+        result = scenario("timeout", _timeout_run(killed=False))
+        (verdict,) = check_gunicorn_timeout(result, profile(f"gunicorn-1-{mode}"))
+        assert verdict.passed
+        assert verdict.expectation.startswith(f"{mode} handler sleeping past timeout=30s completes")
+
+    @pytest.mark.parametrize("killed", [True, False])
+    def test_sync_fails_on_a_timeout_event(self, killed: bool) -> None:
+        result = scenario("timeout", _timeout_run(killed=killed), log_events=[TIMEOUT_EVENT])
+        (verdict,) = check_gunicorn_timeout(result, profile("gunicorn-1-sync"))
+        assert not verdict.passed
+
+    def test_sync_fails_when_the_request_failed(self) -> None:
+        result = scenario("timeout", _timeout_run(killed=True))
+        (verdict,) = check_gunicorn_timeout(result, profile("gunicorn-1-sync"))
+        assert not verdict.passed
+
+    def test_timeout_events(self) -> None:
+        assert ex.timeout_events([BOOT_EVENT, TIMEOUT_EVENT, BOOT_EVENT]) == [TIMEOUT_EVENT]
+
+
+# --- Which expectations apply, per mode and scenario --------------------------------------------
+
+_NAMES = (
+    ("every request completes", "no_errors"),
+    ("within one worker process, pipeline calls never overlaps", "serialized_pipeline"),
+    ("within one worker process, async-blocking work never overlaps", "serialized"),
+    ("makespan ~", "serial_makespan"),
+    ("/health on a worker with blocking", "health_blocked"),
+    ("within one worker process, sleep work overlaps fully", "full_overlap"),
+    ("within one worker process, k concurrent CPU", "gil_bound"),
+    ("/health stays fast", "health_fast"),
+    ("within one worker process, offloaded requests", "limiter"),
+    ("within one worker process, demo events overlap at most", "demo_limit"),
+    ("CPU parallelism", "cpu_parallelism"),
+    ("with one worker every demo click", "demo_queue"),
+    ("with several workers demo clicks", "demo_queue"),
+    ("API calls are not bound", "api_not_queued"),
+    ("async handler blocking past timeout", "timeout_killed"),
+    ("sync handler sleeping past timeout", "timeout_completes"),
+    ("offload handler sleeping past timeout", "timeout_completes"),
+)
+
+
+def _name(verdict: Verdict) -> str:
+    for prefix, name in _NAMES:
+        if verdict.expectation.startswith(prefix):
+            return name
+    raise AssertionError(f"unknown expectation {verdict.expectation!r}")
+
+
+EXPECTED = {
+    ("async", "sleep"): {"no_errors", "serialized", "serial_makespan", "health_blocked"},
+    ("async", "cpu"): {"no_errors", "serialized", "health_blocked", "cpu_parallelism"},
+    ("async", "generate"): {"no_errors", "serialized_pipeline", "serialized", "health_blocked"},
+    ("async", "mixed"): {"no_errors", "serialized", "health_blocked", "demo_queue"},
+    ("sync", "sleep"): {"no_errors", "full_overlap", "health_fast"},
+    ("sync", "cpu"): {"no_errors", "gil_bound", "cpu_parallelism"},
+    ("sync", "generate"): {"no_errors", "serialized_pipeline", "health_fast"},
+    ("sync", "mixed"): {"no_errors", "health_fast", "demo_queue", "demo_limit", "api_not_queued"},
+    ("offload", "sleep"): {"no_errors", "limiter", "health_fast"},
+    ("offload", "cpu"): {"no_errors", "limiter", "health_fast", "cpu_parallelism"},
+    ("offload", "generate"): {"no_errors", "serialized_pipeline", "limiter", "health_fast"},
+    ("offload", "mixed"): {"no_errors", "limiter", "health_fast", "demo_queue", "demo_limit"},
+}
+
+
+@pytest.mark.parametrize("name", list(builtin_profiles()))
+@pytest.mark.parametrize("scenario_name", ["sleep", "cpu", "generate", "mixed"])
+def test_expectations_per_mode_and_scenario(name: str, scenario_name: str) -> None:
+    chosen = profile(name)
+    verdicts = expectations(chosen, scenario(scenario_name, spread([2, 1], S)), cores=2)
+    names = [_name(v) for v in verdicts]
+    assert len(names) == len(set(names)), names
+    assert set(names) == EXPECTED[chosen.mode, scenario_name]
+    assert all(v.scenario == scenario_name for v in verdicts)
+
+
+@pytest.mark.parametrize("name", [n for n in builtin_profiles() if n.startswith("gunicorn-")])
+def test_expectations_timeout(name: str) -> None:
+    chosen = profile(name)
+    verdicts = expectations(chosen, scenario("timeout", _timeout_run(killed=chosen.mode == "async")), cores=2)
+    assert [_name(v) for v in verdicts] == ["timeout_killed" if chosen.mode == "async" else "timeout_completes"]
+
+
+@pytest.mark.parametrize(("workers", "allowed"), [(1, False), (3, True)])
+def test_mixed_tolerates_a_split_queue_only_with_several_workers(workers: int, allowed: bool) -> None:
+    chosen = profile(f"uvicorn-{workers}-sync")
+    no_errors = expectations(chosen, scenario("mixed", []), cores=2)[0]
+    assert ("queue_split" in no_errors.expectation) is allowed
+    sleep = expectations(chosen, scenario("sleep", []), cores=2)[0]
+    assert "queue_split" not in sleep.expectation
+
+
+def test_limits_come_from_the_profile() -> None:
+    chosen = profile("uvicorn-1-offload", limiter=2, concurrency_limit=3)
+    records = together(101, 2, S, kind="api") + together(101, 3, S, kind="demo")
+    verdicts = {_name(v): v for v in expectations(chosen, scenario("mixed", records), cores=2)}
+    assert "at most 2" in verdicts["limiter"].expectation
+    assert not verdicts["limiter"].passed  # 5 offloaded at once on one pid
+    assert "at most 3" in verdicts["demo_limit"].expectation
+    assert verdicts["demo_limit"].passed
+
+
+def test_ideal_sync_mixed_burst_passes_everything() -> None:
+    # One sync worker, concurrency_limit 1: demo clicks one after another, API calls at once beside them.
+    demo = back_to_back(101, 3, S, kind="demo")
+    api = [work("api", 101, 0.05, 0.05 + S, sent_s=0.0, index=i) for i in range(3)]
+    checks = [health(101, i * 0.1, i * 0.1 + 0.01) for i in range(30)]
+    verdicts = expectations(profile("uvicorn-1-sync"), scenario("mixed", demo + api + checks), cores=2)
+    assert [v for v in verdicts if not v.passed] == []
+
+
+def test_ideal_async_mixed_burst_passes_everything() -> None:
+    # 3 async workers: each pid serializes; a demo click lost to a split queue is tolerated.
+    records = [
+        *back_to_back(101, 2, S, kind="demo"),
+        *back_to_back(102, 2, S),
+        work("demo", None, None, None, error="queue_split"),
+        health(101, 0.5, 1.0),
+        health(103, 0.5, 0.51),
+    ]
+    verdicts = expectations(profile("gunicorn-3-async"), scenario("mixed", records), cores=2)
+    assert [v for v in verdicts if not v.passed] == []

@@ -1,0 +1,213 @@
+"""The ``launch`` command: listing and showing profiles, usage errors, exit codes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from launcher.cli import main
+from profiles import Profile, builtin_profiles
+
+WIDE = {"COLUMNS": "200"}
+
+
+@pytest.fixture(autouse=True)
+def clean_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run every command in an empty folder: no stray ./launch.toml."""
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def invoke(runner: CliRunner, *args: str) -> Result:
+    return runner.invoke(main, list(args), env=WIDE)
+
+
+def assert_one_line_error(result: Result, prefix: str) -> str:
+    """Exit 2, one ``launch: error:`` line on stderr, no traceback; returns the message."""
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert lines[0].startswith(f"launch: error: {prefix}"), lines[0]
+    return lines[0]
+
+
+def test_profiles_lists_the_18_builtins(runner: CliRunner) -> None:
+    result = invoke(runner, "profiles")
+    assert result.exit_code == 0, result.output
+    assert "18 profiles" in result.output
+    for name in builtin_profiles():
+        assert name in result.output
+    assert result.output.count("built-in") == 18
+
+
+def test_profiles_lists_user_profiles_with_their_source(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('[profiles.mine]\nextends = "gunicorn-3-offload"\ntimeout = 120\n', encoding="utf-8")
+    result = runner.invoke(main, ["--profiles-file", str(path), "profiles"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "19 profiles" in result.output
+    row = next(line for line in result.output.splitlines() if " mine " in line)
+    assert "gunicorn" in row and "offload" in row and "120" in row and str(path.resolve()) in row
+
+
+def test_launch_toml_in_cwd_is_listed(runner: CliRunner, clean_cwd: Path) -> None:
+    (clean_cwd / "launch.toml").write_text('[profiles.local]\nbackend = "hypercorn"\n', encoding="utf-8")
+    result = invoke(runner, "profiles")
+    assert result.exit_code == 0 and "19 profiles" in result.output and "local" in result.output
+
+
+@pytest.mark.parametrize("name", ["gunicorn-3-async", "uvicorn-1-sync", "hypercorn-3-offload"])
+def test_profiles_show_prints_toml_that_parses(runner: CliRunner, name: str) -> None:
+    result = invoke(runner, "profiles", "show", name)
+    assert result.exit_code == 0, result.output
+    table = tomllib.loads(result.stdout)["profiles"][name]
+    assert Profile(name=name, **table) == builtin_profiles()[name]
+
+
+def test_profiles_show_user_profile(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('[profiles."my.gpu"]\nextends = "gunicorn-3-offload"\nlimiter = 2\n', encoding="utf-8")
+    result = invoke(runner, "--profiles-file", str(path), "profiles", "show", "my.gpu")
+    assert result.exit_code == 0, result.output
+    table = tomllib.loads(result.stdout)["profiles"]["my.gpu"]
+    assert table["limiter"] == 2 and table["workers"] == 3 and table["backend"] == "gunicorn"
+
+
+def test_profiles_show_unknown_profile(runner: CliRunner) -> None:
+    result = invoke(runner, "profiles", "show", "gunicorn-3-asynk")
+    line = assert_one_line_error(result, "unknown profile 'gunicorn-3-asynk'; did you mean ")
+    assert "'gunicorn-3-async'" in line
+    assert result.stdout == ""
+
+
+def test_serve_unknown_profile(runner: CliRunner) -> None:
+    result = invoke(runner, "--profile", "uvicorn-1-snyc")
+    line = assert_one_line_error(result, "unknown profile 'uvicorn-1-snyc'; did you mean ")
+    assert "'uvicorn-1-sync'" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[profiles.mine]\nbackend = "uvicorn"\nworkers = = 3\n', "invalid TOML: "),
+        ('[profiles.mine]\nbackend = "uvicorn"\nwrokers = 3\n', "profile 'mine': unknown key 'wrokers' = 3"),
+        ('[profiles.a]\nextends = "b"\n[profiles.b]\nextends = "a"\n', "profile 'b': extends = 'a': cycle"),
+        ('[profiles.a]\nextends = "a"\n', "profile 'a': extends = 'a': cycle a -> a"),
+        ('[profiles.a]\nextends = "uvicorn-1-sync"\nport = 70000\n', "profile 'a': port = 70000"),
+        ("[other]\nx = 1\n", "unknown top-level key 'other'"),
+    ],
+    ids=["malformed", "unknown-key", "cycle", "self-cycle", "out-of-range", "top-level"],
+)
+@pytest.mark.parametrize(
+    "command", [["profiles"], ["profiles", "show", "uvicorn-1-sync"], ["--profile", "uvicorn-1-sync"]]
+)
+def test_bad_profiles_file(runner: CliRunner, tmp_path: Path, text: str, expected: str, command: list[str]) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    result = invoke(runner, "--profiles-file", str(path), *command)
+    line = assert_one_line_error(result, f"{path}: ")
+    assert expected in line
+    assert result.stdout == ""
+
+
+def test_non_utf8_profiles_file(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b"\xff\xfe[profiles]\n")
+    result = invoke(runner, "--profiles-file", str(path), "profiles")
+    assert "not UTF-8" in assert_one_line_error(result, f"{path}: invalid TOML")
+
+
+def test_missing_profiles_file(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    result = invoke(runner, "--profiles-file", str(path), "profiles")
+    line = assert_one_line_error(result, f"{path}: cannot read profiles file")
+    assert "No such file or directory" in line
+
+
+def test_bad_launch_toml_in_cwd(runner: CliRunner, clean_cwd: Path) -> None:
+    (clean_cwd / "launch.toml").write_text("[profiles.x]\nworkers = 2\n", encoding="utf-8")
+    result = invoke(runner, "profiles")
+    assert "missing key 'backend'" in assert_one_line_error(result, f"{clean_cwd / 'launch.toml'}: ")
+
+
+def test_profile_with_a_subcommand_is_a_usage_error(runner: CliRunner) -> None:
+    result = invoke(runner, "--profile", "uvicorn-1-sync", "profiles")
+    assert result.exit_code == 2
+    assert "--profile serves a profile; give it without a subcommand" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--workers", "0"],
+        ["--workers", "65"],
+        ["--port", "70000"],
+        ["--timeout", "0"],
+        ["--mode", "fast"],
+        ["--limiter", "0"],
+        ["--concurrency-limit", "0"],
+        ["--log-level", "loud"],
+    ],
+)
+def test_bad_option_is_a_usage_error(runner: CliRunner, args: list[str]) -> None:
+    result = invoke(runner, "--profile", "uvicorn-1-sync", *args)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{args[0]}'" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--host", "example.com"], "host = 'example.com': expected an IP address or 'localhost'"),
+        (["--timeout", "100000"], "timeout = 100000.0: expected more than 0 and at most 86400 seconds"),
+        (["--limiter", "2000"], "limiter = 2000: expected 1 to 1024"),
+        (["--model", ""], "model = '': expected 'tiny', 'none' or a folder"),
+    ],
+)
+def test_override_the_profile_rejects_is_a_usage_error(runner: CliRunner, args: list[str], expected: str) -> None:
+    result = invoke(runner, "--profile", "uvicorn-1-sync", *args)
+    assert assert_one_line_error(result, "") == f"launch: error: {expected}"
+
+
+def test_no_arguments_prints_help(runner: CliRunner) -> None:
+    result = invoke(runner)
+    assert result.exit_code == 0
+    assert "Usage:" in result.output and "--profile NAME" in result.output
+
+
+def test_version(runner: CliRunner) -> None:
+    result = invoke(runner, "--version")
+    assert result.exit_code == 0 and result.output.startswith("launch, version ")
+
+
+def test_port_in_use_exits_4_naming_the_port(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "launcher", "--profile", "uvicorn-1-sync", "--model", "none", "--port", str(port)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+        )
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines, "nothing on stderr"
+    assert lines[-1] == f"launch: error: port {port} on 127.0.0.1 is already in use"

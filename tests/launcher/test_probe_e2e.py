@@ -1,0 +1,92 @@
+"""`launch probe` end to end: real children, real bursts, real verdicts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import launcher.child
+from launcher.cli import main
+from launcher.errors import ExitCode
+from launcher.probe import metrics
+from launcher.probe.model import load_run
+
+
+def _scenario(run: dict, profile: str, scenario: str) -> dict:
+    for result in run["profiles"]:
+        if result["profile"]["name"] == profile:
+            for s in result["scenarios"]:
+                if s["scenario"] == scenario:
+                    return s
+    raise AssertionError(f"{profile}/{scenario} not in the run")
+
+
+def test_probe_three_handler_modes(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = runner.invoke(
+        main,
+        [
+            "probe",
+            "--profiles",
+            "uvicorn-1-sync,uvicorn-1-async,uvicorn-1-offload",
+            "--seconds",
+            "0.5",
+            "--json",
+            str(out),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == ExitCode.OK, result.output
+    data = json.loads(out.read_text())
+    assert data["schema"] == "launch.probe" and data["complete"] is True
+    run = load_run(out.read_text())
+    sleeps = {p: _scenario(data, p, "sleep") for p in ("uvicorn-1-sync", "uvicorn-1-async")}
+    for name, expected in (("uvicorn-1-sync", 3), ("uvicorn-1-async", 1)):
+        scenario = next(s for p in run.profiles if p.name == name for s in p.scenarios if s.scenario == "sleep")
+        overlaps = metrics.overlap_by_pid(scenario.records)
+        assert list(overlaps.values()) == [expected], (name, overlaps, sleeps[name]["verdicts"])
+    assert [c["number"] for c in data["claims"]] == list(range(1, 11))
+    assert data["recommendation"] is not None
+    assert "Recommended:" in result.output and "the write-up's claims" in result.output
+
+
+def test_probe_fails_when_the_declared_mode_lies(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A test-only profile declares async handlers; the server it starts runs sync ones.
+    profiles = tmp_path / "liar.toml"
+    profiles.write_text('[profiles.liar]\nextends = "uvicorn-1-async"\nmodel = "none"\n')
+    real = launcher.child.launch_command
+
+    def lying_command(*args: object, **kwargs: object) -> list[str]:
+        argv = real(*args, **kwargs)  # type: ignore[arg-type]
+        argv[argv.index("--mode") + 1] = "sync"
+        return argv
+
+    monkeypatch.setattr(launcher.child, "launch_command", lying_command)
+    result = runner.invoke(
+        main,
+        ["--profiles-file", str(profiles), "probe", "--profiles", "liar", "--scenarios", "sleep,liveness", "-s", "0.5"],
+    )
+    assert result.exit_code == ExitCode.EXPECTATION_FAILED, result.output
+    failing = [line for line in result.output.splitlines() if "FAIL" in line]
+    assert any("never overlaps" in line for line in failing), result.output
+
+
+def test_probe_reports_a_profile_that_does_not_start(runner: CliRunner, tmp_path: Path) -> None:
+    profiles = tmp_path / "broken.toml"
+    profiles.write_text(f'[profiles.broken]\nextends = "uvicorn-1-sync"\nmodel = "{tmp_path / "no-such-model"}"\n')
+    out = tmp_path / "r.json"
+    result = runner.invoke(
+        main,
+        ["--profiles-file", str(profiles), "probe", "--profiles", "broken", "--json", str(out), "-q"],
+    )
+    assert result.exit_code == ExitCode.NOT_STARTED, result.output
+    data = json.loads(out.read_text())
+    (profile,) = data["profiles"]
+    assert profile["status"] == "did_not_start"
+    assert "no-such-model" in profile["log_tail"]
+    assert data["recommendation"] is None
