@@ -16,6 +16,7 @@ Routes:
 
 import base64
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -104,6 +105,19 @@ def register_api(app: FastAPI, runtime: Runtime) -> None:
             "in_flight": runtime.in_flight.count,
             "model": model.source if model else None,
             "device": model.device if model else None,
+            "now_ns": time.monotonic_ns(),
+        }
+
+    @app.get("/ping")
+    async def ping(attribution: bool = False) -> dict[str, Any]:
+        """The cheapest route, for load generators; ``attribution=true`` adds who answered."""
+        if not attribution:
+            return {"pong": True}
+        return {
+            "pong": True,
+            "pid": os.getpid(),
+            "thread": threading.get_ident(),
+            "mode": runtime.settings.mode.value,
             "now_ns": time.monotonic_ns(),
         }
 

@@ -12,6 +12,7 @@ period; either way the group is empty when :meth:`ServerProcess.stop` returns.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,6 +31,7 @@ DEFAULT_START_TIMEOUT = 180.0
 DEFAULT_STOP_TIMEOUT = 15.0
 LOG_TAIL_LINES = 15
 GROUP_DRAIN_SECONDS = 2.0
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Server): ")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,17 +138,26 @@ class ServerProcess:
         sock.close()  # the child holds it now
         self._reader = threading.Thread(target=self._read_events, name="launch-child-notify", daemon=True)
         self._reader.start()
+        try:
+            self._await_ready(timeout)
+        except BaseException:
+            # Ctrl-C (or anything) while waiting: the child must not outlive us.
+            self.stop()
+            raise
+
+    def _await_ready(self, timeout: float) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.1):
             if self._proc.poll() is not None:
                 code = self._proc.returncode
                 self.stop()
-                raise StartupError(
-                    f"{self.profile.name} exited with status {code} before it was ready: {self.log_tail(3)}"
-                )
+                raise StartupError(f"{self.profile.name} exited with status {code} before it was ready: {self.cause()}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise StartupError(f"{self.profile.name} was not ready after {timeout:g} s: {self.log_tail(3)}")
+                raise StartupError(
+                    f"{self.profile.name} was not ready after {timeout:g} s; last log line: {self.cause()}"
+                )
 
     def _read_events(self) -> None:
         listener = self._listener
@@ -179,6 +190,14 @@ class ServerProcess:
         if self.log_path is None or not self.log_path.exists():
             return ""
         return self.log_path.read_text(errors="replace")
+
+    def cause(self) -> str:
+        """The last exception line of the log (``SomeError: why``), or its last line."""
+        lines = [line.strip() for line in self.log_text().splitlines() if line.strip()]
+        for line in reversed(lines):
+            if _EXCEPTION_LINE.match(line):
+                return line
+        return lines[-1] if lines else "(empty log)"
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last ``lines`` non-empty lines of the child's log, joined with `` | ``."""

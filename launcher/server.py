@@ -117,6 +117,7 @@ class WorkerState:
     ready_at: float | None = None
     last_ping: float | None = None
     stopping: bool = False
+    gone: bool = False
 
 
 @dataclass(kw_only=True)
@@ -132,6 +133,7 @@ class Monitor:
     systemd_socket: str | None = None
     workers: dict[int, WorkerState] = field(default_factory=dict)
     ready: ReadyInfo | None = None
+    _last_watchdog: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -198,19 +200,34 @@ class Monitor:
             X_LAUNCH_READY_SECONDS=f"{self.ready.seconds:.3f}",
         )
 
+    def _note_exits(self) -> None:
+        # A ready worker that vanished without saying STOPPING died (killed,
+        # crashed, or timed out by its server); say so once, by pid, so a log
+        # reader (the probe) can attribute it whatever the backend.
+        for worker in self.workers.values():
+            if worker.ready_at is not None and not worker.gone and not procs.is_alive(worker.pid):
+                worker.gone = True
+                if not worker.stopping:
+                    logger.warning("worker %d exited without stopping", worker.pid)
+
     def _relay(self, now: float, last_status: str) -> str:
+        self._note_exits()
         live = [w for w in self.live_workers() if not w.stopping]
         in_time = self.watchdog_seconds <= 0 or all(
             w.last_ping is not None and now - w.last_ping < self.watchdog_seconds for w in live
         )
         # systemd's watchdog fires when pings stop: relay only while every
-        # worker's event loop has checked in within the watchdog period.
-        if self.watchdog_seconds > 0 and live and in_time:
+        # worker's event loop has checked in within the watchdog period, and
+        # no more often than a quarter of the period.
+        due = now - self._last_watchdog >= self.watchdog_seconds / 4
+        if self.watchdog_seconds > 0 and live and in_time and due:
             self.to_systemd(WATCHDOG=1)
+            self._last_watchdog = now
+        pids = ",".join(str(w.pid) for w in live)
         status = f"{len(live)}/{self.expected_workers} workers up at {self.url}"
-        if status != last_status:
-            self.to_systemd(STATUS=status, X_LAUNCH_WORKERS=",".join(str(w.pid) for w in live))
-        return status
+        if f"{status} {pids}" != last_status:
+            self.to_systemd(STATUS=status, X_LAUNCH_WORKERS=pids)
+        return f"{status} {pids}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -79,10 +79,14 @@ class Backend:
 
         if spec.profile.model != NO_MODEL:
             import_libraries()
+        from gunicorn.errors import HaltServer
+
         application = _application_class()(gunicorn_options(spec))
         master = os.getpid()
         try:
             application.run()
+        except HaltServer as exc:  # raised past the arbiter's own handler when boot fails early
+            raise BackendError(f"gunicorn halted: {exc.reason} (exit status {exc.exit_status})") from None
         except SystemExit as exc:  # the arbiter and its workers end through sys.exit
             if os.getpid() != master:
                 # A forked worker finishing: its SystemExit climbs through the

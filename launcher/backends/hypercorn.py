@@ -31,8 +31,16 @@ async def _serve_in_process(app: Any, config: Any) -> None:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def on_signal() -> None:
+        # First signal: graceful (up to graceful_timeout); second: stop now.
+        if stop.is_set() and main is not None:
+            main.cancel()
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     await serve(app, config, shutdown_trigger=stop.wait, mode="asgi")
 
 
@@ -49,6 +57,8 @@ class Backend:
 
             try:
                 asyncio.run(_serve_in_process(create_app(), config))
+            except asyncio.CancelledError:
+                return  # forced by a second signal
             except Exception as exc:  # lifespan failures surface as assorted exceptions
                 raise BackendError(f"hypercorn failed: {type(exc).__name__}: {exc}") from exc
             return

@@ -281,3 +281,37 @@ async def run_burst(
     if poller is not None:
         await poller
     return sorted(results, key=lambda r: r.index) + health_records
+
+
+async def run_slow_clients(base_url: str, *, clients: int, seconds: float, timeout: float) -> list[RequestRecord]:
+    """Hold ``clients`` connections that send half a request and then nothing, for ``seconds``.
+
+    Meanwhile /health is polled; its records are returned. A server that
+    stalls on slow headers shows it as slow or failed health checks -- a
+    finding, never a hang: every connection is closed when the time is up.
+    """
+    from urllib.parse import urlsplit
+
+    raise_fd_limit(2 * clients + 256)
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    writers: list[asyncio.StreamWriter] = []
+    records: list[RequestRecord] = []
+    stop = asyncio.Event()
+    try:
+        for _ in range(clients):
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            except (OSError, TimeoutError):
+                break
+            # The request line and one header, never the blank line that ends them.
+            writer.write(f"GET /health HTTP/1.1\r\nHost: {host}\r\n".encode())
+            writers.append(writer)
+        poller = asyncio.create_task(_poll_health(base_url, stop, records, timeout))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await poller
+    finally:
+        for writer in writers:
+            writer.close()
+    return records

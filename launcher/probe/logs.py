@@ -12,6 +12,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("worker_killed", re.compile(r"Worker \(pid:(?P<pid>\d+)\) was sent (?:SIGKILL|code \d+)")),
     ("worker_died", re.compile(r"Worker \(pid:(?P<pid>\d+)\) exited with code")),
     ("worker_died", re.compile(r"Child process \[(?P<pid>\d+)\] died")),
+    ("worker_died", re.compile(r"launch: worker (?P<pid>\d+) exited without stopping")),
     ("worker_booted", re.compile(r"Booting worker with pid: (?P<pid>\d+)")),
     ("worker_booted", re.compile(r"Started server process \[(?P<pid>\d+)\]")),
     ("error", re.compile(r"^Traceback \(most recent call last\)")),

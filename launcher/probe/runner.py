@@ -23,7 +23,7 @@ from pathlib import Path
 from app.work import calibrate_cpu_rate
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
-from launcher.probe.client import RequestSpec, run_burst
+from launcher.probe.client import RequestSpec, run_burst, run_slow_clients
 from launcher.probe.expectations import expectations
 from launcher.probe.logs import parse_log_events
 from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult
@@ -31,8 +31,13 @@ from launcher.server import health_ok
 from profiles.model import Profile
 
 SCENARIOS: tuple[str, ...] = ("sleep", "cpu", "generate", "mixed", "liveness", "timeout")
-"""``liveness`` is not a burst of its own: it polls /health during every burst."""
-BURST_SCENARIOS: tuple[str, ...] = tuple(s for s in SCENARIOS if s != "liveness")
+"""The default set. ``liveness`` is not a burst of its own: it polls /health during every burst."""
+EXTRA_SCENARIOS: tuple[str, ...] = ("slowclients",)
+"""Asked for by name only: clients that send half a request and stall."""
+ALL_SCENARIOS: tuple[str, ...] = SCENARIOS + EXTRA_SCENARIOS
+BURST_SCENARIOS: tuple[str, ...] = tuple(s for s in ALL_SCENARIOS if s != "liveness")
+SLOW_CLIENTS = 50
+SLOW_CLIENT_SECONDS = 2.0
 SEED_SLEEP_S = 10.0
 """The write-up's ``time.sleep(10)``."""
 SEED_CPU_S = 8.0
@@ -59,9 +64,9 @@ class ProbeOptions:
     cpu_rate: float | None = None
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.scenarios if s not in SCENARIOS]
+        unknown = [s for s in self.scenarios if s not in ALL_SCENARIOS]
         if unknown:
-            raise ConfigError(f"unknown scenario {unknown[0]!r}: expected some of {', '.join(SCENARIOS)}")
+            raise ConfigError(f"unknown scenario {unknown[0]!r}: expected some of {', '.join(ALL_SCENARIOS)}")
         if not self.scenarios:
             raise ConfigError("no scenario given")
         if not 1 <= self.requests <= MAX_REQUESTS:
@@ -134,6 +139,8 @@ def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[Request
         return demo + api
     if scenario == "timeout":
         return [RequestSpec(kind="api", work="sleep", path=f"/test1?seconds={profile.timeout + TIMEOUT_OVERSHOOT_S:g}")]
+    if scenario == "slowclients":
+        return []
     raise ValueError(f"no burst for scenario {scenario!r}")
 
 
@@ -201,6 +208,18 @@ def probe_profile(
     report("starting", "", 0.0)
     try:
         server.start(timeout=options.start_timeout)
+    except KeyboardInterrupt:
+        results.append(
+            ProfileResult(
+                profile=profile.to_dict(),
+                source=str(target.source) if target.source else None,
+                status="interrupted",
+                error="interrupted while starting",
+                log_tail=server.log_tail(),
+            )
+        )
+        server.cleanup()
+        raise
     except StartupError as exc:
         report("did_not_start", str(exc), 0.0)
         result = ProfileResult(
@@ -224,24 +243,26 @@ def probe_profile(
                 break
             specs = plan(scenario, profile, options)
             expected = options.cpu_s if scenario == "cpu" else options.seconds
-            report(scenario, f"{len(specs)} requests", expected)
+            report(scenario, f"{len(specs) or SLOW_CLIENTS} {'requests' if specs else 'stalled clients'}", expected)
             _wait_settled(server.url)
             log_offset = len(server.log_text())
             started = time.monotonic_ns()
-            records = asyncio.run(
-                run_burst(
+            if scenario == "slowclients":
+                burst = run_slow_clients(server.url, clients=SLOW_CLIENTS, seconds=SLOW_CLIENT_SECONDS, timeout=10)
+            else:
+                burst = run_burst(
                     server.url,
                     specs,
                     timeout=_burst_timeout(specs, options, profile),
                     workers=profile.workers,
                     health="liveness" in options.scenarios,
                 )
-            )
+            records = asyncio.run(burst)
             finished = time.monotonic_ns()
             events = parse_log_events(server.log_text()[log_offset:])
             measured = ScenarioResult(
                 scenario=scenario,
-                n=len(specs),
+                n=len(specs) or SLOW_CLIENTS,
                 seconds=options.cpu_s if scenario == "cpu" else options.seconds,
                 started_ns=started,
                 finished_ns=finished,

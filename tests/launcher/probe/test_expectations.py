@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from launcher.probe import expectations as ex
@@ -19,9 +21,11 @@ from launcher.probe.expectations import (
     check_health_blocked,
     check_health_fast,
     check_no_errors,
+    check_no_worker_lost,
     check_overlap_at_most,
     check_serial_makespan,
     check_serialized_per_pid,
+    check_thread_pool_queueing,
     expectations,
 )
 from launcher.probe.model import LogEvent, Verdict
@@ -78,9 +82,10 @@ class TestAsyncSleepWhateverTheSpread:
 
     @pytest.mark.parametrize("counts", SPREADS, ids=lambda c: "/".join(map(str, c)))
     def test_every_expectation_holds(self, counts: tuple[int, ...]) -> None:
-        verdicts = expectations(profile("uvicorn-3-async"), scenario("sleep", spread(counts, S)), cores=2)
+        polled = [*spread(counts, S), health(104, 0.1, 0.11)]  # a health check answered by an idle worker
+        verdicts = expectations(profile("uvicorn-3-async"), scenario("sleep", polled), cores=2)
         assert [v for v in verdicts if not v.passed] == []
-        assert len(verdicts) == 4
+        assert len(verdicts) == 5
 
     def test_makespan_of_all_six_fails_for_an_even_spread(self) -> None:
         # 2/2/2 but the workers took turns instead of running side by side: 6 x S, not 2 x S.
@@ -403,7 +408,8 @@ class TestGunicornTimeout:
 
 _NAMES = (
     ("every request completes", "no_errors"),
-    ("within one worker process, pipeline calls never overlaps", "serialized_pipeline"),
+    ("no worker dies during the burst", "no_worker_lost"),
+    ("within one worker process, pipeline calls never overlap", "serialized_pipeline"),
     ("within one worker process, async-blocking work never overlaps", "serialized"),
     ("makespan ~", "serial_makespan"),
     ("/health on a worker with blocking", "health_blocked"),
@@ -430,18 +436,18 @@ def _name(verdict: Verdict) -> str:
 
 
 EXPECTED = {
-    ("async", "sleep"): {"no_errors", "serialized", "serial_makespan", "health_blocked"},
-    ("async", "cpu"): {"no_errors", "serialized", "health_blocked", "cpu_parallelism"},
-    ("async", "generate"): {"no_errors", "serialized_pipeline", "serialized", "health_blocked"},
-    ("async", "mixed"): {"no_errors", "serialized", "health_blocked", "demo_queue"},
-    ("sync", "sleep"): {"no_errors", "full_overlap", "health_fast"},
-    ("sync", "cpu"): {"no_errors", "gil_bound", "cpu_parallelism"},
-    ("sync", "generate"): {"no_errors", "serialized_pipeline", "health_fast"},
-    ("sync", "mixed"): {"no_errors", "health_fast", "demo_queue", "demo_limit", "api_not_queued"},
-    ("offload", "sleep"): {"no_errors", "limiter", "health_fast"},
-    ("offload", "cpu"): {"no_errors", "limiter", "health_fast", "cpu_parallelism"},
-    ("offload", "generate"): {"no_errors", "serialized_pipeline", "limiter", "health_fast"},
-    ("offload", "mixed"): {"no_errors", "limiter", "health_fast", "demo_queue", "demo_limit"},
+    ("async", "sleep"): {"no_errors", "no_worker_lost", "serialized", "serial_makespan", "health_blocked"},
+    ("async", "cpu"): {"no_errors", "no_worker_lost", "serialized", "health_blocked", "cpu_parallelism"},
+    ("async", "generate"): {"no_errors", "no_worker_lost", "serialized_pipeline", "serialized", "health_blocked"},
+    ("async", "mixed"): {"no_errors", "no_worker_lost", "serialized", "health_blocked", "demo_queue"},
+    ("sync", "sleep"): {"no_errors", "no_worker_lost", "full_overlap", "health_fast"},
+    ("sync", "cpu"): {"no_errors", "no_worker_lost", "gil_bound", "cpu_parallelism"},
+    ("sync", "generate"): {"no_errors", "no_worker_lost", "serialized_pipeline", "health_fast"},
+    ("sync", "mixed"): {"no_errors", "no_worker_lost", "health_fast", "demo_queue", "demo_limit", "api_not_queued"},
+    ("offload", "sleep"): {"no_errors", "no_worker_lost", "limiter", "health_fast"},
+    ("offload", "cpu"): {"no_errors", "no_worker_lost", "limiter", "health_fast", "cpu_parallelism"},
+    ("offload", "generate"): {"no_errors", "no_worker_lost", "serialized_pipeline", "limiter", "health_fast"},
+    ("offload", "mixed"): {"no_errors", "no_worker_lost", "limiter", "health_fast", "demo_queue", "demo_limit"},
 }
 
 
@@ -449,7 +455,8 @@ EXPECTED = {
 @pytest.mark.parametrize("scenario_name", ["sleep", "cpu", "generate", "mixed"])
 def test_expectations_per_mode_and_scenario(name: str, scenario_name: str) -> None:
     chosen = profile(name)
-    verdicts = expectations(chosen, scenario(scenario_name, spread([2, 1], S)), cores=2)
+    polled = [*spread([2, 1], S), health(101, 0.1, 0.11)]
+    verdicts = expectations(chosen, scenario(scenario_name, polled), cores=2)
     names = [_name(v) for v in verdicts]
     assert len(names) == len(set(names)), names
     assert set(names) == EXPECTED[chosen.mode, scenario_name]
@@ -502,3 +509,42 @@ def test_ideal_async_mixed_burst_passes_everything() -> None:
     ]
     verdicts = expectations(profile("gunicorn-3-async"), scenario("mixed", records), cores=2)
     assert [v for v in verdicts if not v.passed] == []
+
+
+def test_thread_pool_queueing_past_forty_threads() -> None:
+    # 100 sleeps on one sync worker: 40 at a time, so three waves of S.
+    waves = [
+        work("api", 101, wave * S, (wave + 1) * S, sent_s=0.0, index=wave * 40 + i)
+        for wave in range(3)
+        for i in range(40 if wave < 2 else 20)
+    ]
+    verdict = check_thread_pool_queueing(scenario("sleep", waves))
+    assert verdict is not None and verdict.passed, verdict
+    assert "101: 100 requests" in verdict.observed
+    squeezed = [work("api", 101, 0.0, S, sent_s=0.0, index=i) for i in range(100)]
+    verdict = check_thread_pool_queueing(scenario("sleep", squeezed))
+    assert verdict is not None and not verdict.passed
+    assert check_thread_pool_queueing(scenario("sleep", together(101, 40, S))) is None
+
+
+def test_a_lost_worker_is_named() -> None:
+    events = (
+        LogEvent(
+            kind="worker_killed", pid=202, line="[ERROR] Worker (pid:202) was sent SIGKILL! Perhaps out of memory?"
+        ),
+        LogEvent(kind="worker_died", pid=202, line="launch: worker 202 exited without stopping"),
+    )
+    lost = dataclasses.replace(scenario("sleep", together(101, 2, S)), log_events=events)
+    verdict = check_no_worker_lost(lost)
+    assert not verdict.passed
+    assert "202" in verdict.observed and "SIGKILL" in verdict.observed
+    assert check_no_worker_lost(scenario("sleep", together(101, 2, S))).passed
+
+
+def test_liveness_is_judged_only_where_health_was_polled() -> None:
+    unpolled = expectations(profile("uvicorn-1-offload"), scenario("sleep", together(101, 1, S)), cores=2)
+    assert not any("/health" in v.expectation for v in unpolled)
+    polled = expectations(
+        profile("uvicorn-1-offload"), scenario("sleep", [*together(101, 1, S), health(101, 0.1, 0.11)]), cores=2
+    )
+    assert any("/health" in v.expectation for v in polled)
