@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-import gradio as gr
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import Response
 
@@ -167,6 +166,9 @@ def register_api(app: FastAPI, runtime: Runtime) -> None:
 
 def create_app(settings: AppSettings | None = None) -> FastAPI:
     """Build the service for one worker from ``settings`` (default: ``LAUNCH_*`` variables)."""
+    # Imported here: Gradio is only needed once a demo is mounted.
+    import gradio as gr
+
     from app.demo import build_demo
 
     runtime = Runtime(settings or AppSettings.from_env())
