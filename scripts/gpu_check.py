@@ -13,6 +13,7 @@ lock. Exits non-zero if the pipeline is not on CUDA or anything fails.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import socket
 import sys
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> int:
+    """Run the check; 0 when /generate ran on CUDA with generations serialized."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -81,7 +83,7 @@ def main() -> int:
             three = list(pool.map(lambda i: get(f"/generate?steps=20&seed={i}"), range(3)))
             report["three_at_once_s"] = round(time.monotonic() - t, 3)
         spans = sorted((r["pipeline_start_ns"], r["pipeline_end_ns"]) for r in three)
-        report["serialized"] = all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+        report["serialized"] = all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
     finally:
         server.should_exit = True
         thread.join(timeout=30)
