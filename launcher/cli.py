@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -20,6 +20,9 @@ from launcher import __version__
 from launcher.errors import ExitCode, LaunchError
 from profiles import Catalog, Profile, ProfileError, load_catalog
 from profiles.catalog import profile_to_toml
+
+if TYPE_CHECKING:
+    from launcher.probe.model import ProbeRun
 
 F = TypeVar("F", bound=Callable[..., Any])
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -231,10 +234,18 @@ def profiles_show(ctx: click.Context, name: str) -> None:
 )
 @click.option("--concurrency-limit", type=click.IntRange(1), help="Override every profile's concurrency_limit.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the full result.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a self-contained HTML report (also after Ctrl-C: partial, marked incomplete).",
+)
 @click.option("--keep-going/--fail-fast", default=True, show_default=True)
 @click.option("--claims", "claims_only", is_flag=True, help="Print only the write-up's claims and the recommendation.")
 @click.option("--start-timeout", type=click.FloatRange(1), default=180.0, show_default=True)
-@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress (it goes to stderr: live on a terminal, lines otherwise)."
+)
 @click.pass_context
 def probe(
     ctx: click.Context,
@@ -246,6 +257,7 @@ def probe(
     steps: int,
     concurrency_limit: int | None,
     json_path: Path | None,
+    html_path: Path | None,
     keep_going: bool,
     claims_only: bool,
     start_timeout: float,
@@ -258,7 +270,7 @@ def probe(
     """
     from rich.console import Console
 
-    from launcher.probe.model import dump_run
+    from launcher.probe.progress import ProbeProgress
     from launcher.probe.report import claims_table, recommendation_text, render_run
     from launcher.probe.runner import SCENARIOS, ProbeOptions, ProfileTarget, run_probe
 
@@ -283,21 +295,16 @@ def probe(
         options = ProbeOptions.seeded(**common) if seed_durations else ProbeOptions(seconds=seconds, **common)
     except (ProfileError, LaunchError) as exc:
         fail(str(exc), ExitCode.USAGE)
-    if json_path is not None and json_path.parent and not json_path.parent.is_dir():
-        fail(f"--json: folder {str(json_path.parent)!r} does not exist", ExitCode.USAGE)
-    err = Console(stderr=True)
-
-    def progress(event: Any) -> None:
-        if quiet:
-            return
-        line = f"[{event.index}/{event.total}] {event.profile}: {event.phase}"
-        if event.detail:
-            line += f" ({event.detail})"
-        err.print(line, highlight=False, markup=False)
-
-    run = run_probe(targets, options, progress=progress)
-    if json_path is not None:
-        json_path.write_text(dump_run(run) + "\n")
+    for option, path in (("--json", json_path), ("--html", html_path)):
+        if path is not None and path.parent and not path.parent.is_dir():
+            fail(f"{option}: folder {str(path.parent)!r} does not exist", ExitCode.USAGE)
+    try:
+        with ProbeProgress(Console(stderr=True), mode="off" if quiet else "auto") as display:
+            run = run_probe(targets, options, progress=display.update)
+    except KeyboardInterrupt:
+        # Before the first profile (calibrating) or after the last one: nothing to report.
+        fail("interrupted", ExitCode.INTERRUPTED)
+    written = write_results(run, json_path=json_path, html_path=html_path)
     # Wide tables rather than wrapped ones when the output is a log, not a terminal.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     if claims_only:
@@ -306,8 +313,78 @@ def probe(
     else:
         render_run(run, console)
     if not run.complete:
-        fail("interrupted; partial results" + (f" written to {json_path}" if json_path else ""), ExitCode.INTERRUPTED)
+        fail("interrupted; partial results" + (f" written to {written}" if written else ""), ExitCode.INTERRUPTED)
     if any(p.status == "ok" and not p.passed for p in run.profiles):
         sys.exit(ExitCode.EXPECTATION_FAILED)
     if any(p.status != "ok" for p in run.profiles):
         sys.exit(ExitCode.NOT_STARTED)
+
+
+def write_results(run: ProbeRun, *, json_path: Path | None, html_path: Path | None) -> str:
+    """Write the result file and the HTML report asked for; returns their names, for messages."""
+    from launcher.probe.html import render_html
+    from launcher.probe.model import dump_run
+
+    written = []
+    for option, path, render in (("--json", json_path, dump_run), ("--html", html_path, render_html)):
+        if path is None:
+            continue
+        try:
+            path.write_text(render(run) + ("\n" if option == "--json" else ""), encoding="utf-8")
+        except OSError as exc:
+            fail(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}", ExitCode.USAGE)
+        written.append(str(path))
+    return " and ".join(written)
+
+
+@main.command()
+@click.argument("file", metavar="FILE.json", type=click.Path(path_type=Path))
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a self-contained HTML report instead of printing the tables.",
+)
+@click.option(
+    "--profiles", "spec", metavar="SPEC", help="Only these profiles of the file: comma-separated names or globs."
+)
+def report(file: Path, html_path: Path | None, spec: str | None) -> None:
+    """Show a saved `launch probe --json` result again, or write it as HTML; nothing is re-run.
+
+    With --profiles, the claims and the recommendation are judged again over
+    the profiles shown. Exit status: 0, or 2 when the file cannot be read, is
+    not a probe result (truncated, foreign, newer schema) or SPEC matches none.
+    """
+    from rich.console import Console
+
+    from launcher.probe.model import ResultFileError, read_run
+    from launcher.probe.report import render_run, select_profiles
+
+    try:
+        run = select_profiles(read_run(file), spec)
+    except ResultFileError as exc:
+        fail(f"{file}: {one_line(str(exc))}", ExitCode.USAGE)
+    except LaunchError as exc:
+        fail(f"--profiles: {one_line(str(exc))}", ExitCode.USAGE)
+    if html_path is not None:
+        if html_path.parent and not html_path.parent.is_dir():
+            fail(f"--html: folder {str(html_path.parent)!r} does not exist", ExitCode.USAGE)
+        write_results(run, json_path=None, html_path=html_path)
+        return
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    render_run(run, console)
+
+
+def one_line(message: str) -> str:
+    """``message`` with any line breaks folded into spaces."""
+    return " ".join(message.split())
+
+
+def _register_subcommands() -> None:
+    # Imported last: launcher.cli_systemd imports catalog_from and fail from this module.
+    from launcher.cli_systemd import systemd_command
+
+    main.add_command(systemd_command)
+
+
+_register_subcommands()

@@ -79,7 +79,7 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+DIRECT_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 """An opener that ignores http_proxy: health checks target this machine only."""
 
 
@@ -93,7 +93,7 @@ def _env_cpu_rate() -> float | None:
 def health_ok(url: str, timeout: float = 1.0) -> bool:
     """True when ``GET url/health`` answers 200 within ``timeout`` (never through a proxy)."""
     try:
-        with _DIRECT.open(f"{url}/health", timeout=timeout) as response:
+        with DIRECT_OPENER.open(f"{url}/health", timeout=timeout) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -247,7 +247,9 @@ def _take_watchdog_seconds() -> float:
     # systemd passes the watchdog period as WATCHDOG_USEC (for WATCHDOG_PID);
     # taken out of the environment so no embedded server acts on it too.
     raw = os.environ.pop("WATCHDOG_USEC", "0")
-    os.environ.pop("WATCHDOG_PID", None)
+    owner = os.environ.pop("WATCHDOG_PID", "")
+    if owner and owner != str(os.getpid()):
+        return 0.0  # sd_watchdog_enabled(3): the period is meant for another process
     try:
         return max(0, int(raw)) / 1e6
     except ValueError:

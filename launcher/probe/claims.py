@@ -85,12 +85,12 @@ def _claim2(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
     result, scenario = found[0]
     durations = _durations(scenario.records)
     mean = sum(durations) / len(durations) if durations else 0.0
-    ratio = mean / scenario.seconds if scenario.seconds else 0.0
+    ratio = mean / scenario.unit_s if scenario.unit_s else 0.0
     ok = ratio >= scenario.n * (1 - REL_TOLERANCE)
     return ("CONFIRMED" if ok else "REFUTED"), (
-        f"{result.name}: {scenario.n} concurrent CPU requests of {scenario.seconds:g}s each took {mean:.2f}s on "
-        f"average ({ratio:.1f}x): threads share one GIL. Holds for sync handlers; async and offload run them "
-        "one after another instead."
+        f"{result.name}: {scenario.n} concurrent CPU requests of {scenario.unit_s:.2f}s each (alone) took "
+        f"{mean:.2f}s on average ({ratio:.1f}x): threads share one GIL. Holds for sync handlers; "
+        "async and offload run them one after another instead."
     )
 
 
@@ -183,11 +183,11 @@ def _parallel_claim(results: Sequence[ProfileResult], cores: int, backend: str) 
     for result, scenario in found:
         makespan = metrics.span_s(scenario.records)
         counts = metrics.counts_by_pid(scenario.records)
-        ok = makespan <= scenario.seconds * (1 + REL_TOLERANCE) + 0.15
+        ok = makespan <= scenario.unit_s * (1 + REL_TOLERANCE) + 0.15
         ok_any = ok_any or ok
         parts.append(
-            f"{result.name}: {scenario.n} x {scenario.seconds:g}s took {makespan:.2f}s "
-            f"({makespan / scenario.seconds:.1f}x), requests per worker {sorted(counts.values(), reverse=True)}"
+            f"{result.name}: {scenario.n} x {scenario.unit_s:.2f}s took {makespan:.2f}s "
+            f"({makespan / scenario.unit_s:.1f}x), requests per worker {sorted(counts.values(), reverse=True)}"
         )
     if ok_any:
         return "CONFIRMED", "; ".join(parts)

@@ -18,10 +18,11 @@ import concurrent.futures
 import functools
 import json
 import resource
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -134,8 +135,17 @@ def classify_demo_error(exc: BaseException, workers: int) -> str:
     return "demo_" + type(exc).__name__
 
 
+@dataclass(kw_only=True)
+class _StartLine:
+    """Where demo threads wait until every demo client is connected, then learn the burst's instant."""
+
+    connected: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+    go: threading.Event = field(default_factory=threading.Event)
+    t0: float = 0.0
+
+
 def _demo_click(
-    base_url: str, spec: RequestSpec, *, index: int, t0: float, timeout: float, workers: int
+    base_url: str, spec: RequestSpec, *, index: int, line: _StartLine, timeout: float, workers: int
 ) -> RequestRecord:
     from gradio_client import Client
 
@@ -154,23 +164,31 @@ def _demo_click(
             error=error_class(exc),
             detail=str(exc)[:200],
         )
-    time.sleep(max(0.0, t0 + spec.delay_s - time.monotonic()))
-    sent = time.monotonic_ns()
-    try:
-        job = client.submit(*spec.args, api_name=spec.api_name)
-        result = job.result(timeout=timeout)
-    except Exception as exc:  # gradio_client wraps failures in several exception types
-        return RequestRecord(
-            kind="demo",
-            work=spec.work,
-            index=index,
-            sent_ns=sent,
-            received_ns=time.monotonic_ns(),
-            error=classify_demo_error(exc, workers),
-            detail=f"{type(exc).__name__}: {exc}"[:200],
-        )
     finally:
-        client.close() if hasattr(client, "close") else None
+        line.connected.release()
+    try:
+        if not line.go.wait(timeout):
+            now = time.monotonic_ns()
+            return RequestRecord(
+                kind="demo", work=spec.work, index=index, sent_ns=now, received_ns=now, error="not_started"
+            )
+        time.sleep(max(0.0, line.t0 + spec.delay_s - time.monotonic()))
+        sent = time.monotonic_ns()
+        try:
+            job = client.submit(*spec.args, api_name=spec.api_name)
+            result = job.result(timeout=timeout)
+        except Exception as exc:  # gradio_client wraps failures in several exception types
+            return RequestRecord(
+                kind="demo",
+                work=spec.work,
+                index=index,
+                sent_ns=sent,
+                received_ns=time.monotonic_ns(),
+                error=classify_demo_error(exc, workers),
+                detail=f"{type(exc).__name__}: {exc}"[:200],
+            )
+    finally:
+        client.close()
     received = time.monotonic_ns()
     body = result[-1] if isinstance(result, tuple | list) else result
     return RequestRecord(
@@ -245,41 +263,42 @@ async def run_burst(
     loop = asyncio.get_running_loop()
     demo_specs = [(i, s) for i, s in enumerate(specs) if s.kind == "demo"]
     api_specs = [(i, s) for i, s in enumerate(specs) if s.kind == "api"]
-    # Demo clients connect first (their set-up is not part of the burst).
-    t0 = time.monotonic() + (1.0 if demo_specs else 0.05) + 0.02 * len(demo_specs)
+    line = _StartLine()
     health_records: list[RequestRecord] = []
     stop = asyncio.Event()
-
-    async def poll_from_t0() -> None:
-        # Health polling covers the burst, not the demo clients' set-up.
-        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
-        await _poll_health(base_url, stop, health_records, timeout)
-
-    poller = asyncio.create_task(poll_from_t0()) if health else None
     connector = aiohttp.TCPConnector(force_close=True, limit=0)
     # One thread per demo user: the default executor has too few on a small machine.
     clickers = ThreadPoolExecutor(max_workers=max(1, len(demo_specs)), thread_name_prefix="launch-demo")
+    poller: asyncio.Task[None] | None = None
     try:
+        demo_tasks = [
+            loop.run_in_executor(
+                clickers,
+                functools.partial(_demo_click, base_url, s, index=i, line=line, timeout=timeout, workers=workers),
+            )
+            for i, s in demo_specs
+        ]
+        # Demo clients connect first (fetching Gradio's config is not part of
+        # the burst); the instant is fixed once every one of them is ready.
+        for _ in demo_specs:
+            await loop.run_in_executor(None, line.connected.acquire, True, timeout)
+        t0 = time.monotonic() + 0.05
+        line.t0 = t0
+        line.go.set()
+        if health:
+            poller = asyncio.create_task(_poll_health(base_url, stop, health_records, timeout))
         async with aiohttp.ClientSession(connector=connector) as session:
-            tasks: list[asyncio.Future[RequestRecord]] = [
+            api_tasks = [
                 asyncio.ensure_future(_api_request(session, base_url, s, index=i, t0=t0, timeout=timeout))
                 for i, s in api_specs
             ]
-            tasks += [
-                asyncio.ensure_future(
-                    loop.run_in_executor(
-                        clickers,
-                        functools.partial(_demo_click, base_url, s, index=i, t0=t0, timeout=timeout, workers=workers),
-                    )
-                )
-                for i, s in demo_specs
-            ]
-            results = await asyncio.gather(*tasks)
+            results = await asyncio.gather(*api_tasks, *demo_tasks)
     finally:
+        line.go.set()
         clickers.shutdown(wait=False, cancel_futures=True)
-    stop.set()
-    if poller is not None:
-        await poller
+        stop.set()
+        if poller is not None:
+            await poller
     return sorted(results, key=lambda r: r.index) + health_records
 
 

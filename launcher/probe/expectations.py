@@ -157,12 +157,12 @@ def check_gil_bound(result: ScenarioResult) -> Verdict:
         k = len(group)
         span = (max(r.end_ns or 0 for r in group) - min(r.start_ns or 0 for r in group)) / 1e9
         spans.append(f"{pid}: {k} in {span:.2f}s")
-        if span < k * result.seconds * (1 - REL_TOLERANCE):
+        if span < k * result.unit_s * (1 - REL_TOLERANCE):
             short.append(str(pid))
     return _verdict(
         result.scenario,
         "within one worker process, k concurrent CPU requests need >= k x S (one GIL)",
-        "; ".join(spans) or "no attributed work",
+        "; ".join(spans) + f" (one alone: {result.unit_s:.2f}s)" if spans else "no attributed work",
         not short and bool(spans),
         "threads of one process share one GIL: pure-Python CPU work does not run in parallel",
     )
@@ -171,12 +171,12 @@ def check_gil_bound(result: ScenarioResult) -> Verdict:
 def check_cpu_parallelism(result: ScenarioResult, workers: int, cores: int) -> Verdict:
     """Across pids: n CPU requests need >= n x S / min(workers, cores)."""
     parallel = max(1, min(workers, cores))
-    floor = len(metrics.work_records(result.records)) * result.seconds / parallel
+    floor = len(metrics.work_records(result.records)) * result.unit_s / parallel
     span = metrics.span_s(result.records)
     return _verdict(
         result.scenario,
         f"CPU parallelism is bounded by min(workers, cores) = {parallel}",
-        f"{len(metrics.work_records(result.records))} x {result.seconds:g}s of CPU work took {span:.2f}s "
+        f"{len(metrics.work_records(result.records))} x {result.unit_s:.2f}s of CPU work took {span:.2f}s "
         f"(floor {floor:.2f}s)",
         span >= floor * (1 - REL_TOLERANCE),
         f"{workers} worker process(es) on {cores} core(s) cannot do more CPU seconds per second",

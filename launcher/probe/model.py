@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SCHEMA = "launch.probe"
@@ -103,6 +106,15 @@ class ScenarioResult:
     log_events: tuple[LogEvent, ...] = ()
     verdicts: tuple[Verdict, ...] = ()
     note: str = ""
+    reference_s: float | None = None
+    """CPU scenario: how long one request of this work took alone, just before
+    the burst (server side). Calibration drifts with the machine's load; the
+    CPU expectations compare against this, measured in the same conditions."""
+
+    @property
+    def unit_s(self) -> float:
+        """The duration of one request's work alone: the reference when measured, else the nominal S."""
+        return self.reference_s if self.reference_s else self.seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,8 +135,8 @@ class ProfileResult:
 
     @property
     def name(self) -> str:
-        """The profile's name."""
-        return str(self.profile["name"])
+        """The profile's name (``?`` in a file that lacks it)."""
+        return str(self.profile.get("name", "?"))
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -188,14 +200,64 @@ def dump_run(run: ProbeRun) -> str:
     return json.dumps(run_to_json(run), indent=1)
 
 
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a value read from JSON fits a field's annotation (shallow for free-form dicts)."""
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_conforms(value, arg) for arg in args)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_conforms(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items()
+        )
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return isinstance(value, hint)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("launcher.probe.model.", "")
+
+
 def _build(cls: type[Any], data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ResultFileError(f"{where}: expected an object, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
     try:
-        return cls(**{k: v for k, v in data.items() if k in names})
+        built = cls(**{k: v for k, v in data.items() if k in names})
     except TypeError as exc:
         raise ResultFileError(f"{where}: {exc}") from None
+    for name, hint in _hints(cls).items():
+        value = getattr(built, name)
+        if not _conforms(value, hint):
+            shown = json.dumps(value, default=str)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ResultFileError(f"{where}: {name} = {shown}: expected {_type_name(hint)}")
+    return built
 
 
 def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -255,10 +317,23 @@ def run_from_json(data: Any) -> ProbeRun:
         raise ResultFileError(f"malformed launch probe result: {type(exc).__name__}: {exc}") from None
 
 
+def read_run(path: Path) -> ProbeRun:
+    """Read a result file; :class:`ResultFileError` with one line when it cannot be read or is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ResultFileError("not a launch probe result (not UTF-8 text)") from None
+    except OSError as exc:
+        raise ResultFileError(f"cannot read: {exc.strerror or type(exc).__name__}") from None
+    return load_run(text)
+
+
 def load_run(text: str) -> ProbeRun:
     """Parse JSON text into a run; :class:`ResultFileError` with one line when it is not one."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultFileError(f"not valid JSON (truncated?): {exc}") from None
+    except RecursionError:
+        raise ResultFileError("not a launch probe result (nested too deeply)") from None
     return run_from_json(data)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 from collections.abc import Sequence
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from launcher.errors import ConfigError
 from launcher.probe import metrics
-from launcher.probe.model import ProbeRun, ProfileResult
+from launcher.probe.model import ProbeRun, ProfileResult, ResultFileError
 
 _VERDICT_STYLE = {"CONFIRMED": "green", "REFUTED": "red", "DEPENDS": "yellow", "UNTESTED": "dim"}
 
@@ -98,7 +101,7 @@ def recommendation_text(run: ProbeRun) -> Text:
         return Text("No profile qualifies for a recommendation in this run.", style="yellow")
     text = Text()
     text.append("Recommended: ", style="bold")
-    text.append(str(rec.profile["name"]), style="bold green")
+    text.append(str(rec.profile.get("name", "?")), style="bold green")
     text.append(f" — {rec.why}.\n")
     for name, reason in rec.rejected.items():
         text.append(f"  {name}: {reason}\n", style="dim")
@@ -116,3 +119,42 @@ def render_run(run: ProbeRun, console: Console, *, claims: bool = True, details:
     console.print(recommendation_text(run))
     if not run.complete:
         console.print(Text("INCOMPLETE: the run was interrupted; results so far are shown.", style="bold yellow"))
+
+
+def select_profiles(run: ProbeRun, spec: str | None) -> ProbeRun:
+    """The run narrowed to the profiles ``spec`` names: comma-separated names or globs (fnmatch), in file order.
+
+    The claims and the recommendation are judged again over the profiles
+    kept, so that every part of the report speaks of the same profiles.
+    :class:`ConfigError` names a part that matches no profile of the run;
+    :class:`ResultFileError` says the file's profiles cannot be judged.
+    """
+    if not spec:
+        return run
+    names = [p.name for p in run.profiles]
+    keep: set[str] = set()
+    for part in (part.strip() for part in spec.split(",")):
+        if not part:
+            continue
+        glob = any(ch in part for ch in "*?[")
+        matches = [n for n in names if (fnmatch.fnmatchcase(n, part) if glob else n == part)]
+        if not matches:
+            known = ", ".join(names) or "none"
+            raise ConfigError(f"no profile in the result matches {part!r} (it has: {known})")
+        keep.update(matches)
+    if not keep:
+        raise ConfigError(f"no profile named in {spec!r}")
+    from launcher.probe.claims import judge_claims
+    from launcher.probe.recommend import recommend
+
+    profiles = tuple(p for p in run.profiles if p.name in keep)
+    cores = run.machine.get("cores")
+    try:
+        claims = judge_claims(profiles, cores=cores) if isinstance(cores, int) and cores > 0 else []
+        recommendation = recommend(profiles)
+    except (KeyError, TypeError, ValueError) as exc:
+        # The profile dicts are free-form in the file; judging needs their usual fields.
+        raise ResultFileError(
+            f"malformed launch probe result: cannot judge its profiles again ({type(exc).__name__}: {exc})"
+        ) from None
+    return dataclasses.replace(run, profiles=profiles, claims=tuple(claims), recommendation=recommendation)

@@ -143,7 +143,7 @@ def test_bad_launch_toml_in_cwd(runner: CliRunner, clean_cwd: Path) -> None:
 def test_profile_with_a_subcommand_is_a_usage_error(runner: CliRunner) -> None:
     result = invoke(runner, "--profile", "uvicorn-1-sync", "profiles")
     assert result.exit_code == 2
-    assert "--profile serves a profile; give it without a subcommand" in result.stderr
+    assert "--profile is for serving a profile; give it without a subcommand" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -1,0 +1,322 @@
+"""``launch systemd``: write a systemd unit that serves one profile.
+
+The command gathers what only the machine can tell (where ``launch`` and its
+Python are, which files define the profile, what the probe measured) and hands
+it to the pure :func:`launcher.systemd.render_unit`. ``launcher.cli`` registers
+it with ``main.add_command(systemd_command)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from launcher.cli import catalog_from, fail
+from launcher.errors import ConfigError, ExitCode
+from launcher.systemd import DEFAULT_WATCHDOG_SECONDS, UnitOptions, read_paths, render_unit
+from profiles import FIELDS, Profile, ProfileError, load_catalog
+from profiles.catalog import DEFAULT_USER_FILE
+
+REPORT_SCHEMA = "launch.probe"
+REPORT_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recommendation:
+    """What a ``launch probe --json`` report recommends."""
+
+    profile: Profile
+    source: Path | None
+    ready_seconds: float | None
+    why: str
+
+
+def read_report(path: Path) -> Recommendation:
+    """Read and validate a ``launch probe --json`` report; :class:`ConfigError` (one line) when unusable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read report: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a `launch probe --json` report: not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        stripped = text.strip()
+        if not stripped:
+            raise ConfigError(f"{path}: not a `launch probe --json` report: the file is empty") from None
+        # A report cut short (a probe interrupted while writing, a partial copy) ends mid-document.
+        hint = " (truncated?)" if exc.pos >= len(stripped) or not stripped.endswith("}") else ""
+        raise ConfigError(
+            f"{path}: not a `launch probe --json` report: invalid JSON at line {exc.lineno}, "
+            f"column {exc.colno}: {exc.msg}{hint}"
+        ) from None
+    if not isinstance(data, dict):
+        kind = "array" if isinstance(data, list) else "string" if isinstance(data, str) else "number or literal"
+        raise ConfigError(f"{path}: not a `launch probe --json` report (a JSON {kind}, not an object)")
+    if data.get("schema") != REPORT_SCHEMA:
+        raise ConfigError(
+            f"{path}: not a `launch probe --json` report (schema = {data.get('schema')!r}, expected {REPORT_SCHEMA!r})"
+        )
+    version = data.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ConfigError(f"{path}: schema_version = {version!r}: expected an integer")
+    if version > REPORT_SCHEMA_VERSION:
+        raise ConfigError(
+            f"{path}: report schema_version {version} is newer than this launch reads "
+            f"({REPORT_SCHEMA_VERSION}); upgrade launch"
+        )
+    if version < REPORT_SCHEMA_VERSION:
+        raise ConfigError(f"{path}: schema_version = {version}: expected {REPORT_SCHEMA_VERSION}")
+    if "recommendation" not in data:
+        raise ConfigError(f"{path}: report has no 'recommendation'")
+    rec = data["recommendation"]
+    if rec is None:
+        raise ConfigError(f"{path}: the probe recommended no profile (none qualified); nothing to deploy")
+    if not isinstance(rec, dict):
+        raise ConfigError(f"{path}: recommendation = {rec!r}: expected an object")
+    return Recommendation(
+        profile=_report_profile(path, rec.get("profile")),
+        source=_report_source(path, rec.get("source")),
+        ready_seconds=_report_ready(path, rec.get("ready_seconds")),
+        why=_report_why(path, rec.get("why")),
+    )
+
+
+def _report_profile(path: Path, fields: Any) -> Profile:
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{path}: recommendation.profile = {fields!r}: expected an object")
+    unknown = sorted(set(fields) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"{path}: recommendation.profile: unknown field {unknown[0]!r}")
+    missing = [key for key in FIELDS if key not in fields]
+    if missing:
+        raise ConfigError(f"{path}: recommendation.profile: missing field {missing[0]!r}")
+    try:
+        return Profile(**fields)
+    except ProfileError as exc:
+        raise ConfigError(f"{path}: recommendation.profile: {exc}") from None
+
+
+def _report_source(path: Path, source: Any) -> Path | None:
+    if source is None:
+        return None
+    if not isinstance(source, str) or not Path(source).is_absolute():
+        raise ConfigError(f"{path}: recommendation.source = {source!r}: expected an absolute path or null")
+    return Path(source)
+
+
+def _report_ready(path: Path, ready: Any) -> float | None:
+    if ready is None:
+        return None
+    if isinstance(ready, bool) or not isinstance(ready, (int, float)) or not math.isfinite(ready) or ready < 0:
+        raise ConfigError(f"{path}: recommendation.ready_seconds = {ready!r}: expected seconds or null")
+    return float(ready)
+
+
+def _report_why(path: Path, why: Any) -> str:
+    if not isinstance(why, str):
+        raise ConfigError(f"{path}: recommendation.why = {why!r}: expected text")
+    return why
+
+
+def find_launch(venv: Path | None) -> Path:
+    """The ``launch`` executable the unit runs: the venv's, the running one, or the one on PATH."""
+    if venv is not None:
+        candidate = venv / "bin" / "launch"
+        if not os.access(candidate, os.X_OK):
+            raise ConfigError(f"--venv {venv}: no executable bin/launch in it (pip install the project there)")
+        return candidate
+    argv0 = Path(sys.argv[0])
+    candidates = [argv0] if argv0.name == "launch" else []
+    # The console script next to the running interpreter belongs to this very install.
+    candidates.append(Path(sys.executable).parent / "launch")
+    found = shutil.which("launch")
+    if found:
+        candidates.append(Path(found))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return Path(os.path.abspath(candidate))
+    raise ConfigError("cannot find the `launch` executable; give --venv DIR (the virtualenv it is installed in)")
+
+
+def script_interpreter(executable: Path) -> Path | None:
+    """The interpreter of a ``#!`` script, symlinks followed; None for anything else."""
+    try:
+        with executable.open("rb") as handle:
+            first = handle.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode(errors="replace").split()
+    if not words or not words[0].startswith("/"):
+        return None
+    return Path(words[0]).resolve()
+
+
+def unreadable_for_others(path: Path) -> Path | None:
+    """The first folder on ``path`` that others cannot search, or ``path`` itself if they cannot read it."""
+    try:
+        resolved = path.resolve()
+        for folder in reversed(resolved.parents):
+            if not folder.stat().st_mode & stat.S_IXOTH:
+                return folder
+        mode = resolved.stat().st_mode
+    except OSError:
+        return path
+    needed = stat.S_IXOTH if stat.S_ISDIR(mode) else stat.S_IROTH
+    return None if mode & needed else resolved
+
+
+def profile_files(ctx: click.Context, source: Path | None) -> tuple[Path, ...]:
+    """The user files the unit must pass so ``--profile NAME`` resolves as here (up to the defining one)."""
+    if source is None:
+        return ()
+    root = ctx.find_root()
+    files = [Path(DEFAULT_USER_FILE)] if Path(DEFAULT_USER_FILE).is_file() else []
+    files += list(root.params.get("profiles_file") or ())
+    chosen: list[Path] = []
+    for file in files:
+        absolute = file.resolve()
+        if absolute not in chosen:
+            chosen.append(absolute)
+        if absolute == source:
+            return tuple(chosen)
+    return (source,)
+
+
+@click.command("systemd")
+@click.option("--profile", "profile_name", metavar="NAME", help="Deploy this profile (see `launch profiles`).")
+@click.option(
+    "--from-report",
+    "report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Deploy the profile a `launch probe --json` report recommends, with its measured start time.",
+)
+@click.option("--user", is_flag=True, help="A unit for `systemctl --user` instead of the system manager.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH",
+    help="Write the unit here instead of stdout.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing --output file.")
+@click.option(
+    "--venv",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    metavar="DIR",
+    help="The virtualenv launch is installed in (default: the running one).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    metavar="DIR",
+    help="The service's working directory.",
+)
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="An environment variable (repeatable).")
+@click.option("--gpu", is_flag=True, help="Open the NVIDIA devices (instead of PrivateDevices=).")
+@click.option(
+    "--watchdog",
+    type=float,
+    default=DEFAULT_WATCHDOG_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="WatchdogSec=; a worker event loop blocked for 1.25-2x this restarts the service (0: off).",
+)
+@click.pass_context
+def systemd_command(  # noqa: PLR0917 - one parameter per option, as click passes them
+    ctx: click.Context,
+    profile_name: str | None,
+    report: Path | None,
+    user: bool,
+    output: Path | None,
+    force: bool,
+    venv: Path | None,
+    workdir: Path | None,
+    env: tuple[str, ...],
+    gpu: bool,
+    watchdog: float,
+) -> None:
+    """Print (or write) a systemd service unit that serves a profile.
+
+    \b
+    launch systemd --profile gunicorn-3-offload -o /etc/systemd/system/launch.service
+    launch systemd --from-report probe.json --user -o ~/.config/systemd/user/launch.service
+    """
+    if (profile_name is None) == (report is None):
+        fail("give exactly one of --profile NAME and --from-report FILE", ExitCode.USAGE)
+    if output is not None and output.exists() and not force:
+        fail(f"{output} exists; --force replaces it", ExitCode.USAGE)
+    venv = Path(os.path.abspath(venv)) if venv is not None else None
+    workdir = Path(os.path.abspath(workdir)) if workdir is not None else None
+    files: tuple[Path, ...]
+    try:
+        if report is not None:
+            rec = read_report(report)
+            profile, files = rec.profile, ((rec.source,) if rec.source else ())
+            ready, note = rec.ready_seconds, f"Chosen by `launch probe`: {rec.why}" if rec.why else ""
+        else:
+            assert profile_name is not None
+            catalog = catalog_from(ctx)
+            profile = catalog.get_profile(profile_name)
+            files = profile_files(ctx, catalog[profile_name].source)
+            ready, note = None, ""
+        # What `launch --profile NAME` will resolve to where the service runs.
+        runtime_cwd = workdir or (Path.home() if user else Path("/"))
+        named = load_catalog(files, cwd=runtime_cwd).get_profile(profile.name)
+        if named.backend != profile.backend:
+            raise ConfigError(
+                f"profile {profile.name!r} is {named.backend} where the service runs, not {profile.backend}; "
+                "deploy it from the profiles file that defines it"
+            )
+        launch_path = find_launch(venv)
+        options = UnitOptions(
+            profile=profile,
+            launch_path=launch_path,
+            profiles_files=files,
+            catalog_profile=named,
+            user=user,
+            venv=venv,
+            workdir=workdir,
+            env=env,
+            gpu=gpu,
+            watchdog_seconds=watchdog,
+            ready_seconds=ready,
+            interpreter=script_interpreter(launch_path),
+            note=note,
+        )
+    except ConfigError as exc:
+        fail(str(exc), exc.exit_code)
+    except ProfileError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    if not user:
+        for path in read_paths(options):
+            blocked = unreadable_for_others(path)
+            if blocked is not None:
+                click.echo(
+                    f"launch: warning: the service's transient user (DynamicUser=) cannot read {path} "
+                    f"({blocked} is closed to other users); install under /opt or /srv, or use --user",
+                    err=True,
+                )
+                break
+    text = render_unit(options)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"{output}: cannot write: {exc.strerror or exc}", ExitCode.USAGE)
+    click.echo(f"launch: wrote {output}", err=True)

@@ -1,0 +1,747 @@
+"""A probe run as one self-contained HTML page: tables, the recommendation and a timeline per burst.
+
+:func:`render_html` is a pure function of a :class:`~launcher.probe.model.ProbeRun`.
+The page has no scripts and loads nothing: its CSS and SVG are inline, it uses
+the system's fonts, and it reads the same offline as online. Every string that
+comes from the data is escaped (:func:`esc`), and the markup is also
+well-formed XML, so tools (and the tests) can parse it.
+
+The timelines are laid out by small pure helpers -- :class:`Scale` (ns to x
+pixels), :func:`nice_step` and :meth:`Scale.ticks` (the axis), :func:`pack_rows`
+(bars that overlap in one lane go to separate rows) and :func:`layout` (lanes
+and marks of one burst) -- so the geometry can be checked against the data.
+
+In a timeline each request is one ``<g class="req">`` carrying ``data-record``
+(its position in ``ScenarioResult.records``), ``data-index``, ``data-kind``,
+``data-work``, ``data-pid``, ``data-thread`` and ``data-failed``; inside it a
+``<title>`` with its numbers and one of: a ``rect.bar`` from work start to end
+(``rect.pipe`` inside it for a generation's pipeline call), a ``rect.tick``
+from a health check's send to its answer, a ``rect.client`` from send to
+receive (answered, but without attribution) or a ``path.cross`` at the
+client's receive time (failed, without attribution) with a ``line.wait`` back
+to when it was sent. A failed request the server did attribute (an error
+status) is a bar with a ``path.cross`` in its middle.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from launcher.probe import metrics
+from launcher.probe.model import ProbeRun, ProfileResult, RequestRecord, ScenarioResult, Verdict
+
+# Geometry of a timeline, in SVG pixels.
+LABEL_WIDTH = 190
+PLOT_WIDTH = 940
+RIGHT_PAD = 24
+TOP_PAD = 8
+ROW_HEIGHT = 14
+ROW_GAP = 3
+HEALTH_ROW_HEIGHT = 6
+HEALTH_ROW_GAP = 1
+"""Health checks that wait (a blocked event loop) overlap and stack: their rows are thin."""
+LANE_PAD = 5
+AXIS_HEIGHT = 40
+TICK_MIN_WIDTH = 1.5
+"""Health checks answered in microseconds still show as a tick this wide."""
+CROSS_SIZE = 5
+SVG_WIDTH = LABEL_WIDTH + PLOT_WIDTH + RIGHT_PAD
+
+COLOURS: dict[str, str] = {
+    "api": "#1f77b4",
+    "demo": "#9467bd",
+    "generate": "#ff7f0e",
+    "health": "#2ca02c",
+    "failed": "#d62728",
+    "pipeline": "#a34a00",
+    "client": "#7f7f7f",
+}
+"""Fill colours by what a mark shows (``colour_key``)."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def esc(value: object) -> str:
+    """Text from the data, safe in element content and in quoted attributes (control characters dropped)."""
+    return html.escape(_CONTROL.sub("", str(value)), quote=True)
+
+
+def colour_key(record: RequestRecord) -> str:
+    """Which colour a request gets: ``generate`` for generations, else its kind."""
+    return "generate" if record.work == "generate" else record.kind
+
+
+def _px(value: float) -> str:
+    return f"{value:.2f}"
+
+
+# --- geometry ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Maps monotonic-clock nanoseconds in ``[lo_ns, hi_ns]`` linearly onto ``[x0, x1]`` pixels."""
+
+    lo_ns: int
+    hi_ns: int
+    x0: float = LABEL_WIDTH
+    x1: float = LABEL_WIDTH + PLOT_WIDTH
+
+    def __post_init__(self) -> None:
+        if self.hi_ns <= self.lo_ns:
+            raise ValueError(f"empty time range: {self.lo_ns}..{self.hi_ns}")
+
+    def __call__(self, t_ns: int) -> float:
+        """The x of ``t_ns``."""
+        return self.x0 + (t_ns - self.lo_ns) * (self.x1 - self.x0) / (self.hi_ns - self.lo_ns)
+
+    def ticks(self, origin_ns: int, *, target: int = 8) -> list[tuple[float, str]]:
+        """Axis ticks inside the range: (x, label in seconds from ``origin_ns``) at a round step."""
+        lo_s = (self.lo_ns - origin_ns) / 1e9
+        hi_s = (self.hi_ns - origin_ns) / 1e9
+        step = nice_step(hi_s - lo_s, target)
+        decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+        first = math.ceil(lo_s / step - 1e-9)
+        last = math.floor(hi_s / step + 1e-9)
+        ticks = []
+        for k in range(first, last + 1):
+            seconds = k * step
+            label = f"{seconds:.{decimals}f} s"
+            if label.startswith("-0") and float(label[:-2]) == 0:
+                label = label[1:]
+            ticks.append((self(origin_ns + round(seconds * 1e9)), label))
+        return ticks
+
+
+def nice_step(span_s: float, target: int = 8) -> float:
+    """A round step (1, 2 or 5 times a power of ten) giving at most about ``target`` ticks over ``span_s``."""
+    if span_s <= 0 or not math.isfinite(span_s):
+        return 1.0
+    raw = span_s / max(1, target)
+    power = 10.0 ** math.floor(math.log10(raw))
+    for multiple in (1, 2, 5, 10):
+        if multiple * power >= raw * (1 - 1e-9):
+            return multiple * power
+    return 10 * power  # pragma: no cover - the loop always returns
+
+
+def pack_rows(intervals: Sequence[tuple[int, int]]) -> list[int]:
+    """A row for each interval so that intervals in one row never overlap (greedy, by start)."""
+    order = sorted(range(len(intervals)), key=lambda i: (intervals[i][0], intervals[i][1]))
+    row_ends: list[int] = []
+    rows = [0] * len(intervals)
+    for i in order:
+        start, end = intervals[i]
+        for row, row_end in enumerate(row_ends):
+            if row_end <= start:
+                rows[i] = row
+                row_ends[row] = max(end, start)
+                break
+        else:
+            rows[i] = len(row_ends)
+            row_ends.append(max(end, start))
+    return rows
+
+
+@dataclass
+class Mark:
+    """One request drawn in a lane."""
+
+    position: int
+    """Index into ``ScenarioResult.records``."""
+    record: RequestRecord
+    shape: str
+    """``bar``, ``tick``, ``client`` or ``cross``."""
+    start_ns: int
+    """Where the mark starts: work start (bar), sent (tick, client, cross)."""
+    end_ns: int
+    """Where it ends: work end (bar), answered (tick), received (client, cross: where the cross is)."""
+    row: int = 0
+
+
+@dataclass
+class Lane:
+    """One horizontal band of a timeline."""
+
+    kind: str
+    """``worker`` (a pid, or one thread of it), ``client`` (answered, unattributed), ``errors`` or ``health``."""
+    label: str
+    title: str
+    pid: int | None = None
+    thread: int | None = None
+    rows: int = 1
+    y: float = 0.0
+    shade: int = 0
+    marks: list[Mark] = field(default_factory=list)
+
+    @property
+    def height(self) -> float:
+        """The lane's height in pixels."""
+        return 2 * LANE_PAD + self.rows * self.row_height + (self.rows - 1) * self.row_gap
+
+    def row_y(self, row: int) -> float:
+        """Top of row ``row``."""
+        return self.y + LANE_PAD + row * (self.row_height + self.row_gap)
+
+    @property
+    def row_height(self) -> int:
+        """Height of one row of marks."""
+        return HEALTH_ROW_HEIGHT if self.kind == "health" else ROW_HEIGHT
+
+    @property
+    def row_gap(self) -> int:
+        """Space between rows."""
+        return HEALTH_ROW_GAP if self.kind == "health" else ROW_GAP
+
+
+@dataclass
+class Timeline:
+    """The layout of one burst: its scale, its lanes (top to bottom) and the axis origin."""
+
+    scale: Scale
+    origin_ns: int
+    lanes: list[Lane]
+
+    @property
+    def plot_height(self) -> float:
+        """Height of the lanes together."""
+        return sum(lane.height for lane in self.lanes)
+
+    @property
+    def height(self) -> float:
+        """Height of the whole SVG."""
+        return TOP_PAD + self.plot_height + AXIS_HEIGHT
+
+
+def health_answered_ns(record: RequestRecord) -> int:
+    """When a health check was answered: the server's handler time if known, else the client's receive time."""
+    return record.end_ns if record.end_ns is not None else record.received_ns
+
+
+def time_range(scenario: ScenarioResult) -> tuple[int, int]:
+    """The burst's time range: from its start (or anything earlier) to its end (or anything later)."""
+    points = [scenario.started_ns, scenario.finished_ns]
+    for r in scenario.records:
+        points += [r.sent_ns, r.received_ns]
+        points += [t for t in (r.start_ns, r.end_ns) if t is not None]
+    lo, hi = min(points), max(points)
+    return lo, hi if hi > lo else lo + 1_000_000_000
+
+
+def layout(scenario: ScenarioResult, *, x0: float = LABEL_WIDTH, x1: float = LABEL_WIDTH + PLOT_WIDTH) -> Timeline:
+    """Lanes and marks of one burst.
+
+    One lane per worker pid, split into one sub-lane per thread when the pid
+    ran work on several threads (sync handlers); then, when there are any, a
+    lane of answered requests without attribution, an ``errors`` lane of failed
+    requests without attribution and a ``health`` lane. Bars that overlap in a
+    lane are stacked in rows.
+    """
+    lo, hi = time_range(scenario)
+    scale = Scale(lo, hi, x0, x1)
+    worker_marks: dict[int, list[Mark]] = {}
+    client: list[Mark] = []
+    errors: list[Mark] = []
+    health: list[Mark] = []
+    for position, r in enumerate(scenario.records):
+        if r.kind == "health" and r.ok:
+            health.append(Mark(position, r, "tick", r.sent_ns, max(r.sent_ns, health_answered_ns(r))))
+        elif r.kind != "health" and r.has_work_interval:
+            assert r.pid is not None and r.start_ns is not None and r.end_ns is not None
+            end = max(r.start_ns, r.end_ns)  # never a negative width, whatever a file says
+            worker_marks.setdefault(r.pid, []).append(Mark(position, r, "bar", r.start_ns, end))
+        elif r.ok:
+            client.append(Mark(position, r, "client", r.sent_ns, r.received_ns))
+        else:
+            errors.append(Mark(position, r, "cross", min(r.sent_ns, r.received_ns), r.received_ns))
+    lanes: list[Lane] = []
+    pids = sorted(worker_marks, key=lambda pid: (min(m.start_ns for m in worker_marks[pid]), pid))
+    for shade, pid in enumerate(pids):
+        marks = worker_marks[pid]
+        threads: dict[int | None, list[Mark]] = {}
+        for mark in sorted(marks, key=lambda m: (m.start_ns, m.position)):
+            threads.setdefault(mark.record.thread, []).append(mark)
+        if len(threads) <= 1:
+            thread = next(iter(threads))
+            title = f"worker pid {pid}" + (f", thread {thread}" if thread is not None else "")
+            lanes.append(Lane("worker", f"pid {pid}", title, pid=pid, thread=thread, shade=shade, marks=marks))
+            continue
+        for ordinal, (thread, thread_marks) in enumerate(threads.items(), start=1):
+            label = f"pid {pid} · thread {ordinal}" if ordinal == 1 else f"thread {ordinal}"
+            title = f"worker pid {pid}, thread {thread}"
+            lanes.append(Lane("worker", label, title, pid=pid, thread=thread, shade=shade, marks=thread_marks))
+    if client:
+        title = "answered requests the server did not attribute (client-side send to receive)"
+        lanes.append(Lane("client", "unattributed", title, shade=len(pids), marks=client))
+    if errors:
+        title = "failed requests (no server attribution), at the client's receive time"
+        lanes.append(Lane("errors", "errors", title, shade=len(pids) + 1, marks=errors))
+    if health:
+        title = "/health checks, from send to answer"
+        lanes.append(Lane("health", "/health", title, shade=len(pids) + 2, marks=health))
+    y = float(TOP_PAD)
+    for lane in lanes:
+        rows = pack_rows([(m.start_ns, m.end_ns) for m in lane.marks])
+        for mark, row in zip(lane.marks, rows, strict=True):
+            mark.row = row
+        lane.rows = max(rows, default=0) + 1
+        lane.y = y
+        y += lane.height
+    return Timeline(scale=scale, origin_ns=scenario.started_ns, lanes=lanes)
+
+
+# --- text -------------------------------------------------------------------------------------------
+
+
+def _s(t_ns: int | None, origin_ns: int) -> str:
+    return "?" if t_ns is None else f"{(t_ns - origin_ns) / 1e9:.3f} s"
+
+
+def request_title(record: RequestRecord, origin_ns: int) -> str:
+    """The tooltip of one request: what it was, where and when it ran, what came back."""
+    what = record.kind if record.work is None else f"{record.kind} {record.work}"
+    lines = [f"{what} #{record.index}" + ("" if record.ok else " — FAILED")]
+    if record.pid is not None:
+        lines.append(f"pid {record.pid}" + (f", thread {record.thread}" if record.thread is not None else ""))
+    if record.start_ns is not None and record.end_ns is not None:
+        lines.append(
+            f"work {_s(record.start_ns, origin_ns)} → {_s(record.end_ns, origin_ns)} "
+            f"({(record.end_ns - record.start_ns) / 1e9:.3f} s)"
+        )
+    if record.pipeline_start_ns is not None and record.pipeline_end_ns is not None:
+        lines.append(
+            f"pipeline {_s(record.pipeline_start_ns, origin_ns)} → {_s(record.pipeline_end_ns, origin_ns)} "
+            f"({(record.pipeline_end_ns - record.pipeline_start_ns) / 1e9:.3f} s)"
+        )
+    if record.kind == "health" and record.ok:
+        lines.append(f"answered after {metrics.health_latency(record) * 1000:.1f} ms")
+    lines.append(
+        f"client: sent {_s(record.sent_ns, origin_ns)}, received {_s(record.received_ns, origin_ns)}, "
+        f"latency {record.latency_s:.3f} s"
+    )
+    if record.in_flight is not None:
+        lines.append(f"in flight in its process at start: {record.in_flight}")
+    if record.status is not None:
+        lines.append(f"status {record.status}")
+    if record.error is not None:
+        lines.append(f"error {record.error}" + (f": {record.detail}" if record.detail else ""))
+    return "\n".join(lines)
+
+
+def _fmt_s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+# --- SVG --------------------------------------------------------------------------------------------
+
+
+def cross_path(cx: float, cy: float, size: float = CROSS_SIZE) -> str:
+    """A red cross centred on (cx, cy), its centre also in ``data-x``/``data-y``."""
+    a, b, c, d = _px(cx - size), _px(cx + size), _px(cy - size), _px(cy + size)
+    return f'<path class="cross" data-x="{_px(cx)}" data-y="{_px(cy)}" d="M{a} {c} L{b} {d} M{a} {d} L{b} {c}"/>'
+
+
+def _mark_svg(mark: Mark, lane: Lane, timeline: Timeline) -> str:
+    r = mark.record
+    scale = timeline.scale
+    failed = not r.ok
+    attrs = (
+        f'class="req{" failed" if failed else ""}" data-record="{mark.position}" data-index="{r.index}" '
+        f'data-kind="{esc(r.kind)}" data-work="{esc(r.work or "")}" data-pid="{"" if r.pid is None else r.pid}" '
+        f'data-thread="{"" if r.thread is None else r.thread}" data-failed="{str(failed).lower()}" '
+        f'data-shape="{mark.shape}"'
+    )
+    parts = [f"<g {attrs}><title>{esc(request_title(r, timeline.origin_ns))}</title>"]
+    top = lane.row_y(mark.row)
+    x = scale(mark.start_ns)
+    if mark.shape == "cross":
+        # From when it was sent (a dashed line) to when the client gave up or got the error (the cross).
+        cy = top + lane.row_height / 2
+        sent, x = x, scale(mark.end_ns)
+        if sent < x:
+            parts.append(f'<line class="wait" x1="{_px(sent)}" y1="{_px(cy)}" x2="{_px(x)}" y2="{_px(cy)}"/>')
+        parts.append(cross_path(x, cy))
+    else:
+        width = scale(mark.end_ns) - x
+        if mark.shape == "tick":
+            width = max(width, TICK_MIN_WIDTH)
+        cls = {"bar": f"bar k-{colour_key(r)}", "tick": "tick k-health", "client": "client"}[mark.shape]
+        parts.append(
+            f'<rect class="{cls}" x="{_px(x)}" y="{_px(top)}" width="{_px(width)}" height="{lane.row_height}"/>'
+        )
+        if mark.shape == "bar" and r.pipeline_start_ns is not None and r.pipeline_end_ns is not None:
+            px = scale(r.pipeline_start_ns)
+            parts.append(
+                f'<rect class="pipe" x="{_px(px)}" y="{_px(top + 3)}" '
+                f'width="{_px(scale(r.pipeline_end_ns) - px)}" height="{ROW_HEIGHT - 6}"/>'
+            )
+        if failed:
+            # Failed but attributed (an error status, say): the bar, outlined, with a cross in its middle.
+            parts.append(cross_path(x + width / 2, top + lane.row_height / 2))
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def timeline_svg(scenario: ScenarioResult, *, label: str = "") -> str:
+    """The timeline of one burst as an inline ``<svg>`` element.
+
+    Drawn in layers: lane backgrounds, the grid, then each lane's label and
+    marks (so the grid never cuts a bar), then the axis.
+    """
+    timeline = layout(scenario)
+    scale = timeline.scale
+    plot_top = float(TOP_PAD)
+    plot_bottom = plot_top + (timeline.plot_height if timeline.lanes else 24)
+    height = plot_bottom + AXIS_HEIGHT
+    out = [
+        f'<svg class="timeline" width="{SVG_WIDTH}" height="{_px(height)}" '
+        f'viewBox="0 0 {SVG_WIDTH} {_px(height)}" role="img" aria-label="{esc(label or scenario.scenario)}" '
+        f'data-x0="{_px(scale.x0)}" data-x1="{_px(scale.x1)}" data-lo-ns="{scale.lo_ns}" '
+        f'data-hi-ns="{scale.hi_ns}" data-origin-ns="{timeline.origin_ns}">',
+        '<g class="backgrounds">',
+    ]
+    out.extend(
+        f'<rect class="lane-bg shade-{lane.shade % 2}" x="0" y="{_px(lane.y)}" width="{SVG_WIDTH}" '
+        f'height="{_px(lane.height)}"/>'
+        for lane in timeline.lanes
+    )
+    out.append('</g><g class="grid">')
+    ticks = scale.ticks(timeline.origin_ns)
+    out.extend(
+        f'<line x1="{_px(x)}" y1="{_px(plot_top)}" x2="{_px(x)}" y2="{_px(plot_bottom + 4)}"/>' for x, _ in ticks
+    )
+    out.append("</g>")
+    for lane in timeline.lanes:
+        attrs = (
+            f'class="lane lane-{lane.kind}" data-lane="{lane.kind}" data-pid="{"" if lane.pid is None else lane.pid}" '
+            f'data-thread="{"" if lane.thread is None else lane.thread}" data-y0="{_px(lane.y)}" '
+            f'data-y1="{_px(lane.y + lane.height)}"'
+        )
+        out.append(f"<g {attrs}>")
+        out.append(
+            f'<text class="lane-label" x="8" y="{_px(lane.y + lane.height / 2 + 4)}">'
+            f"<title>{esc(lane.title)}</title>{esc(lane.label)}</text>"
+        )
+        out.extend(_mark_svg(mark, lane, timeline) for mark in lane.marks)
+        out.append("</g>")
+    if not timeline.lanes:
+        out.append(f'<text class="empty" x="{_px(scale.x0 + 8)}" y="{_px(plot_top + 16)}">no requests recorded</text>')
+    out.append('<g class="axis">')
+    out.append(
+        f'<line class="axis-line" x1="{_px(scale.x0)}" y1="{_px(plot_bottom)}" '
+        f'x2="{_px(scale.x1)}" y2="{_px(plot_bottom)}"/>'
+    )
+    out.extend(
+        f'<text class="tick-label" data-x="{_px(x)}" x="{_px(x)}" y="{_px(plot_bottom + 16)}">{esc(text)}</text>'
+        for x, text in ticks
+    )
+    out.append(
+        f'<text class="axis-title" x="{_px((scale.x0 + scale.x1) / 2)}" y="{_px(plot_bottom + 33)}">'
+        "seconds from the burst's start</text>"
+    )
+    out.append("</g></svg>")
+    return "".join(out)
+
+
+def legend_svg() -> str:
+    """What the colours and shapes mean."""
+    items = [
+        ("api", "API request"),
+        ("demo", "demo click"),
+        ("generate", "generation (darker: pipeline call)"),
+        ("health", "/health check"),
+    ]
+    out = ['<svg class="legend" width="1100" height="24" viewBox="0 0 1100 24" role="img" aria-label="legend">']
+    x = 4
+    for key, text in items:
+        out.append(f'<rect class="bar k-{key}" x="{x}" y="5" width="22" height="14"/>')
+        if key == "generate":
+            out.append(f'<rect class="pipe" x="{x + 5}" y="8" width="12" height="8"/>')
+        out.append(f'<text x="{x + 28}" y="16">{esc(text)}</text>')
+        x += 44 + 6 * len(text)
+    out.append(cross_path(x + 6, 12))
+    out.append(f'<text x="{x + 18}" y="16">failed request (at the client\'s receive time)</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+# --- HTML -------------------------------------------------------------------------------------------
+
+_CSS = """
+:root { color-scheme: light; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px; color: #1b1f24;
+       background: #ffffff; font-size: 14px; line-height: 1.4; }
+h1 { font-size: 22px; margin: 0 0 4px 0; }
+h2 { font-size: 18px; margin: 28px 0 8px 0; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 18px 0 6px 0; }
+.meta { color: #57606a; font-size: 12px; }
+.banner { background: #fff3c4; border: 1px solid #d4a72c; padding: 8px 12px; margin: 12px 0; font-weight: 600; }
+table { border-collapse: collapse; margin: 8px 0; }
+th, td { border: 1px solid #d0d7de; padding: 4px 8px; vertical-align: top; text-align: left; }
+th { background: #f6f8fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.cell { font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.pass, span.pass { background: #dafbe1; }
+td.fail, span.fail { background: #ffd8d3; }
+td.none { background: #f6f8fa; color: #57606a; }
+span.pass, span.fail { font-weight: 700; padding: 0 4px; }
+.v-CONFIRMED { background: #dafbe1; font-weight: 700; }
+.v-REFUTED { background: #ffd8d3; font-weight: 700; }
+.v-DEPENDS { background: #fff3c4; font-weight: 700; }
+.v-UNTESTED { color: #57606a; }
+.recommendation { background: #f0f7ff; border: 1px solid #9cc3f0; padding: 8px 12px; }
+pre { background: #f6f8fa; padding: 8px; overflow-x: auto; font-size: 12px; }
+.figures { color: #57606a; font-size: 12px; margin: 2px 0 4px 0; }
+svg.timeline { display: block; max-width: 100%; height: auto; font-size: 11px; }
+svg.legend { display: block; font-size: 12px; }
+svg text { fill: #1b1f24; }
+.lane-bg.shade-0 { fill: #ffffff; }
+.lane-bg.shade-1 { fill: #f3f5f8; }
+.lane-label { font-weight: 600; }
+.grid line { stroke: #d0d7de; stroke-width: 1; }
+.axis-line { stroke: #57606a; stroke-width: 1; }
+.tick-label, .axis-title { text-anchor: middle; fill: #57606a; }
+.k-api { fill: #1f77b4; }
+.k-demo { fill: #9467bd; }
+.k-generate { fill: #ff7f0e; }
+.k-health { fill: #2ca02c; }
+.pipe { fill: #a34a00; }
+rect.bar { stroke: #ffffff; stroke-width: 1; }
+.client { fill: #7f7f7f; }
+.failed rect.bar { stroke: #d62728; stroke-width: 2; }
+.cross { stroke: #d62728; stroke-width: 2.5; fill: none; }
+.wait { stroke: #d62728; stroke-width: 1; stroke-dasharray: 3 3; }
+.empty { fill: #57606a; }
+"""
+
+
+def _verdict_mark(passed: bool) -> str:
+    return '<span class="pass">PASS</span>' if passed else '<span class="fail">FAIL</span>'
+
+
+def _scenario_names(profiles: Iterable[ProfileResult]) -> list[str]:
+    names: list[str] = []
+    for result in profiles:
+        for s in result.scenarios:
+            if s.scenario not in names:
+                names.append(s.scenario)
+    return names
+
+
+def _num(figures: dict[str, object], key: str) -> float:
+    value = figures[key]
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _errors(figures: dict[str, object]) -> int:
+    errors = figures["errors"]
+    return sum(errors.values()) if isinstance(errors, dict) else 0
+
+
+def _cell_class(verdicts: Sequence[Verdict]) -> str:
+    if not verdicts:
+        return "none"
+    return "pass" if all(v.passed for v in verdicts) else "fail"
+
+
+def summary_matrix(run: ProbeRun) -> str:
+    """Profile by scenario: makespan, overlap, health p99, errors; cells coloured by verdict."""
+    names = _scenario_names(run.profiles)
+    out = ['<table class="matrix"><thead><tr><th>profile</th><th>ready</th>']
+    out.extend(f"<th>{esc(name)}</th>" for name in names)
+    out.append("<th>verdict</th></tr></thead><tbody>")
+    for p_index, result in enumerate(run.profiles):
+        out.append(f'<tr><td><a href="#p{p_index}">{esc(result.name)}</a></td>')
+        out.append(f'<td class="num">{_fmt_s(result.ready_seconds)}</td>')
+        by_name = {s.scenario: (s_index, s) for s_index, s in enumerate(result.scenarios)}
+        for name in names:
+            found = by_name.get(name)
+            if found is None:
+                out.append('<td class="none">-</td>')
+                continue
+            s_index, scenario = found
+            figures = metrics.summary(scenario.records)
+            out.append(
+                f'<td class="cell {_cell_class(scenario.verdicts)}" data-profile="{esc(result.name)}" '
+                f'data-scenario="{esc(name)}"><a href="#p{p_index}s{s_index}">'
+                f"{_num(figures, 'makespan_s'):.2f} s</a> · overlap {figures['overlap']}<br/>"
+                f"health p99 {_num(figures, 'health_p99_ms'):.0f} ms · errors {_errors(figures)}</td>"
+            )
+        if result.status == "ok":
+            out.append(f'<td class="{"pass" if result.passed else "fail"}">{_verdict_mark(result.passed)}</td>')
+        else:
+            out.append(f'<td class="fail">{esc(result.status.replace("_", " "))}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    out.append(
+        '<p class="meta">Each cell: makespan (first work request sent to last answered) · the most work '
+        "requests running at once · the 99th percentile of /health latency · failed work requests.</p>"
+    )
+    return "".join(out)
+
+
+def recommendation_html(run: ProbeRun) -> str:
+    """The recommended profile and why the others lost."""
+    rec = run.recommendation
+    if rec is None:
+        return '<div class="recommendation">No profile qualifies for a recommendation in this run.</div>'
+    out = [
+        f'<div class="recommendation"><p><strong>Recommended: {esc(rec.profile.get("name", "?"))}</strong>'
+        f" — {esc(rec.why)}.</p>"
+    ]
+    if rec.rejected:
+        out.append("<p>Why the others lost:</p><ul>")
+        out.extend(f"<li><strong>{esc(name)}</strong>: {esc(reason)}</li>" for name, reason in rec.rejected.items())
+        out.append("</ul>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def claims_html(run: ProbeRun) -> str:
+    """The write-up's claims with their verdicts and evidence."""
+    if not run.claims:
+        return "<p>No claims were judged in this run.</p>"
+    out = ['<table class="claims"><thead><tr><th>#</th><th>claim</th><th>verdict</th><th>evidence</th></tr></thead>']
+    out.append("<tbody>")
+    for claim in run.claims:
+        out.append(
+            f'<tr><td class="num">{claim.number}</td><td>{esc(claim.text)}</td>'
+            f'<td class="v-{esc(claim.verdict)}">{esc(claim.verdict)}</td><td>{esc(claim.evidence)}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def expectations_html(result: ProfileResult) -> str:
+    """One profile's expectations with PASS/FAIL."""
+    if not result.verdicts:
+        return '<p class="meta">No expectations were checked.</p>'
+    out = [
+        '<table class="expectations"><thead><tr><th>scenario</th><th>expectation</th><th>observed</th>'
+        "<th></th><th>why</th></tr></thead><tbody>"
+    ]
+    for v in result.verdicts:
+        out.append(
+            f"<tr><td>{esc(v.scenario)}</td><td>{esc(v.expectation)}</td><td>{esc(v.observed)}</td>"
+            f'<td class="{"pass" if v.passed else "fail"}">{_verdict_mark(v.passed)}</td><td>{esc(v.why)}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def scenario_html(result: ProfileResult, scenario: ScenarioResult, anchor: str) -> str:
+    """One burst: its figures, its timeline and what the server's log said."""
+    figures = metrics.summary(scenario.records)
+    per_pid = figures["count_by_pid"]
+    per_pid_text = (
+        ", ".join(f"pid {pid}: {count}" for pid, count in per_pid.items()) if isinstance(per_pid, dict) else ""
+    )
+    errors = figures["errors"]
+    error_text = ", ".join(f"{name}: {count}" for name, count in errors.items()) if isinstance(errors, dict) else ""
+    out = [
+        f'<section class="scenario" id="{anchor}"><h3>{esc(result.name)} · {esc(scenario.scenario)}</h3>',
+        f'<p class="figures">{scenario.n} requests of {scenario.seconds:g} s · makespan '
+        f"{_num(figures, 'makespan_s'):.2f} s · max overlap {figures['overlap']}"
+        + (f" · served {esc(per_pid_text)}" if per_pid_text else "")
+        + f" · /health p99 {_num(figures, 'health_p99_ms'):.0f} ms over {figures['health_checks']} checks"
+        + (f" · errors: {esc(error_text)}" if error_text else "")
+        + "</p>",
+    ]
+    if scenario.note:
+        out.append(f'<p class="meta">{esc(scenario.note)}</p>')
+    out.append(timeline_svg(scenario, label=f"{result.name} {scenario.scenario} timeline"))
+    if scenario.log_events:
+        out.append('<p class="meta">server log:</p><ul class="log">')
+        out.extend(f"<li><code>{esc(e.kind)}</code> {esc(e.line)}</li>" for e in scenario.log_events)
+        out.append("</ul>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def profile_html(result: ProfileResult, p_index: int) -> str:
+    """One profile: its expectations and one timeline per burst."""
+    description = str(result.profile.get("description", "") or "")
+    facts = [f"backend {result.profile.get('backend', '?')}", f"workers {result.profile.get('workers', '?')}"]
+    facts.append(f"mode {result.profile.get('mode', '?')}")
+    facts.append(f"concurrency_limit {result.profile.get('concurrency_limit', '?')}")
+    if result.ready_seconds is not None:
+        facts.append(f"ready in {result.ready_seconds:.2f} s")
+    if result.stop_seconds is not None:
+        facts.append(f"stopped in {result.stop_seconds:.2f} s" + (" (forced)" if result.stop_forced else ""))
+    if result.source:
+        facts.append(f"from {result.source}")
+    verdict = (
+        _verdict_mark(result.passed) if result.status == "ok" else f'<span class="fail">{esc(result.status)}</span>'
+    )
+    out = [
+        f'<section class="profile" id="p{p_index}" data-profile="{esc(result.name)}">',
+        f"<h2>{esc(result.name)} {verdict}</h2>",
+    ]
+    if description:
+        out.append(f"<p>{esc(description)}</p>")
+    out.append(f'<p class="meta">{esc(" · ".join(facts))}</p>')
+    if result.status != "ok":
+        out.append(f"<p><strong>{esc(result.status.replace('_', ' '))}</strong>: {esc(result.error or '')}</p>")
+        if result.log_tail:
+            out.append(f"<pre>{esc(result.log_tail)}</pre>")
+    out.append(expectations_html(result))
+    for s_index, scenario in enumerate(result.scenarios):
+        out.append(scenario_html(result, scenario, f"p{p_index}s{s_index}"))
+    out.append("</section>")
+    return "".join(out)
+
+
+def _machine_html(run: ProbeRun) -> str:
+    m: dict[str, Any] = run.machine
+    parts = []
+    for key in ("cores", "python", "platform"):
+        if key in m:
+            parts.append(f"{key} {m[key]}")
+    versions = m.get("versions")
+    if isinstance(versions, dict):
+        parts.extend(f"{name} {version}" for name, version in versions.items() if version)
+    options = ", ".join(f"{key}={value}" for key, value in run.options.items())
+    return (
+        f'<p class="meta">run {esc(run.created)} · {esc(" · ".join(parts))}</p>'
+        f'<p class="meta">options: {esc(options)}</p>'
+    )
+
+
+def render_html(run: ProbeRun) -> str:
+    """The whole report as one self-contained HTML page."""
+    names = ", ".join(p.name for p in run.profiles) or "no profiles"
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"/>',
+        '<meta name="viewport" content="width=device-width, initial-scale=1"/>',
+        f"<title>launch probe report — {esc(run.created)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>launch probe report</h1>",
+        f'<p class="meta">profiles: {esc(names)}</p>',
+        _machine_html(run),
+    ]
+    if not run.complete:
+        out.append(
+            '<div class="banner incomplete">INCOMPLETE: the run was interrupted; the results so far are shown.</div>'
+        )
+    out.append("<h2>Summary</h2>")
+    out.append(summary_matrix(run))
+    out.append("<h2>Recommendation</h2>")
+    out.append(recommendation_html(run))
+    out.append("<h2>The write-up's claims</h2>")
+    out.append(claims_html(run))
+    out.append("<h2>Profiles</h2>")
+    out.append(
+        '<p class="meta">Timelines: one lane per worker process (one per thread where a process ran work on '
+        "several threads); each bar is one request's work, from its start to its end on the server, on the "
+        "machine's shared monotonic clock. Hover over a bar for its numbers.</p>"
+    )
+    out.append(legend_svg())
+    out.extend(profile_html(result, p_index) for p_index, result in enumerate(run.profiles))
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,300 @@
+"""Live progress of ``launch probe`` on stderr, fed :class:`~launcher.probe.runner.ProgressEvent` objects.
+
+Three ways to show it, chosen once:
+
+- ``live``: a rich display that redraws in place (profile i of n, its phase,
+  the scenario's expected duration as a bar, elapsed and estimated remaining
+  time); each finished profile leaves one line above it.
+- ``lines``: one plain line per event, with the elapsed time -- for CI logs
+  and anything else that is not a terminal.
+- ``off``: nothing (``--quiet``).
+
+Use it as a context manager (or call :meth:`ProbeProgress.start` and
+:meth:`ProbeProgress.stop`); leaving the block by Ctrl-C or an error stops the
+live display and restores the terminal before anything else is printed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from launcher.probe.runner import ProgressEvent
+
+Mode = Literal["auto", "live", "lines", "off"]
+
+_PHASE_WORDS = {
+    "starting": "starting the server",
+    "stopping": "stopping the server",
+    "did_not_start": "did not start",
+    "done": "done",
+}
+
+
+def format_duration(seconds: float) -> str:
+    """``42s``, ``3m07s``, ``1h02m``: short and stable in width."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def describe(event: ProgressEvent) -> str:
+    """What the event says, in words, without the ``[i/n] profile`` prefix."""
+    if event.phase in _PHASE_WORDS:
+        words = _PHASE_WORDS[event.phase]
+        return f"{words}: {event.detail}" if event.detail else words
+    # A scenario.
+    parts = [event.detail] if event.detail else []
+    if event.expected_seconds > 0:
+        parts.append(f"at least {event.expected_seconds:g}s each")
+    return f"{event.phase} ({', '.join(parts)})" if parts else event.phase
+
+
+@dataclass(kw_only=True)
+class ProgressState:
+    """What the display knows: pure bookkeeping, fed events and a clock reading."""
+
+    started: float
+    event: ProgressEvent | None = None
+    phase_started: float = 0.0
+    profile_started: float = 0.0
+    profile_seconds: list[float] = field(default_factory=list)
+    last_error: str = ""
+
+    def feed(self, event: ProgressEvent, now: float) -> None:
+        """Record ``event``, seen at ``now``."""
+        previous = self.event
+        if previous is None or previous.index != event.index:
+            self.profile_started = now
+            self.last_error = ""
+        if event.phase == "did_not_start":
+            self.last_error = event.detail
+        if event.phase == "done":
+            self.profile_seconds.append(now - self.profile_started)
+        self.event = event
+        self.phase_started = now
+
+    def elapsed(self, now: float) -> float:
+        """Seconds since the probe started."""
+        return now - self.started
+
+    def remaining(self, now: float) -> float | None:
+        """Estimated seconds left: the mean time per finished profile, times what is left; None before any."""
+        if self.event is None or not self.profile_seconds:
+            return None
+        per_profile = sum(self.profile_seconds) / len(self.profile_seconds)
+        finished = len(self.profile_seconds)
+        left = self.event.total - finished
+        if left <= 0:
+            return 0.0
+        in_current = 0.0 if self.event.phase == "done" else now - self.profile_started
+        # The current profile counts as one still to do, less what it has already used.
+        return max(0.0, per_profile * left - min(in_current, per_profile))
+
+    def phase_fraction(self, now: float) -> float | None:
+        """How far into its expected duration the current scenario is (0..1), None when there is none."""
+        if self.event is None or self.event.expected_seconds <= 0:
+            return None
+        return min(1.0, (now - self.phase_started) / self.event.expected_seconds)
+
+
+class ProbeProgress:
+    """Progress display for ``launch probe``; see the module docstring.
+
+    ``update`` (also the instance itself, as a callable) is what
+    :func:`launcher.probe.runner.run_probe` takes as ``progress``.
+    """
+
+    def __init__(
+        self,
+        console: Console | None = None,
+        *,
+        mode: Mode = "auto",
+        clock: Callable[[], float] = time.monotonic,
+        refresh_per_second: float = 4.0,
+    ) -> None:
+        self.console = console if console is not None else Console(stderr=True)
+        if mode == "auto":
+            interactive = self.console.is_terminal and not self.console.is_dumb_terminal
+            mode = "live" if interactive else "lines"
+        self.mode: Mode = mode
+        self._clock = clock
+        self._refresh = refresh_per_second
+        self._lock = threading.Lock()
+        self._live: Live | None = None
+        self._ticker: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.state = ProgressState(started=clock())
+
+    # lifecycle
+
+    def start(self) -> ProbeProgress:
+        """Start showing progress (the clock for elapsed time starts here)."""
+        self.state = ProgressState(started=self._clock())
+        if self.mode == "live" and self._live is None:
+            # Refreshed by a thread of ours rather than rich's, so that stop() can wait for it to end.
+            live = Live(
+                console=self.console,
+                get_renderable=self.renderable,
+                auto_refresh=False,
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            live.start(refresh=True)
+            self._live = live
+            self._stopping.clear()
+            self._ticker = threading.Thread(target=self._tick, name="launch-progress", daemon=True)
+            self._ticker.start()
+        return self
+
+    def _tick(self) -> None:
+        while not self._stopping.wait(1 / self._refresh):
+            live = self._live
+            if live is not None:
+                live.refresh()
+
+    def stop(self) -> None:
+        """Stop and clear the live display; safe to call twice, and after a failed start."""
+        self._stopping.set()
+        ticker, self._ticker = self._ticker, None
+        try:
+            if ticker is not None:
+                ticker.join(timeout=5)
+        finally:
+            # Even when a second Ctrl-C cuts the wait short: the terminal gets its cursor back.
+            live, self._live = self._live, None
+            if live is not None:
+                live.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether a live display is on screen (or its refresh thread is alive)."""
+        return self._live is not None or self._ticker is not None
+
+    def __enter__(self) -> ProbeProgress:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # events
+
+    def update(self, event: ProgressEvent) -> None:
+        """Take one event from the runner."""
+        if self.mode == "off":
+            return
+        with self._lock:
+            now = self._clock()
+            self.state.feed(event, now)
+            output: str | Text | None = None
+            if self.mode == "lines":
+                output = self.line(event, now)
+            elif event.phase == "done":
+                output = self.done_line(event, now)
+        # Outside the lock: the live display's refresh thread takes it to render.
+        live = self._live
+        if self.mode == "lines" and output is not None:
+            self.console.print(output, highlight=False, markup=False, soft_wrap=True)
+        elif live is not None:
+            if output is not None:
+                # A line that stays, above the live display.
+                live.console.print(output)
+            live.refresh()
+
+    __call__ = update
+
+    # rendering
+
+    def line(self, event: ProgressEvent, now: float) -> str:
+        """One plain line for ``lines`` mode."""
+        text = f"[{format_duration(self.state.elapsed(now)):>6}] [{event.index}/{event.total}] {event.profile}: "
+        text += describe(event)
+        remaining = self.state.remaining(now)
+        if event.phase == "done" and remaining is not None and event.index < event.total:
+            text += f"; about {format_duration(remaining)} left"
+        return text
+
+    def done_line(self, event: ProgressEvent, now: float) -> Text:
+        """The line a finished profile leaves above the live display."""
+        seconds = self.state.profile_seconds[-1] if self.state.profile_seconds else 0.0
+        text = Text()
+        if self.state.last_error:
+            text.append("✗ ", style="bold red")
+            verdict = Text(f"did not start: {self.state.last_error}", style="red")
+        elif event.detail == "passed":
+            text.append("✓ ", style="bold green")
+            verdict = Text("passed", style="green")
+        else:
+            text.append("✗ ", style="bold red")
+            verdict = Text(event.detail or "done", style="red")
+        text.append(f"[{event.index}/{event.total}] ")
+        text.append(event.profile, style="bold")
+        text.append(": ")
+        text.append_text(verdict)
+        text.append(f" ({format_duration(seconds)})", style="dim")
+        return text
+
+    def renderable(self) -> RenderableType:
+        """The live display, as of now."""
+        with self._lock:
+            return self._render(self._clock())
+
+    def _render(self, now: float) -> RenderableType:
+        state = self.state
+        event = state.event
+        if event is None:
+            return Group(Spinner("dots", text=Text(" calibrating the CPU loop", style="dim")), self._times(now))
+        head = Table.grid(padding=(0, 1))
+        head.add_column(no_wrap=True)
+        head.add_column(no_wrap=True)
+        head.add_column()
+        title = Text()
+        title.append(f"profile {event.index}/{event.total} ", style="dim")
+        title.append(event.profile, style="bold")
+        head.add_row(Spinner("dots"), title, Text(describe(event), style="cyan"))
+        rows: list[RenderableType] = [head]
+        fraction = state.phase_fraction(now)
+        if fraction is not None:
+            bar = Table.grid(padding=(0, 1))
+            bar.add_column(width=2)
+            bar.add_column(width=30)
+            bar.add_column(no_wrap=True)
+            spent = now - state.phase_started
+            over = spent > event.expected_seconds
+            label = f"{spent:.1f}s of ≥{event.expected_seconds:g}s expected" + (
+                " (waiting for the rest)" if over else ""
+            )
+            bar.add_row("", ProgressBar(total=1.0, completed=fraction, width=30, pulse=over), Text(label, style="dim"))
+            rows.append(bar)
+        rows.append(self._times(now))
+        return Group(*rows)
+
+    def _times(self, now: float) -> Text:
+        remaining = self.state.remaining(now)
+        text = Text("  ")
+        text.append(f"elapsed {format_duration(self.state.elapsed(now))}", style="dim")
+        if remaining is not None:
+            text.append(f" · about {format_duration(remaining)} left", style="dim")
+        elif self.state.event is not None and self.state.event.total > 1:
+            text.append(" · time left known after the first profile", style="dim")
+        return text

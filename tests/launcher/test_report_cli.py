@@ -1,0 +1,245 @@
+"""`launch report` on saved results, and the `probe` command's progress and --html wiring (no servers started)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import launcher.probe.runner
+from launcher.cli import main
+from launcher.errors import ExitCode
+from launcher.probe.model import SCHEMA_VERSION, ProbeRun, dump_run, load_run
+from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent
+from tests.launcher.probe.sample_run import sample_run
+
+WIDE = {"COLUMNS": "200"}
+
+
+@pytest.fixture(autouse=True)
+def clean_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run every command in an empty folder: no stray ./launch.toml."""
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> Path:
+    path = tmp_path / "run.json"
+    path.write_text(dump_run(sample_run()) + "\n")
+    return path
+
+
+def invoke(runner: CliRunner, *args: str) -> Result:
+    return runner.invoke(main, list(args), env=WIDE)
+
+
+def assert_one_line_error(result: Result, *needles: str, code: int = ExitCode.USAGE) -> str:
+    """Exit ``code``, exactly one ``launch: error:`` line on stderr, nothing else, no traceback."""
+    assert result.exit_code == code, (result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("launch: error: "), lines[0]
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+class TestReport:
+    def test_renders_the_tables(self, runner: CliRunner, saved: Path) -> None:
+        result = invoke(runner, "report", str(saved))
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ""
+        out = result.stdout
+        for text in ("uvicorn-1-sync", "gunicorn-3-sync", "hypercorn-1-sync", "summary", "the write-up's claims"):
+            assert text in out, text
+        assert "Recommended: uvicorn-1-sync" in out
+        assert "INCOMPLETE" not in out
+
+    def test_incomplete_run_says_so(self, runner: CliRunner, tmp_path: Path) -> None:
+        path = tmp_path / "partial.json"
+        path.write_text(dump_run(sample_run(complete=False)))
+        result = invoke(runner, "report", str(path))
+        assert result.exit_code == 0
+        assert "INCOMPLETE" in result.stdout
+
+    def test_writes_html(self, runner: CliRunner, saved: Path, tmp_path: Path) -> None:
+        out = tmp_path / "report.html"
+        result = invoke(runner, "report", str(saved), "--html", str(out))
+        assert result.exit_code == 0, result.output
+        assert result.stdout == ""
+        page = out.read_text(encoding="utf-8")
+        assert page.startswith("<!DOCTYPE html>")
+        ET.fromstring(page)
+        assert "uvicorn-1-sync" in page and "<svg" in page
+
+    def test_html_into_a_missing_folder(self, runner: CliRunner, saved: Path, tmp_path: Path) -> None:
+        result = invoke(runner, "report", str(saved), "--html", str(tmp_path / "nope" / "r.html"))
+        assert_one_line_error(result, "--html", "does not exist")
+
+    @pytest.mark.parametrize("cut", [0, 1, 100, -3])
+    def test_truncated_file(self, runner: CliRunner, saved: Path, cut: int) -> None:
+        saved.write_text(saved.read_text()[:cut])
+        assert_one_line_error(invoke(runner, "report", str(saved)), str(saved), "not valid JSON (truncated?)")
+
+    @pytest.mark.parametrize("text", ["{}", "[1, 2]", '{"schema": "something.else", "schema_version": 1}', "null"])
+    def test_foreign_file(self, runner: CliRunner, saved: Path, text: str) -> None:
+        saved.write_text(text)
+        assert_one_line_error(invoke(runner, "report", str(saved)), "not a launch probe result")
+
+    def test_binary_file(self, runner: CliRunner, saved: Path) -> None:
+        saved.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+        assert_one_line_error(invoke(runner, "report", str(saved)), str(saved))
+
+    def test_newer_schema(self, runner: CliRunner, saved: Path) -> None:
+        data = json.loads(saved.read_text())
+        data["schema_version"] = SCHEMA_VERSION + 1
+        saved.write_text(json.dumps(data))
+        assert_one_line_error(invoke(runner, "report", str(saved)), "is newer than this launch understands")
+
+    def test_wrong_types_inside(self, runner: CliRunner, saved: Path) -> None:
+        data = json.loads(saved.read_text())
+        data["profiles"][0]["scenarios"][0]["records"][0]["start_ns"] = "soon"
+        saved.write_text(json.dumps(data))
+        line = assert_one_line_error(invoke(runner, "report", str(saved)), "profiles[0].scenarios[0].records")
+        assert "start_ns" in line
+
+    def test_missing_file(self, runner: CliRunner, tmp_path: Path) -> None:
+        missing = tmp_path / "missing.json"
+        assert_one_line_error(invoke(runner, "report", str(missing)), str(missing), "No such file")
+
+    def test_a_folder(self, runner: CliRunner, tmp_path: Path) -> None:
+        assert_one_line_error(invoke(runner, "report", str(tmp_path)), "cannot read")
+
+    def test_filters_profiles_by_name_and_glob(self, runner: CliRunner, saved: Path, tmp_path: Path) -> None:
+        result = invoke(runner, "report", str(saved), "--profiles", "uvicorn-*,hypercorn-1-sync")
+        assert result.exit_code == 0, result.output
+        assert "uvicorn-1-sync" in result.stdout and "hypercorn-1-sync" in result.stdout
+        assert "gunicorn-3-sync" not in result.stdout
+        out = tmp_path / "one.html"
+        result = invoke(runner, "report", str(saved), "--profiles", "gunicorn-3-sync", "--html", str(out))
+        assert result.exit_code == 0, result.output
+        page = out.read_text()
+        assert "gunicorn-3-sync" in page
+        assert "uvicorn-1-sync" not in page and "hypercorn-1-sync" not in page
+
+    def test_filtered_recommendation_is_judged_over_what_is_shown(self, runner: CliRunner, saved: Path) -> None:
+        result = invoke(runner, "report", str(saved), "--profiles", "gunicorn-3-sync")
+        assert result.exit_code == 0, result.output
+        assert "uvicorn-1-sync" not in result.stdout
+
+    @pytest.mark.parametrize("spec", ["nope", "uvicorn-1-sync,nope", "docker-*"])
+    def test_unknown_profile(self, runner: CliRunner, saved: Path, spec: str) -> None:
+        line = assert_one_line_error(invoke(runner, "report", str(saved), "--profiles", spec), "--profiles")
+        assert "uvicorn-1-sync, gunicorn-3-sync, hypercorn-1-sync" in line
+
+    def test_profiles_that_cannot_be_judged_again(self, runner: CliRunner, saved: Path) -> None:
+        data = json.loads(saved.read_text())
+        del data["profiles"][0]["profile"]["backend"]
+        saved.write_text(json.dumps(data))
+        assert invoke(runner, "report", str(saved)).exit_code == 0, "shown as recorded"
+        result = invoke(runner, "report", str(saved), "--profiles", "uvicorn-1-sync")
+        assert_one_line_error(result, str(saved), "malformed launch probe result", "backend")
+
+    def test_round_trip_of_a_probe_result(self, runner: CliRunner, saved: Path) -> None:
+        assert load_run(saved.read_text()) == sample_run()
+
+
+def fake_probe(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    complete: bool = True,
+    interrupt: bool = False,
+) -> list[ProgressEvent]:
+    """Replace run_probe: report a few events, then return the sample run (or raise KeyboardInterrupt)."""
+    sent: list[ProgressEvent] = []
+
+    def run_probe(
+        targets: Sequence[ProfileTarget],
+        options: ProbeOptions,
+        *,
+        progress: Callable[[ProgressEvent], None] | None = None,
+    ) -> ProbeRun:
+        assert progress is not None
+        total = len(targets)
+        for index, target in enumerate(targets, start=1):
+            name = target.profile.name
+            for event in (
+                ProgressEvent(index=index, total=total, profile=name, phase="starting"),
+                ProgressEvent(
+                    index=index, total=total, profile=name, phase="sleep", detail="3 requests", expected_seconds=1.0
+                ),
+                ProgressEvent(index=index, total=total, profile=name, phase="stopping"),
+                ProgressEvent(index=index, total=total, profile=name, phase="done", detail="passed"),
+            ):
+                sent.append(event)
+                progress(event)
+        if interrupt:
+            raise KeyboardInterrupt
+        return sample_run(complete=complete)
+
+    monkeypatch.setattr(launcher.probe.runner, "run_probe", run_probe)
+    return sent
+
+
+class TestProbeOutput:
+    def test_progress_lines_on_stderr_when_not_a_terminal(
+        self, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        sent = fake_probe(monkeypatch)
+        result = invoke(runner, "probe", "--profiles", "uvicorn-1-sync,uvicorn-1-async")
+        assert result.exit_code == ExitCode.EXPECTATION_FAILED, result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == len(sent) == 8
+        assert "[1/2] uvicorn-1-sync: starting the server" in lines[0]
+        assert "[1/2] uvicorn-1-sync: sleep (3 requests, at least 1s each)" in lines[1]
+        assert "[2/2] uvicorn-1-async: done: passed" in lines[-1]
+        assert "\x1b[" not in result.stderr, "no terminal codes in a log"
+        assert "Recommended:" in result.stdout
+
+    def test_quiet_prints_no_progress(self, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+        fake_probe(monkeypatch)
+        result = invoke(runner, "probe", "--profiles", "uvicorn-1-sync", "--quiet")
+        assert result.stderr == ""
+        assert "Recommended:" in result.stdout
+
+    def test_html_and_json_at_the_end(self, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        fake_probe(monkeypatch)
+        page, data = tmp_path / "r.html", tmp_path / "r.json"
+        result = invoke(runner, "probe", "--profiles", "uvicorn-1-sync", "-q", "--html", str(page), "--json", str(data))
+        assert result.exit_code == ExitCode.EXPECTATION_FAILED, result.output
+        text = page.read_text()
+        ET.fromstring(text)
+        assert "INCOMPLETE" not in text and "<svg" in text
+        assert load_run(data.read_text()) == sample_run()
+
+    def test_html_of_an_interrupted_run(
+        self, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        fake_probe(monkeypatch, complete=False)
+        page = tmp_path / "r.html"
+        result = invoke(runner, "probe", "--profiles", "uvicorn-1-sync", "-q", "--html", str(page))
+        line = assert_one_line_error(result, "interrupted; partial results written to", code=ExitCode.INTERRUPTED)
+        assert str(page) in line
+        assert "INCOMPLETE" in page.read_text()
+
+    def test_ctrl_c_outside_a_profile(self, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        fake_probe(monkeypatch, interrupt=True)
+        result = invoke(runner, "probe", "--profiles", "uvicorn-1-sync", "-q", "--html", str(tmp_path / "r.html"))
+        assert_one_line_error(result, "interrupted", code=ExitCode.INTERRUPTED)
+
+    def test_html_into_a_missing_folder(
+        self, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        sent = fake_probe(monkeypatch)
+        result = invoke(runner, "probe", "--profiles", "uvicorn-1-sync", "--html", str(tmp_path / "no" / "r.html"))
+        assert_one_line_error(result, "--html", "does not exist")
+        assert sent == [], "checked before anything runs"
