@@ -208,7 +208,7 @@ class Monitor:
             if worker.ready_at is not None and not worker.gone and not procs.is_alive(worker.pid):
                 worker.gone = True
                 if not worker.stopping:
-                    logger.warning("worker %d exited without stopping", worker.pid)
+                    logger.warning("worker %d exited without stopping cleanly", worker.pid)
 
     def _relay(self, now: float, last_status: str) -> str:
         self._note_exits()

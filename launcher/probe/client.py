@@ -206,33 +206,22 @@ async def _poll_health(base_url: str, stop: asyncio.Event, records: list[Request
 
         async def check(index: int) -> None:
             sent = time.monotonic_ns()
+            fields: dict[str, Any] = {}
             try:
                 async with session.get(f"{base_url}/health", timeout=aiohttp.ClientTimeout(total=timeout)) as response:
                     body = await response.json(content_type=None)
-                    records.append(
-                        RequestRecord(
-                            kind="health",
-                            work=None,
-                            index=index,
-                            sent_ns=sent,
-                            received_ns=time.monotonic_ns(),
-                            status=response.status,
-                            pid=body.get("pid") if isinstance(body, dict) else None,
-                            # When the server's handler ran (its monotonic clock is ours).
-                            end_ns=body.get("now_ns") if isinstance(body, dict) else None,
-                        )
-                    )
+                    fields["status"] = response.status
+                    if isinstance(body, dict):
+                        fields["pid"] = body.get("pid")
+                        # When the server's handler ran (its monotonic clock is ours).
+                        fields["end_ns"] = body.get("now_ns")
             except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-                records.append(
-                    RequestRecord(
-                        kind="health",
-                        work=None,
-                        index=index,
-                        sent_ns=sent,
-                        received_ns=time.monotonic_ns(),
-                        error=error_class(exc),
-                    )
+                fields = {"error": error_class(exc)}
+            records.append(
+                RequestRecord(
+                    kind="health", work=None, index=index, sent_ns=sent, received_ns=time.monotonic_ns(), **fields
                 )
+            )
 
         index = 0
         while not stop.is_set():
