@@ -263,7 +263,13 @@ def probe_profile(
                 status = "died"
                 break
             specs = plan(scenario, profile, options)
-            expected = options.cpu_s if scenario == "cpu" else options.seconds
+            expected = {
+                "sleep": options.seconds,
+                "mixed": options.seconds,
+                "cpu": options.cpu_s,
+                "timeout": profile.timeout + TIMEOUT_OVERSHOOT_S,
+                "slowclients": SLOW_CLIENT_SECONDS,
+            }.get(scenario, 0.0)  # generate: depends on the model and the device
             report(scenario, f"{len(specs) or SLOW_CLIENTS} {'requests' if specs else 'stalled clients'}", expected)
             _wait_settled(server.url)
             reference = _solo_cpu_seconds(server.url, options.cpu_s) if scenario == "cpu" else None

@@ -14,16 +14,9 @@ from click.testing import CliRunner, Result
 from launcher.cli import main
 from profiles import Profile, builtin_profiles
 
+pytestmark = pytest.mark.usefixtures("clean_cwd")  # never pick up a stray ./launch.toml
+
 WIDE = {"COLUMNS": "200"}
-
-
-@pytest.fixture(autouse=True)
-def clean_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run every command in an empty folder: no stray ./launch.toml."""
-    folder = tmp_path / "cwd"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
 
 
 def invoke(runner: CliRunner, *args: str) -> Result:

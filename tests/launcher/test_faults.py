@@ -100,6 +100,7 @@ def test_sigkilled_launcher_takes_its_workers_along(
     if workers > 1 or backend == "gunicorn":
         assert set(server.pids) <= set(workers_and_helpers)
     os.kill(launcher, signal.SIGKILL)
+    assert _until_gone(server, 5) < 5  # reaps the launcher (a zombie still counts in its group)
     # Workers die of the parent-death signal; helpers (resource tracker) on EOF.
     assert _wait_gone(workers_and_helpers, 5) == []
     deadline = time.monotonic() + 5

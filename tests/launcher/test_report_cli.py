@@ -17,16 +17,9 @@ from launcher.probe.model import SCHEMA_VERSION, ProbeRun, dump_run, load_run
 from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent
 from tests.launcher.probe.sample_run import sample_run
 
+pytestmark = pytest.mark.usefixtures("clean_cwd")  # never pick up a stray ./launch.toml
+
 WIDE = {"COLUMNS": "200"}
-
-
-@pytest.fixture(autouse=True)
-def clean_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run every command in an empty folder: no stray ./launch.toml."""
-    folder = tmp_path / "cwd"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
 
 
 @pytest.fixture

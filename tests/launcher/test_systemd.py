@@ -38,6 +38,8 @@ from launcher.systemd import (
 from profiles import Profile, builtin_profiles
 from tests.http import get_json
 
+pytestmark = pytest.mark.usefixtures("clean_cwd")  # never pick up a stray ./launch.toml
+
 LAUNCH = Path(sys.executable).parent / "launch"
 """The real console script of this venv: systemd-analyze verify wants ExecStart's binary to exist."""
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -51,15 +53,6 @@ def cli() -> click.Group:
     if "systemd" not in main.commands:
         main.add_command(systemd_command)
     return main
-
-
-@pytest.fixture(autouse=True)
-def clean_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test in an empty folder: no stray ./launch.toml."""
-    folder = tmp_path / "cwd"
-    folder.mkdir()
-    monkeypatch.chdir(folder)
-    return folder
 
 
 def builtin(base: str = "uvicorn-1-async", **changes: Any) -> Profile:
