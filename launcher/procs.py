@@ -102,3 +102,12 @@ def resource_tracker_pid() -> int | None:
 
     pid = getattr(resource_tracker._resource_tracker, "_pid", None)
     return pid if isinstance(pid, int) else None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) ``pid`` has used so far, or None if it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    # utime and stime are fields 14 and 15 of /proc/PID/stat; the list starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

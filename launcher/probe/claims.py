@@ -88,7 +88,7 @@ def _claim2(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
     ratio = mean / scenario.unit_s if scenario.unit_s else 0.0
     ok = ratio >= scenario.n * (1 - REL_TOLERANCE)
     return ("CONFIRMED" if ok else "REFUTED"), (
-        f"{result.name}: {scenario.n} concurrent CPU requests of {scenario.unit_s:.2f}s each (alone) took "
+        f"{result.name}: {scenario.n} concurrent CPU requests of {scenario.unit_s:.2f} CPU-s each took "
         f"{mean:.2f}s on average ({ratio:.1f}x): threads share one GIL. Holds for sync handlers; "
         "async and offload run them one after another instead."
     )
@@ -186,7 +186,7 @@ def _parallel_claim(results: Sequence[ProfileResult], cores: int, backend: str) 
         ok = makespan <= scenario.unit_s * (1 + REL_TOLERANCE) + 0.15
         ok_any = ok_any or ok
         parts.append(
-            f"{result.name}: {scenario.n} x {scenario.unit_s:.2f}s took {makespan:.2f}s "
+            f"{result.name}: {scenario.n} x {scenario.unit_s:.2f} CPU-s took {makespan:.2f}s "
             f"({makespan / scenario.unit_s:.1f}x), requests per worker {sorted(counts.values(), reverse=True)}"
         )
     if ok_any:

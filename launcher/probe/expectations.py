@@ -150,34 +150,42 @@ def check_no_worker_lost(result: ScenarioResult) -> Verdict:
 
 
 def check_gil_bound(result: ScenarioResult) -> Verdict:
-    """Sync CPU: k concurrent CPU requests in one pid take at least k x S together."""
+    """Sync CPU: k concurrent CPU requests in one pid need at least the CPU time they use, on one core.
+
+    The work a pid did is its measured CPU time when known (``cpu_seconds``,
+    from /proc), else k x S. One GIL means the pid cannot finish it faster
+    than one core would.
+    """
     short: list[str] = []
-    spans: list[str] = []
+    rows: list[str] = []
+    measured = result.cpu_by_pid
     for pid, group in metrics.by_pid(metrics.work_records(result.records)).items():
         k = len(group)
         span = (max(r.end_ns or 0 for r in group) - min(r.start_ns or 0 for r in group)) / 1e9
-        spans.append(f"{pid}: {k} in {span:.2f}s")
-        if span < k * result.unit_s * (1 - REL_TOLERANCE):
+        work = measured.get(pid, k * result.seconds)
+        rows.append(f"{pid}: {k} requests, {work:.2f} CPU-s in {span:.2f}s")
+        if span < work * (1 - REL_TOLERANCE):
             short.append(str(pid))
     return _verdict(
         result.scenario,
-        "within one worker process, k concurrent CPU requests need >= k x S (one GIL)",
-        "; ".join(spans) + f" (one alone: {result.unit_s:.2f}s)" if spans else "no attributed work",
-        not short and bool(spans),
+        "within one worker process, k concurrent CPU requests need >= their CPU time (one GIL)",
+        "; ".join(rows) or "no attributed work",
+        not short and bool(rows),
         "threads of one process share one GIL: pure-Python CPU work does not run in parallel",
     )
 
 
 def check_cpu_parallelism(result: ScenarioResult, workers: int, cores: int) -> Verdict:
-    """Across pids: n CPU requests need >= n x S / min(workers, cores)."""
+    """Across pids: the CPU work of the burst needs >= its CPU time / min(workers, cores)."""
     parallel = max(1, min(workers, cores))
-    floor = len(metrics.work_records(result.records)) * result.unit_s / parallel
+    n = len(metrics.work_records(result.records))
+    work = sum(result.cpu_seconds.values()) if result.cpu_seconds else n * result.seconds
+    floor = work / parallel
     span = metrics.span_s(result.records)
     return _verdict(
         result.scenario,
         f"CPU parallelism is bounded by min(workers, cores) = {parallel}",
-        f"{len(metrics.work_records(result.records))} x {result.unit_s:.2f}s of CPU work took {span:.2f}s "
-        f"(floor {floor:.2f}s)",
+        f"{n} requests, {work:.2f} CPU-s of work took {span:.2f}s (floor {floor:.2f}s)",
         span >= floor * (1 - REL_TOLERANCE),
         f"{workers} worker process(es) on {cores} core(s) cannot do more CPU seconds per second",
     )

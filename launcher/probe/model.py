@@ -106,15 +106,23 @@ class ScenarioResult:
     log_events: tuple[LogEvent, ...] = ()
     verdicts: tuple[Verdict, ...] = ()
     note: str = ""
-    reference_s: float | None = None
-    """CPU scenario: how long one request of this work took alone, just before
-    the burst (server side). Calibration drifts with the machine's load; the
-    CPU expectations compare against this, measured in the same conditions."""
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU time (user + system) each worker pid used during the burst, read
+    from /proc before and after it. A physical measure of the work done,
+    immune to how fast the CPU loop happened to run this time."""
+
+    @property
+    def cpu_by_pid(self) -> dict[int, float]:
+        """:attr:`cpu_seconds` with integer pids."""
+        return {int(pid): seconds for pid, seconds in self.cpu_seconds.items()}
 
     @property
     def unit_s(self) -> float:
-        """The duration of one request's work alone: the reference when measured, else the nominal S."""
-        return self.reference_s if self.reference_s else self.seconds
+        """CPU seconds of one request's work: measured (CPU time / requests) when known, else the nominal S."""
+        done = len([r for r in self.records if r.kind in ("api", "demo") and r.ok])
+        if self.cpu_seconds and done:
+            return sum(self.cpu_seconds.values()) / done
+        return self.seconds
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.work import calibrate_cpu_rate
+from launcher import procs
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.client import RequestSpec, run_burst, run_slow_clients
 from launcher.probe.expectations import expectations
 from launcher.probe.logs import parse_log_events
 from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult
-from launcher.server import DIRECT_OPENER, health_ok
+from launcher.server import health_ok
 from profiles.model import Profile
 
 SCENARIOS: tuple[str, ...] = ("sleep", "cpu", "generate", "mixed", "liveness", "timeout")
@@ -178,25 +179,14 @@ def _wait_settled(url: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def _solo_cpu_seconds(url: str, seconds: float) -> float | None:
-    """Server-side duration of one CPU request alone, the yardstick of the CPU burst.
-
-    Measured as the best of two runs of a quarter of the work, scaled up:
-    half the cost of one full run, and the best run is the least disturbed
-    by whatever else the machine is doing.
-    """
-    import json
-
-    best: float | None = None
-    for _ in range(2):
-        try:
-            with DIRECT_OPENER.open(f"{url}/test2?seconds={seconds / 4:g}", timeout=10 * seconds + 30) as response:
-                body = json.loads(response.read())
-            took = 4 * float(body["end_ns"] - body["start_ns"]) / 1e9
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        best = took if best is None else min(best, took)
-    return best
+def _cpu_used(before: dict[int, float | None]) -> dict[str, float]:
+    """CPU seconds each pid used since ``before`` (pids that died are left out)."""
+    used: dict[str, float] = {}
+    for pid, start in before.items():
+        end = procs.cpu_seconds(pid)
+        if start is not None and end is not None:
+            used[str(pid)] = round(end - start, 3)
+    return used
 
 
 def _burst_timeout(specs: Sequence[RequestSpec], options: ProbeOptions, profile: Profile) -> float:
@@ -272,7 +262,8 @@ def probe_profile(
             }.get(scenario, 0.0)  # generate: depends on the model and the device
             report(scenario, f"{len(specs) or SLOW_CLIENTS} {'requests' if specs else 'stalled clients'}", expected)
             _wait_settled(server.url)
-            reference = _solo_cpu_seconds(server.url, options.cpu_s) if scenario == "cpu" else None
+            pids = server.worker_pids_now()
+            cpu_before = {pid: procs.cpu_seconds(pid) for pid in pids}
             log_offset = len(server.log_text())
             started = time.monotonic_ns()
             if scenario == "slowclients":
@@ -296,7 +287,7 @@ def probe_profile(
                 finished_ns=finished,
                 records=tuple(records),
                 log_events=tuple(events),
-                reference_s=reference,
+                cpu_seconds=_cpu_used(cpu_before),
             )
             verdicts = expectations(profile, measured, cores=cores)
             scenarios.append(dataclasses.replace(measured, verdicts=tuple(verdicts)))

@@ -169,12 +169,12 @@ class TestGilBound:
         records = [work("api", 101, 0, 3 * S, what="cpu", index=i) for i in range(3)]
         verdict = check_gil_bound(scenario("cpu", records, seconds=S))
         assert verdict.passed
-        assert "101: 3 in 3.00s" in verdict.observed
+        assert "101: 3 requests, 3.00 CPU-s in 3.00s" in verdict.observed
 
     def test_k_requests_taking_s_fail(self) -> None:
         verdict = check_gil_bound(scenario("cpu", together(101, 3, S), seconds=S))
         assert not verdict.passed
-        assert "101: 3 in 1.00s" in verdict.observed
+        assert "101: 3 requests, 3.00 CPU-s in 1.00s" in verdict.observed
 
     def test_per_pid(self) -> None:
         # 1 request on another pid needs only S; the busy pid needs 2 x S.
@@ -188,8 +188,25 @@ class TestGilBound:
         assert not verdict.passed
         assert verdict.observed == "no attributed work"
 
+    def test_measured_cpu_time_is_the_yardstick(self) -> None:
+        # The loop ran faster than calibrated: 3 requests used 1.2 CPU-s, done in 1.3 s on one GIL: fine.
+        measured = dataclasses.replace(scenario("cpu", together(101, 3, 1.3), seconds=S), cpu_seconds={"101": 1.2})
+        verdict = check_gil_bound(measured)
+        assert verdict.passed and "1.20 CPU-s in 1.30s" in verdict.observed
+        # ... but 3 CPU-s of work finished in 1.3 s cannot have run on one GIL.
+        assert not check_gil_bound(dataclasses.replace(measured, cpu_seconds={"101": 3.0})).passed
+
 
 class TestCpuParallelism:
+    def test_measured_cpu_time_bounds_the_span(self) -> None:
+        three = [work("api", 101 + i, 0, 0.8, what="cpu", index=i) for i in range(3)]
+        measured = dataclasses.replace(
+            scenario("cpu", three, seconds=S), cpu_seconds={"101": 0.5, "102": 0.5, "103": 0.5}
+        )
+        assert check_cpu_parallelism(measured, workers=3, cores=2).passed  # 1.5 CPU-s in 0.8 s on 2 cores
+        over = dataclasses.replace(measured, cpu_seconds={"101": 1.0, "102": 1.0, "103": 1.0})
+        assert not check_cpu_parallelism(over, workers=3, cores=2).passed  # 3 CPU-s in 0.8 s: impossible
+
     def _three(self, span: float) -> list:
         return [work("api", 101 + i, 0, span, what="cpu", index=i) for i in range(3)]
 
