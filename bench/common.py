@@ -1,0 +1,397 @@
+"""What every measure shares: figures, statistics, processes, pinning, memory, machine facts."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import http.client
+import importlib.metadata
+import math
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SERVER_CPU = 0
+CLIENT_CPU = 1
+TIMES = "\u00d7"
+"""The unit of ratios (a multiplication sign)."""
+BASE_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SHARE": "False"}
+
+
+# --- figures -----------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class Figure:
+    """One reported number, with its target and verdict."""
+
+    measure: str
+    name: str
+    value: float | None
+    unit: str
+    target: str = "—"
+    """Human form of the target, e.g. ``≥ 0.9x``; ``—`` when the figure is information only."""
+    status: str = "INFO"
+    """``PASS``, ``MISS``, ``INFO``, ``SKIP`` or ``ERROR``."""
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def judged(
+    measure: str,
+    name: str,
+    value: float | None,
+    unit: str,
+    *,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    detail: str = "",
+) -> Figure:
+    """A figure checked against ``at_least`` or ``at_most`` (PASS/MISS; SKIP when there is no value)."""
+    suffix = TIMES if unit == TIMES else f" {unit}"
+    if at_least is not None:
+        target = f"≥ {at_least:g}{suffix}"
+        ok = value is not None and value >= at_least
+    elif at_most is not None:
+        target = f"≤ {at_most:g}{suffix}"
+        ok = value is not None and value <= at_most
+    else:
+        return Figure(measure=measure, name=name, value=value, unit=unit, detail=detail)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return Figure(measure=measure, name=name, value=None, unit=unit, target=target, status="SKIP", detail=detail)
+    return Figure(
+        measure=measure,
+        name=name,
+        value=value,
+        unit=unit,
+        target=target,
+        status="PASS" if ok else "MISS",
+        detail=detail,
+    )
+
+
+@dataclass(kw_only=True)
+class MeasureResult:
+    """What one measure returns: its figures and its raw data."""
+
+    figures: list[Figure] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# --- statistics --------------------------------------------------------------
+
+
+def median(values: Sequence[float | None]) -> float:
+    """Median of the values that are there (None and NaN are left out), NaN for none."""
+    kept = [v for v in values if v is not None and not math.isnan(v)]
+    return statistics.median(kept) if kept else math.nan
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (``p`` in 0-100); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def ratio(a: float, b: float) -> float:
+    """``a / b``, NaN when either is missing or ``b`` is 0."""
+    if a is None or b is None or math.isnan(a) or math.isnan(b) or b == 0:
+        return math.nan
+    return a / b
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float]) -> float:
+    """Median of ``a[i] / b[i]``: each repetition's A and B ran seconds apart, under the same background load.
+
+    On a shared machine the background drifts over minutes; a ratio taken
+    within each repetition cancels what the two runs shared, where a ratio
+    of two medians does not.
+    """
+    ratios = [ratio(x, y) for x, y in zip(a, b, strict=False)]
+    return median([r for r in ratios if not math.isnan(r)])
+
+
+def alternate(items: Sequence[Any], rep: int) -> list[Any]:
+    """``items`` rotated by ``rep``: run k of A/B/... starts with a different one each repetition."""
+    k = rep % len(items)
+    return list(items[k:]) + list(items[:k])
+
+
+# --- machine -----------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def debian_version(name: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", name], capture_output=True, text=True, check=False, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def machine_facts() -> dict[str, Any]:
+    packages = (
+        "launch",
+        "uvicorn",
+        "gunicorn",
+        "hypercorn",
+        "uvicorn-worker",
+        "fastapi",
+        "gradio",
+        "aiohttp",
+        "uvloop",
+        "httptools",
+        "torch",
+        "diffusers",
+    )
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": {name: package_version(name) for name in packages}
+        | {"wrk": debian_version("wrk"), "hey": debian_version("hey")},
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+# --- pinning and memory ------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid``, sorted."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def pin(pids: Sequence[int], cpus: set[int] | None) -> int:
+    """Set the CPU affinity of every thread of ``pids`` (None: every CPU); returns threads pinned.
+
+    ``sched_setaffinity(pid)`` moves one thread only; threads that exist
+    already (anyio's pool, gunicorn's) are moved one by one, and threads
+    created later inherit their creator's affinity.
+    """
+    target = cpus if cpus is not None else set(range(os.cpu_count() or 1))
+    count = 0
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, target)
+                count += 1
+    return count
+
+
+def pin_group(pgid: int, cpus: set[int] | None) -> int:
+    return pin(group_pids(pgid), cpus)
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of ``pids`` so far (all their threads), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            # utime and stime: fields 14 and 15 of /proc/PID/stat, 12 and 13 after the name.
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def client_prefix(pinned: bool) -> list[str]:
+    """Command prefix that runs a client on the client core."""
+    return ["taskset", "-c", str(CLIENT_CPU)] if pinned else []
+
+
+def status_kib(pid: int, key: str) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def rss_mib(pid: int) -> float | None:
+    kib = status_kib(pid, "VmRSS")
+    return kib / 1024 if kib is not None else None
+
+
+def pss_mib(pid: int) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+# --- processes ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(proc: subprocess.Popen[Any], *, grace: float = 15.0) -> float:
+    """SIGTERM the process group of ``proc``, SIGKILL it after ``grace`` s; returns seconds taken."""
+    started = time.monotonic()
+    pgid = proc.pid
+    if group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + 2.0
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5.0
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def group_process(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child in its own session; its whole group is killed on the way out, whatever happens."""
+    own_log = log is None
+    if log is None:
+        handle, name = tempfile.mkstemp(prefix="bench-", suffix=".log")
+        os.close(handle)
+        log = Path(name)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **BASE_ENV, **(env or {})},
+            cwd=REPO,
+            start_new_session=True,
+        )
+    proc.log_path = log  # type: ignore[attr-defined]
+    try:
+        yield proc
+    finally:
+        kill_group(proc)
+        if own_log:
+            log.unlink(missing_ok=True)
+
+
+def log_tail(proc: subprocess.Popen[Any], lines: int = 5) -> str:
+    path = getattr(proc, "log_path", None)
+    if path is None or not Path(path).exists():
+        return ""
+    kept = [line.strip() for line in Path(path).read_text(errors="replace").splitlines() if line.strip()]
+    return " | ".join(kept[-lines:])
+
+
+def first_200(
+    proc: subprocess.Popen[Any], port: int, path: str = "/health", *, started: float, timeout: float = 180.0
+) -> float:
+    """Seconds from ``started`` to the first 200 on ``path``, polling every 10 ms."""
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with status {proc.returncode} before answering: {log_tail(proc)}")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200:
+                return time.monotonic() - started
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.01)
+    raise RuntimeError(f"no 200 on {path} after {timeout:g} s: {log_tail(proc)}")
+
+
+def python() -> str:
+    return sys.executable
+
+
+def venv_bin(name: str) -> str:
+    """A console script of this interpreter's environment."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name

@@ -1,0 +1,178 @@
+"""Measure 5: the probe matrix's wall time against the work it cannot avoid.
+
+Unavoidable: every profile's start-to-ready time (``ProfileResult.ready_seconds``)
+plus every burst's duration (``ScenarioResult.finished_ns - started_ns``).
+The rest is placed on a timeline rebuilt from the runner's progress events
+(each stamped on arrival): CPU calibration, process set-up before the child
+starts, settle waits before a burst, analysis after it, stopping, and the
+claims at the end. Inside the bursts, the lead-in before the first request
+(0.05 s for API bursts; 1 s + 0.02 s per user for demo clients to connect)
+and the drain after the last answer are shown too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+# The runner imports these lazily, at the end of a run: imported here, the
+# whole probe comes from one snapshot of the sources, even when they are
+# being edited during a long run.
+import launcher.probe.claims
+import launcher.probe.recommend  # noqa: F401
+from bench.common import TIMES, MeasureResult, judged
+from launcher.probe.model import ProbeRun
+from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent, run_probe
+from profiles import builtin_profiles
+
+MEASURE = "5 matrix"
+TARGET = 1.25
+QUICK_PROFILES = ("uvicorn-1-sync", "uvicorn-1-async", "uvicorn-1-offload")
+QUICK_SCENARIOS = ("sleep", "cpu", "liveness")
+
+
+def _ns(t: float) -> int:
+    return int(t * 1e9)
+
+
+def breakdown(run: ProbeRun, events: list[tuple[float, ProgressEvent]], wall: tuple[float, float]) -> dict[str, Any]:
+    """Where the wall time went, in seconds."""
+    t_start, t_end = wall
+    out: dict[str, float] = {
+        "calibration_and_setup": 0.0,
+        "start_overhead": 0.0,
+        "ready": 0.0,
+        "settle": 0.0,
+        "bursts": 0.0,
+        "burst_lead_in": 0.0,
+        "burst_drain": 0.0,
+        "analysis": 0.0,
+        "stop": 0.0,
+        "stop_child": 0.0,
+        "between_profiles": 0.0,
+        "claims_and_report": 0.0,
+    }
+    if events:
+        out["calibration_and_setup"] = events[0][0] - t_start
+        out["claims_and_report"] = t_end - events[-1][0]
+    by_profile: dict[str, list[tuple[float, ProgressEvent]]] = {}
+    for at, event in events:
+        by_profile.setdefault(event.profile, []).append((at, event))
+    previous_done: float | None = None
+    for result in run.profiles:
+        timeline = by_profile.get(result.name, [])
+        if not timeline:
+            continue
+        if previous_done is not None:
+            out["between_profiles"] += timeline[0][0] - previous_done
+        phases = {e.phase: at for at, e in timeline}
+        previous_done = phases.get("done", timeline[-1][0])
+        ready = result.ready_seconds or 0.0
+        out["ready"] += ready
+        first_after_start = next((at for at, e in timeline if e.phase != "starting"), None)
+        if "starting" in phases and first_after_start is not None:
+            out["start_overhead"] += first_after_start - phases["starting"] - ready
+        scenario_events = [(at, e) for at, e in timeline if e.phase in {s.scenario for s in result.scenarios}]
+        for scenario, (at, _event) in zip(result.scenarios, scenario_events, strict=False):
+            out["settle"] += scenario.started_ns / 1e9 - at
+            out["bursts"] += (scenario.finished_ns - scenario.started_ns) / 1e9
+            sent = [r.sent_ns for r in scenario.records if r.kind != "health"]
+            received = [r.received_ns for r in scenario.records if r.kind != "health"]
+            if sent:
+                out["burst_lead_in"] += (min(sent) - scenario.started_ns) / 1e9
+                out["burst_drain"] += (scenario.finished_ns - max(received)) / 1e9
+        # Analysis: from a burst's end to the next event (the next burst's
+        # announcement, or "stopping").
+        later = [at for at, e in timeline if e.phase not in ("starting",)]
+        for scenario in result.scenarios:
+            end = scenario.finished_ns / 1e9
+            following = [at for at in later if at >= end]
+            if following:
+                out["analysis"] += min(following) - end
+        if "stopping" in phases:
+            out["stop"] += phases.get("done", phases["stopping"]) - phases["stopping"]
+        out["stop_child"] += result.stop_seconds or 0.0
+    return out
+
+
+def run(*, quick: bool, say: Callable[[str], None] = print) -> MeasureResult:
+    result = MeasureResult()
+    catalog = builtin_profiles()
+    names = QUICK_PROFILES if quick else tuple(catalog)
+    options = ProbeOptions(scenarios=QUICK_SCENARIOS) if quick else ProbeOptions()
+    # --quick: the sleep and CPU bursts need no model, and a worker without
+    # one starts in seconds; the full run probes the built-ins as they are.
+    targets = [ProfileTarget(profile=catalog[name].replace(model="none") if quick else catalog[name]) for name in names]
+    events: list[tuple[float, ProgressEvent]] = []
+
+    def progress(event: ProgressEvent) -> None:
+        events.append((time.monotonic(), event))
+        if event.phase in ("starting", "done", "did_not_start"):
+            say(f"  [{event.index}/{event.total}] {event.profile}: {event.phase} {event.detail}".rstrip())
+
+    started = time.monotonic()
+    probe_run = run_probe(targets, options, progress=progress)
+    finished = time.monotonic()
+    wall = finished - started
+    parts = breakdown(probe_run, events, (started, finished))
+    unavoidable = parts["ready"] + parts["bursts"]
+    value = wall / unavoidable if unavoidable else None
+    overhead = wall - unavoidable
+    listed = (
+        "calibration_and_setup",
+        "start_overhead",
+        "settle",
+        "analysis",
+        "stop",
+        "between_profiles",
+        "claims_and_report",
+    )
+    accounted = sum(parts[k] for k in listed)
+    where = ", ".join(f"{k} {parts[k]:.2f} s" for k in listed)
+    say(
+        f"  wall {wall:.1f} s; ready {parts['ready']:.1f} s + bursts {parts['bursts']:.1f} s = {unavoidable:.1f} s; "
+        f"overhead {overhead:.1f} s: {where}; unaccounted {overhead - accounted:.1f} s"
+    )
+    say(
+        f"  inside the bursts: lead-in {parts['burst_lead_in']:.1f} s (demo clients connect, t0 offset), "
+        f"drain {parts['burst_drain']:.1f} s; stop of the children {parts['stop_child']:.1f} s"
+    )
+    statuses = {p.name: p.status for p in probe_run.profiles}
+    result.figures.append(
+        judged(
+            MEASURE,
+            f"wall time / (ready + bursts), {len(names)} profiles",
+            value,
+            TIMES,
+            at_most=TARGET,
+            detail=f"wall {wall:.1f} s vs {parts['ready']:.1f} s ready + {parts['bursts']:.1f} s bursts; overhead: "
+            + where
+            + f"; inside the bursts: lead-in {parts['burst_lead_in']:.2f} s, drain {parts['burst_drain']:.2f} s",
+        )
+    )
+    result.raw = {
+        "profiles": list(names),
+        "model": "none" if quick else "as built in (tiny)",
+        "scenarios": list(options.scenarios),
+        "requests": options.requests,
+        "work_seconds": options.seconds,
+        "wall_s": wall,
+        "unavoidable_s": unavoidable,
+        "breakdown_s": parts,
+        "unaccounted_s": overhead - accounted,
+        "statuses": statuses,
+        "probe_passed": probe_run.passed,
+        "per_profile": [
+            {
+                "name": p.name,
+                "status": p.status,
+                "ready_s": p.ready_seconds,
+                "stop_s": p.stop_seconds,
+                "bursts_s": {s.scenario: (s.finished_ns - s.started_ns) / 1e9 for s in p.scenarios},
+            }
+            for p in probe_run.profiles
+        ],
+    }
+    result.seconds = wall
+    return result
