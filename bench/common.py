@@ -21,6 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from launcher.child import group_alive
+from launcher.procs import stat_fields
+
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU = 0
 CLIENT_CPU = 1
@@ -194,21 +197,13 @@ def machine_facts() -> dict[str, Any]:
 # --- pinning and memory ------------------------------------------------------
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rfind(")") + 2 :].split()
-
-
 def group_pids(pgid: int) -> list[int]:
     """Live processes of process group ``pgid``, sorted."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        fields = _stat_fields(int(entry.name))
+        fields = stat_fields(int(entry.name))
         if fields is not None and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
             found.append(int(entry.name))
     return sorted(found)
@@ -244,7 +239,7 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if fields is not None:
             # utime and stime: fields 14 and 15 of /proc/PID/stat, 12 and 13 after the name.
             total += int(fields[11]) + int(fields[12])
@@ -291,16 +286,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def kill_group(proc: subprocess.Popen[Any], *, grace: float = 15.0) -> float:

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def stat_fields(pid: int) -> list[str] | None:
+    """Fields 3 onwards of /proc/PID/stat (state, ppid, pgrp, ...), or None if the process is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -23,7 +24,7 @@ def _stat_fields(pid: int) -> list[str] | None:
 
 def is_alive(pid: int) -> bool:
     """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return fields is not None and fields[0] not in ("Z", "X")
 
 
@@ -33,7 +34,7 @@ def descendants(pid: int) -> list[int]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        fields = _stat_fields(int(entry.name))
+        fields = stat_fields(int(entry.name))
         if fields is None or fields[0] in ("Z", "X"):
             continue
         parents.setdefault(int(fields[1]), []).append(int(entry.name))
@@ -106,7 +107,7 @@ def resource_tracker_pid() -> int | None:
 
 def cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system) ``pid`` has used so far, or None if it is gone."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if fields is None:
         return None
     # utime and stime are fields 14 and 15 of /proc/PID/stat; the list starts at field 3.
