@@ -24,10 +24,12 @@ from app.work import calibrate_cpu_rate
 from launcher import procs
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
+from launcher.probe.claims import judge_claims
 from launcher.probe.client import RequestSpec, run_burst, run_slow_clients
 from launcher.probe.expectations import expectations
 from launcher.probe.logs import parse_log_events
 from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult
+from launcher.probe.recommend import recommend
 from launcher.server import health_ok
 from profiles.model import Profile
 
@@ -349,9 +351,6 @@ def run_probe(
         report("done", "passed" if result.passed else "failed", 0.0)
         if options.fail_fast and not result.passed:
             break
-    from launcher.probe.claims import judge_claims
-    from launcher.probe.recommend import recommend
-
     results = tuple(state.results)
     return ProbeRun(
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
