@@ -149,51 +149,32 @@ def _demo_click(
 ) -> RequestRecord:
     from gradio_client import Client
 
+    def record(sent: int, **outcome: Any) -> RequestRecord:
+        return RequestRecord(
+            kind="demo", work=spec.work, index=index, sent_ns=sent, received_ns=time.monotonic_ns(), **outcome
+        )
+
     # One client per simulated user: its own session, created before the
     # burst's instant so that fetching the config is not part of the click.
     try:
         client = Client(base_url, verbose=False, httpx_kwargs={"timeout": timeout})
     except Exception as exc:  # the client raises assorted types while connecting
-        now = time.monotonic_ns()
-        return RequestRecord(
-            kind="demo",
-            work=spec.work,
-            index=index,
-            sent_ns=now,
-            received_ns=now,
-            error=error_class(exc),
-            detail=str(exc)[:200],
-        )
+        return record(time.monotonic_ns(), error=error_class(exc), detail=str(exc)[:200])
     finally:
         line.connected.release()
     try:
         if not line.go.wait(timeout):
-            now = time.monotonic_ns()
-            return RequestRecord(
-                kind="demo", work=spec.work, index=index, sent_ns=now, received_ns=now, error="not_started"
-            )
+            return record(time.monotonic_ns(), error="not_started")
         time.sleep(max(0.0, line.t0 + spec.delay_s - time.monotonic()))
         sent = time.monotonic_ns()
         try:
-            job = client.submit(*spec.args, api_name=spec.api_name)
-            result = job.result(timeout=timeout)
+            result = client.submit(*spec.args, api_name=spec.api_name).result(timeout=timeout)
         except Exception as exc:  # gradio_client wraps failures in several exception types
-            return RequestRecord(
-                kind="demo",
-                work=spec.work,
-                index=index,
-                sent_ns=sent,
-                received_ns=time.monotonic_ns(),
-                error=classify_demo_error(exc, workers),
-                detail=f"{type(exc).__name__}: {exc}"[:200],
-            )
+            return record(sent, error=classify_demo_error(exc, workers), detail=f"{type(exc).__name__}: {exc}"[:200])
     finally:
         client.close()
-    received = time.monotonic_ns()
     body = result[-1] if isinstance(result, tuple | list) else result
-    return RequestRecord(
-        kind="demo", work=spec.work, index=index, sent_ns=sent, received_ns=received, status=200, **_attribution(body)
-    )
+    return record(sent, status=200, **_attribution(body))
 
 
 async def _poll_health(base_url: str, stop: asyncio.Event, records: list[RequestRecord], timeout: float) -> None:
