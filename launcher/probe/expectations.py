@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from launcher.probe import metrics
-from launcher.probe.model import LogEvent, RequestRecord, ScenarioResult, Verdict
+from launcher.probe.model import LogEvent, ScenarioResult, Verdict
 from profiles.model import Profile
 
 THREAD_POOL = 40
@@ -386,8 +386,3 @@ def expectations(profile: Profile, result: ScenarioResult, *, cores: int) -> lis
         if mode == "sync":
             verdicts.append(check_api_not_queued(result))
     return verdicts
-
-
-def records_of(result: ScenarioResult, kind: str) -> list[RequestRecord]:
-    """The records of one kind."""
-    return [r for r in result.records if r.kind == kind]
