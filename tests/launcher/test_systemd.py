@@ -26,7 +26,7 @@ from click.testing import CliRunner, Result
 
 from launcher.child import group_alive
 from launcher.cli import main
-from launcher.cli_systemd import systemd_command
+from launcher.cli.systemd import systemd_command
 from launcher.errors import ConfigError
 from launcher.systemd import (
     UnitOptions,

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from launcher.cli import catalog_from, fail
+from launcher.cli._common import catalog_from, fail
 from launcher.errors import ConfigError, ExitCode
 from launcher.systemd import DEFAULT_WATCHDOG_SECONDS, UnitOptions, read_paths, render_unit
 from profiles import FIELDS, Profile, ProfileError, load_catalog
@@ -236,7 +236,7 @@ def profile_files(ctx: click.Context, source: Path | None) -> tuple[Path, ...]:
     help="WatchdogSec=; a worker event loop blocked for 1.25-2x this restarts the service (0: off).",
 )
 @click.pass_context
-def systemd_command(  # noqa: PLR0917 - one parameter per option, as click passes them
+def systemd_command(
     ctx: click.Context,
     profile_name: str | None,
     report: Path | None,

@@ -1,0 +1,66 @@
+"""What every ``launch`` command shares: one-line errors, the profile catalog, output that pipes.
+
+Library errors are typed (:class:`launcher.errors.LaunchError`,
+:class:`profiles.ProfileError`) and mapped to one-line messages and exit codes
+here, in the CLI layer, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from launcher.errors import ExitCode
+from profiles import Catalog, ProfileError, load_catalog
+
+PIPE_WIDTH = 10_000
+"""Columns a table may take when stdout is not a terminal: wide enough that nothing is cut or wrapped."""
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``launch: error: message`` on stderr and exit with ``code``."""
+    click.echo(f"launch: error: {message}", err=True)
+    sys.exit(code)
+
+
+def catalog_from(ctx: click.Context) -> Catalog:
+    """The catalog for this invocation (built-ins, launch.toml, --profiles-file)."""
+    root = ctx.find_root()
+    cached = root.meta.get("launch.catalog")
+    if isinstance(cached, Catalog):
+        return cached
+    files: tuple[Path, ...] = root.params.get("profiles_file") or ()
+    try:
+        catalog = load_catalog(files)
+    except ProfileError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    root.meta["launch.catalog"] = catalog
+    return catalog
+
+
+def profile_overrides(**values: Any) -> dict[str, Any]:
+    """Options the user actually gave, as profile fields."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def one_line(message: str) -> str:
+    """``message`` with any line breaks folded into spaces."""
+    return " ".join(message.split())
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console for tables: full width on a terminal; off one, rows are never truncated or wrapped.
+
+    ``NO_COLOR`` (https://no-color.org) turns colour off; rich reads it too,
+    stated here so that it holds whatever rich's default becomes.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    no_color = bool(os.environ.get("NO_COLOR"))
+    if stream.isatty():
+        return Console(stderr=stderr, no_color=no_color)
+    return Console(stderr=stderr, no_color=no_color, width=PIPE_WIDTH, soft_wrap=True)

@@ -1,0 +1,49 @@
+"""``launch profiles``: list the profiles, or show one resolved as TOML."""
+
+from __future__ import annotations
+
+import click
+
+from launcher.cli._common import catalog_from, console, fail
+from launcher.errors import ExitCode
+from profiles import ProfileError
+from profiles.catalog import profile_to_toml
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def profiles(ctx: click.Context) -> None:
+    """List the profiles (built-in and user)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    catalog = catalog_from(ctx)
+    table = Table(title=f"{len(catalog)} profiles")
+    for column in ("name", "backend", "workers", "mode", "timeout", "limit", "limiter", "source"):
+        table.add_column(column)
+    for name, entry in catalog.items():
+        p = entry.profile
+        table.add_row(
+            name,
+            p.backend,
+            str(p.workers),
+            p.mode,
+            f"{p.timeout:g}",
+            str(p.concurrency_limit),
+            str(p.limiter),
+            str(entry.source) if entry.source else "built-in",
+        )
+    console().print(table)
+
+
+@profiles.command("show")
+@click.argument("name")
+@click.pass_context
+def profiles_show(ctx: click.Context, name: str) -> None:
+    """Print one resolved profile as TOML."""
+    try:
+        profile = catalog_from(ctx).get_profile(name)
+    except ProfileError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    click.echo(profile_to_toml(profile), nl=False)

@@ -1,0 +1,143 @@
+"""``launch [--profile NAME]``: the root group, and serving a profile in the foreground."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from app.settings import MODES
+from launcher import __version__
+from launcher.cli._common import catalog_from, fail, profile_overrides
+from launcher.errors import ExitCode, LaunchError
+from profiles import Profile, ProfileError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--profile", "profile_name", metavar="NAME", help="Serve this profile (see `launch profiles`).")
+@click.option(
+    "--profiles-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    multiple=True,
+    help="TOML file of user profiles (repeatable); ./launch.toml is read when present.",
+)
+@click.option("--host", help="Bind address (default: the profile's, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (0: any free port).")
+@click.option("--fd", type=click.IntRange(0), help="Serve on this inherited, listening socket.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Override the profile's worker count.")
+@click.option("--mode", type=click.Choice(MODES), help="Override the handler mode.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Override the timeout (seconds).")
+@click.option("--concurrency-limit", type=click.IntRange(1), help="Override Gradio's concurrency_limit.")
+@click.option("--limiter", type=click.IntRange(1), help="Override the offload limiter's capacity.")
+@click.option("--model", help="'tiny', 'none' or a local diffusers pipeline folder.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@click.option("--access-log/--no-access-log", default=False, show_default=True)
+@click.version_option(__version__, prog_name="launch")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    profile_name: str | None,
+    profiles_file: tuple[Path, ...],
+    host: str | None,
+    port: int | None,
+    fd: int | None,
+    workers: int | None,
+    mode: str | None,
+    timeout: float | None,
+    concurrency_limit: int | None,
+    limiter: int | None,
+    model: str | None,
+    log_level: str,
+    access_log: bool,
+) -> None:
+    """Serve, probe and deploy a FastAPI + Gradio model service under named server profiles.
+
+    \b
+    launch --profile gunicorn-3-async     serve a profile in the foreground
+    launch profiles                       list the profiles
+    launch probe                          probe profiles and print verdicts
+    """
+    if ctx.invoked_subcommand is not None:
+        serve_only = {
+            "--profile": profile_name,
+            "--host": host,
+            "--port": port,
+            "--fd": fd,
+            "--workers": workers,
+            "--mode": mode,
+            "--timeout": timeout,
+            "--concurrency-limit": concurrency_limit,
+            "--limiter": limiter,
+            "--model": model,
+        }
+        given = [name for name, value in serve_only.items() if value is not None]
+        if given:
+            raise click.UsageError(f"{given[0]} is for serving a profile; give it without a subcommand")
+        return
+    if profile_name is None:
+        click.echo(ctx.get_help())
+        ctx.exit(ExitCode.USAGE if ctx.args else ExitCode.OK)
+    catalog = catalog_from(ctx)
+    try:
+        base = catalog.get_profile(profile_name)
+        profile = base.replace(
+            **profile_overrides(
+                host=host,
+                port=port,
+                workers=workers,
+                mode=mode,
+                timeout=timeout,
+                concurrency_limit=concurrency_limit,
+                limiter=limiter,
+                model=model,
+            )
+        )
+    except ProfileError as exc:
+        fail(str(exc), ExitCode.USAGE)
+    serve_profile(profile, fd=fd, log_level=log_level, access_log=access_log)
+
+
+def serve_profile(profile: Profile, *, fd: int | None, log_level: str, access_log: bool) -> None:
+    """Serve in the foreground; print the URL once every worker is ready."""
+    from launcher.server import ReadyInfo, ServeOptions, serve
+
+    logging.basicConfig(level=log_level.upper(), format="launch: %(message)s")
+
+    def announce(info: ReadyInfo) -> None:
+        noun = "worker" if len(info.pids) == 1 else "workers"
+        click.echo(
+            f"launch: serving {profile.name} at {info.url} "
+            f"({profile.backend}, {len(info.pids)} {noun} ready in {info.seconds:.2f} s; Ctrl-C stops)"
+        )
+
+    try:
+        serve(ServeOptions(profile=profile, fd=fd, log_level=log_level, access_log=access_log), on_ready=announce)
+    except LaunchError as exc:
+        click.echo(f"launch: error: {exc}", err=True)
+        fast_exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("launch: error: interrupted", err=True)
+        fast_exit(ExitCode.INTERRUPTED)
+    fast_exit(ExitCode.OK)
+
+
+def fast_exit(code: int) -> NoReturn:
+    """Exit without tearing down the interpreter's modules.
+
+    With torch, diffusers and Gradio imported, module teardown takes seconds
+    after the server has already stopped; a supervisor (systemd, the probe)
+    would count that as a slow stop. Exit handlers still run, output is
+    flushed, and every worker is already gone at this point.
+    """
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code))
