@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from app.main import DEFAULT_PROMPT, DEFAULT_STEPS, WorkJobs
+from app.main import DEFAULT_PROMPT, DEFAULT_STEPS, WorkJobs, lab_answer
 from app.pipeline import GeneratedImage
 from app.runtime import Runtime
 from app.settings import MAX_PROMPT_CHARS, MAX_SECONDS, MAX_STEPS
@@ -105,5 +105,18 @@ def build_demo(runtime: Runtime, jobs: WorkJobs) -> gr.Blocks:
             api_name="generate",
             concurrency_limit=limit,
         )
+        if settings.lab:
+            # The write-up's mistake in a demo handler: an async function called
+            # without await, its coroutine handed to Gradio as the two outputs.
+            def lab_noawait() -> Any:
+                return lab_answer()  # never awaited: the mistake under study
+
+            lab_button = gr.Button("lab: async call without await")
+            lab_button.click(
+                lab_noawait,
+                outputs=[work_out, image_info],
+                api_name="lab_noawait",
+                concurrency_limit=limit,
+            )
     built: gr.Blocks = demo
     return built

@@ -97,20 +97,25 @@ def register_api(app: FastAPI, runtime: Runtime) -> None:
     async def health() -> dict[str, Any]:
         """Liveness: answers at once unless this worker's event loop is blocked."""
         model = runtime.model
-        return {
+        answer: dict[str, Any] = {
             "status": "ok",
-            "pid": os.getpid(),
-            "mode": runtime.settings.mode.value,
-            "in_flight": runtime.in_flight.count,
             "model": model.source if model else None,
             "device": model.device if model else None,
-            "now_ns": time.monotonic_ns(),
         }
+        if runtime.settings.attribution:
+            # Worker internals, for the probe only: a deployment does not expose them.
+            answer |= {
+                "pid": os.getpid(),
+                "mode": runtime.settings.mode.value,
+                "in_flight": runtime.in_flight.count,
+                "now_ns": time.monotonic_ns(),
+            }
+        return answer
 
     @app.get("/ping")
     async def ping(attribution: bool = False) -> dict[str, Any]:
-        """The cheapest route, for load generators; ``attribution=true`` adds who answered."""
-        if not attribution:
+        """The cheapest route, for load generators; ``attribution=true`` adds who answered (when enabled)."""
+        if not (attribution and runtime.settings.attribution):
             return {"pong": True}
         return {
             "pong": True,
@@ -162,6 +167,22 @@ def register_api(app: FastAPI, runtime: Runtime) -> None:
     app.get("/generate", summary="Image generation", response_model=None)(
         runtime.handler(generate_job, work="generate", kind="api", finish=generate_response)
     )
+    if runtime.settings.lab:
+        register_lab(app)
+
+
+async def lab_answer() -> dict[str, Any]:
+    """An async helper, as a model call often is."""
+    return {"ok": True}
+
+
+def register_lab(app: FastAPI) -> None:
+    """Lab routes that reproduce the write-up's mistakes on purpose (``LAUNCH_LAB=1`` only)."""
+
+    @app.get("/lab/noawait", summary="An async function called without await")
+    def lab_noawait() -> Any:
+        # The write-up's mistake: the coroutine is returned, never awaited.
+        return lab_answer()
 
 
 def create_app(settings: AppSettings | None = None) -> FastAPI:

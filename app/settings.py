@@ -56,6 +56,10 @@ class AppSettings:
     """Seconds between liveness pings sent from the event loop (0: none)."""
     supervisor_pid: int | None = None
     """The launcher's pid: a worker that is not the launcher dies with it."""
+    attribution: bool = False
+    """Expose worker internals (pid, in-flight count, clock) in /health and /ping: a probing aid, off in deployments."""
+    lab: bool = False
+    """Add the lab routes that reproduce the write-up's mistakes (``/lab/noawait``); never in a deployment."""
 
     def __post_init__(self) -> None:
         if self.concurrency_limit < 1:
@@ -105,6 +109,8 @@ class AppSettings:
                 control_socket=get("CONTROL_SOCKET"),
                 watchdog_interval=float(watchdog) if watchdog is not None else 0.0,
                 supervisor_pid=int(supervisor) if supervisor is not None else None,
+                attribution=get("ATTRIBUTION") == "1",
+                lab=get("LAB") == "1",
             )
         except SettingsError as exc:
             # Messages start with the field's name; name the variable the user set.
@@ -126,4 +132,6 @@ class AppSettings:
             env["CONTROL_SOCKET"] = self.control_socket
         if self.supervisor_pid is not None:
             env["SUPERVISOR_PID"] = str(self.supervisor_pid)
+        env["ATTRIBUTION"] = "1" if self.attribution else "0"
+        env["LAB"] = "1" if self.lab else "0"
         return {ENV_PREFIX + k: v for k, v in env.items()}

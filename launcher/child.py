@@ -53,7 +53,13 @@ class StopResult:
 
 
 def launch_command(
-    profile: Profile, *, fd: int, profiles_files: tuple[Path, ...] = (), log_level: str = "info"
+    profile: Profile,
+    *,
+    fd: int,
+    profiles_files: tuple[Path, ...] = (),
+    log_level: str = "info",
+    attribution: bool = True,
+    lab: bool = False,
 ) -> list[str]:
     """The child's argv: the profile by name, every field given explicitly so the child runs exactly ``profile``."""
     argv = [sys.executable, "-m", "launcher"]
@@ -79,6 +85,10 @@ def launch_command(
         "--log-level",
         log_level,
     ]
+    # Driven by the probe (or a test): attribution headers on.
+    argv.append("--attribution" if attribution else "--no-attribution")
+    if lab:
+        argv.append("--lab")
     return argv
 
 
@@ -91,6 +101,9 @@ class ServerProcess:
     log_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     log_level: str = "info"
+    attribution: bool = True
+    """Attribution headers and worker internals: on, since the child is driven by a probe or a test."""
+    lab: bool = False
     url: str = ""
     pids: tuple[int, ...] = ()
     ready_seconds: float = 0.0
@@ -121,7 +134,12 @@ class ServerProcess:
             self.log_path = Path(name)
             self._own_log = True
         argv = launch_command(
-            self.profile, fd=sock.fileno(), profiles_files=self.profiles_files, log_level=self.log_level
+            self.profile,
+            fd=sock.fileno(),
+            profiles_files=self.profiles_files,
+            log_level=self.log_level,
+            attribution=self.attribution,
+            lab=self.lab,
         )
         env = {**os.environ, **self.env, "NOTIFY_SOCKET": self._listener.path, "PYTHONUNBUFFERED": "1"}
         self._started_at = time.monotonic()

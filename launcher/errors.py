@@ -21,6 +21,8 @@ class ExitCode(enum.IntEnum):
     """``launch probe``: some profile did not start; every started one met its expectations."""
     SERVER_DIED = 6
     """The server stopped on its own after it was ready."""
+    NONE_FIT = 7
+    """``launch probe``: every expectation held, but no profile is fit to serve (nothing recommended)."""
     INTERRUPTED = 130
     """Interrupted (Ctrl-C) before the work was done."""
 

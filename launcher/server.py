@@ -241,6 +241,10 @@ class ServeOptions:
     access_log: bool = False
     cpu_rate: float | None = None
     """Iterations per second for ``/test2``; calibrated once here when None."""
+    attribution: bool = False
+    """Attribution headers on every response and worker internals in /health (a probing aid)."""
+    lab: bool = False
+    """The lab routes that reproduce the write-up's mistakes."""
 
 
 def _take_watchdog_seconds() -> float:
@@ -283,6 +287,8 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
         # Ping at half the watchdog period so one late ping is not a restart.
         watchdog_interval=watchdog / 2 if watchdog else 0.0,
         supervisor_pid=os.getpid(),
+        attribution=options.attribution,
+        lab=options.lab,
     )
     # Workers are spawned or forked from here and read their settings from
     # the environment; Gradio must never phone home or open a share link.

@@ -9,10 +9,10 @@ from typing import Protocol
 
 from profiles.model import Profile
 
-APP_FACTORY_MODULE = "app.main"
+APP_FACTORY_MODULE = "launcher.asgi"
 APP_FACTORY_NAME = "create_app"
 APP_FACTORY = f"{APP_FACTORY_MODULE}:{APP_FACTORY_NAME}"
-"""Import string of the service factory: workers re-create the app from it."""
+"""Import string of the served app's factory (the service in the attribution middleware): workers re-create it."""
 
 
 @dataclass(frozen=True, kw_only=True)

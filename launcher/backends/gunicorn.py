@@ -31,7 +31,7 @@ def _application_class() -> type[Any]:
         def load(self) -> Any:
             # Runs in each worker after fork (no preload): the model is
             # loaded per worker, in the app's lifespan.
-            from app.main import create_app
+            from launcher.asgi import create_app
 
             return create_app()
 

@@ -53,7 +53,7 @@ class Backend:
         """Serve with hypercorn; several workers are spawned by ``hypercorn.run.run``."""
         config = hypercorn_config(spec)
         if spec.profile.workers == 1:
-            from app.main import create_app
+            from launcher.asgi import create_app
 
             try:
                 asyncio.run(_serve_in_process(create_app(), config))

@@ -10,6 +10,7 @@ import click
 
 from launcher.cli._common import catalog_from, console, fail
 from launcher.errors import ExitCode, LaunchError
+from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
 from profiles import ProfileError
 
 if TYPE_CHECKING:
@@ -23,9 +24,20 @@ if TYPE_CHECKING:
     metavar="LIST",
     help="Comma-separated: sleep, cpu, generate, mixed, liveness, timeout (default: all).",
 )
-@click.option("--requests", "-n", type=click.IntRange(1, 1000), default=3, show_default=True, help="N per burst.")
+@click.option(
+    "--requests", "-n", type=click.IntRange(1, MAX_REQUESTS), default=3, show_default=True, help="N per burst."
+)
 @click.option("--seconds", "-s", type=click.FloatRange(0, 120, min_open=True), default=1.0, show_default=True)
 @click.option("--seed-durations", is_flag=True, help="The write-up's 10 s sleeps and ~8 s CPU loops.")
+@click.option(
+    "--repeat",
+    "-r",
+    type=click.IntRange(1, MAX_REPEATS),
+    default=DEFAULT_REPEATS,
+    show_default=True,
+    help="Fire every burst R times: figures become medians with a spread, verdicts must hold in every repeat.",
+)
+@click.option("--details", is_flag=True, help="Also print every expectation of every profile and the full evidence.")
 @click.option(
     "--steps", type=click.IntRange(1, 50), default=4, show_default=True, help="Denoising steps per generation."
 )
@@ -51,6 +63,8 @@ def probe(
     requests: int,
     seconds: float,
     seed_durations: bool,
+    repeat: int,
+    details: bool,
     steps: int,
     concurrency_limit: int | None,
     json_path: Path | None,
@@ -62,8 +76,9 @@ def probe(
 ) -> None:
     """Start each profile, hit it the way real users do, and judge what happened.
 
-    Exit status: 0 every expectation held, 1 some failed, 5 a profile did not
-    start (and nothing failed), 2 usage error, 130 interrupted.
+    Exit status: 0 every expectation held and a profile is recommended, 1 some
+    expectation failed, 5 a profile did not start (and nothing failed), 7 no
+    profile is fit to serve, 2 usage error, 130 interrupted.
     """
     from launcher.probe.progress import ProbeProgress
     from launcher.probe.report import claims_table, recommendation_text, render_run
@@ -83,6 +98,7 @@ def probe(
         common: dict[str, Any] = {
             "scenarios": names,
             "requests": requests,
+            "repeat": repeat,
             "steps": steps,
             "fail_fast": not keep_going,
             "start_timeout": start_timeout,
@@ -106,13 +122,15 @@ def probe(
         out.print(claims_table(run))
         out.print(recommendation_text(run))
     else:
-        render_run(run, out)
+        render_run(run, out, details=details)
     if not run.complete:
         fail("interrupted; partial results" + (f" written to {written}" if written else ""), ExitCode.INTERRUPTED)
     if any(p.status == "ok" and not p.passed for p in run.profiles):
         sys.exit(ExitCode.EXPECTATION_FAILED)
     if any(p.status != "ok" for p in run.profiles):
         sys.exit(ExitCode.NOT_STARTED)
+    if run.recommendation is None and run.profiles:
+        sys.exit(ExitCode.NONE_FIT)
 
 
 def write_results(run: ProbeRun, *, json_path: Path | None, html_path: Path | None) -> str:

@@ -29,8 +29,9 @@ def report(file: Path, html_path: Path | None, spec: str | None) -> None:
     the profiles shown. Exit status: 0, or 2 when the file cannot be read, is
     not a probe result (truncated, foreign, newer schema) or SPEC matches none.
     """
+    from launcher.probe.judge import select_profiles
     from launcher.probe.model import ResultFileError, read_run
-    from launcher.probe.report import render_run, select_profiles
+    from launcher.probe.report import render_run
 
     try:
         run = select_profiles(read_run(file), spec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -13,7 +13,10 @@ from app.settings import MODES
 from launcher import __version__
 from launcher.cli._common import catalog_from, fail, profile_overrides
 from launcher.errors import ExitCode, LaunchError
-from profiles import Profile, ProfileError
+from profiles import ProfileError
+
+if TYPE_CHECKING:
+    from launcher.server import ServeOptions
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -37,6 +40,13 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 @click.option("--model", help="'tiny', 'none' or a local diffusers pipeline folder.")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
+@click.option(
+    "--attribution/--no-attribution",
+    default=False,
+    show_default=True,
+    help="Worker pid and timing headers on every response, worker internals in /health (a probing aid).",
+)
+@click.option("--lab", is_flag=True, help="Add the lab routes that reproduce the write-up's mistakes (never deploy).")
 @click.version_option(__version__, prog_name="launch")
 @click.pass_context
 def main(
@@ -54,6 +64,8 @@ def main(
     model: str | None,
     log_level: str,
     access_log: bool,
+    attribution: bool,
+    lab: bool,
 ) -> None:
     """Serve, probe and deploy a FastAPI + Gradio model service under named server profiles.
 
@@ -99,14 +111,21 @@ def main(
         )
     except ProfileError as exc:
         fail(str(exc), ExitCode.USAGE)
-    serve_profile(profile, fd=fd, log_level=log_level, access_log=access_log)
+    from launcher.server import ServeOptions
+
+    serve_profile(
+        ServeOptions(
+            profile=profile, fd=fd, log_level=log_level, access_log=access_log, attribution=attribution, lab=lab
+        )
+    )
 
 
-def serve_profile(profile: Profile, *, fd: int | None, log_level: str, access_log: bool) -> None:
+def serve_profile(options: ServeOptions) -> None:
     """Serve in the foreground; print the URL once every worker is ready."""
-    from launcher.server import ReadyInfo, ServeOptions, serve
+    from launcher.server import ReadyInfo, serve
 
-    logging.basicConfig(level=log_level.upper(), format="launch: %(message)s")
+    profile = options.profile
+    logging.basicConfig(level=options.log_level.upper(), format="launch: %(message)s")
 
     def announce(info: ReadyInfo) -> None:
         noun = "worker" if len(info.pids) == 1 else "workers"
@@ -116,7 +135,7 @@ def serve_profile(profile: Profile, *, fd: int | None, log_level: str, access_lo
         )
 
     try:
-        serve(ServeOptions(profile=profile, fd=fd, log_level=log_level, access_log=access_log), on_ready=announce)
+        serve(options, on_ready=announce)
     except LaunchError as exc:
         click.echo(f"launch: error: {exc}", err=True)
         fast_exit(exc.exit_code)

@@ -7,11 +7,12 @@ when the run did not include what the claim needs.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 
 from launcher.probe import metrics
 from launcher.probe.expectations import REL_TOLERANCE
-from launcher.probe.model import Claim, ProfileResult, RequestRecord, ScenarioResult
+from launcher.probe.model import Claim, ClaimVerdict, Kind, ProfileResult, Recommendation, RequestRecord, ScenarioResult
 
 CLAIMS: tuple[str, ...] = (
     "The demo's concurrency_limit applies only to demo button clicks, not to API calls.",
@@ -24,6 +25,9 @@ CLAIMS: tuple[str, ...] = (
     "gunicorn with UvicornWorker and 3 workers does the same.",
     "gunicorn with async def handlers under concurrent requests often logs [CRITICAL] WORKER TIMEOUT.",
     "Final advice for serving an AI model: concurrency_limit=1, async def everywhere, one uvicorn worker.",
+    "With async def everywhere, the demo page cannot show in advance how long the queue is.",
+    "When an async function is called without await, simultaneous demo and API calls fail with "
+    "TypeError: 'coroutine' object is not iterable.",
 )
 
 Found = tuple[ProfileResult, ScenarioResult]
@@ -175,29 +179,47 @@ def _claim6(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
 
 
 def _parallel_claim(results: Sequence[ProfileResult], cores: int, backend: str) -> tuple[str, str]:
+    """Parallel efficiency of a 3-worker CPU burst: CPU-seconds / (makespan x min(workers used, cores)).
+
+    Judged on its substance: parallelism across worker processes is real up
+    to min(workers, cores). On a machine with fewer than 3 cores the claim
+    as stated ("three in the time of one") cannot be shown; that is a
+    dependency on the machine, named and measured, never a refutation.
+    """
     found = _find(results, "cpu", workers=3, backend=backend)
     if not found:
         return "UNTESTED", f"needs the cpu scenario on a 3-worker {backend} profile"
-    parts = []
-    ok_any = False
-    for result, scenario in found:
-        makespan = metrics.span_s(scenario.records)
-        counts = metrics.counts_by_pid(scenario.records)
-        ok = makespan <= scenario.unit_s * (1 + REL_TOLERANCE) + 0.15
-        ok_any = ok_any or ok
-        parts.append(
-            f"{result.name}: {scenario.n} x {scenario.unit_s:.2f} CPU-s took {makespan:.2f}s "
-            f"({makespan / scenario.unit_s:.1f}x), requests per worker {sorted(counts.values(), reverse=True)}"
-        )
-    if ok_any:
-        return "CONFIRMED", "; ".join(parts)
-    verdict = "REFUTED" if cores < 3 else "DEPENDS"
-    reason = (
-        f"this machine has {cores} core(s): three CPU-bound processes cannot all run at once"
-        if cores < 3
-        else "on how the kernel spread the connections over workers"
+    efficiencies: list[float] = []
+    speedups: list[float] = []
+    rows: list[str] = []
+    for _result, scenario in found:
+        span = metrics.span_s(scenario.records)
+        cpu = sum(scenario.cpu_seconds.values()) or scenario.unit_s * len(metrics.work_records(scenario.records))
+        used = len(metrics.counts_by_pid(scenario.records))
+        parallel = max(1, min(used, cores))
+        if span <= 0:
+            continue
+        efficiencies.append(cpu / (span * parallel))
+        speedups.append(cpu / span)
+        per_worker = ", ".join(f"{s:.2f}" for s in sorted(scenario.cpu_seconds.values(), reverse=True))
+        rows.append(f"{cpu:.2f} CPU-s in {span:.2f}s on {used} worker(s) (CPU-s per worker {per_worker or '?'})")
+    if not efficiencies:
+        return "UNTESTED", f"no attributed CPU work on a 3-worker {backend} profile"
+    eff, speedup = statistics.median(efficiencies), statistics.median(speedups)
+    spread = f"{min(efficiencies):.0%}-{max(efficiencies):.0%}" if len(efficiencies) > 1 else f"{eff:.0%}"
+    evidence = (
+        f"{found[0][0].name}: parallel efficiency {eff:.0%} (over {len(efficiencies)} repeat(s): {spread}) of "
+        f"min(workers used, cores); speed-up {speedup:.2f}x over one process. " + "; ".join(rows)
     )
-    return verdict, "; ".join(parts) + f". {reason}."
+    if eff < 1 - REL_TOLERANCE:
+        return "REFUTED", evidence + f". Worker processes did not run CPU work in parallel even up to {cores} core(s)."
+    if cores >= 3 and speedup >= 3 * (1 - REL_TOLERANCE):
+        return "CONFIRMED", evidence
+    return "DEPENDS", evidence + (
+        f". On the machine's cores: parallelism across worker processes holds up to min(3, cores) = "
+        f"{min(3, cores)} here; three requests in the time of one needs >= 3 cores and the kernel "
+        "putting one connection on each worker."
+    )
 
 
 def _claim7(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
@@ -236,11 +258,10 @@ def _claim9(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
     )
 
 
-def _claim10(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
-    from launcher.probe.recommend import recommend
-
+def _claim10(
+    results: Sequence[ProfileResult], cores: int, recommendation: Recommendation | None = None
+) -> tuple[str, str]:
     advised = next((r for r in results if r.name == "uvicorn-1-async"), None)
-    recommendation = recommend(results)
     if advised is None:
         return "UNTESTED", "needs uvicorn-1-async in the run"
     failed = [v for v in advised.verdicts if not v.passed]
@@ -256,6 +277,82 @@ def _claim10(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
     )
 
 
+QUEUE_STATUS_LATE = 0.5
+"""A waiting click's first queue-status message later than this fraction of S after its send came
+only once the running job freed the event loop (S = 1 s: 0.5 s; a free loop answers in tens of ms)."""
+
+
+def _first_status_delays(scenario: ScenarioResult) -> list[float]:
+    """Seconds from send to the first queue-status message, for each demo click that waited in the queue."""
+    return [
+        (r.queue[0].at_ns - r.sent_ns) / 1e9
+        for r in scenario.records
+        if r.kind == Kind.DEMO and r.queue and r.queue[0].at_ns >= r.sent_ns
+    ]
+
+
+def _claim11(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    parts: list[str] = []
+    late: dict[str, bool] = {}
+    for mode in ("async", "sync", "offload"):
+        delays = [d for _, s in _find(results, "mixed", mode=mode, workers=1) for d in _first_status_delays(s)]
+        found = _find(results, "mixed", mode=mode, workers=1)
+        if not found or not delays:
+            continue
+        seconds = found[0][1].seconds
+        median = statistics.median(delays)
+        late[mode] = median >= QUEUE_STATUS_LATE * seconds
+        parts.append(
+            f"{mode}: first queue status {median * 1000:.0f} ms after the click (median of {len(delays)} "
+            f"waiting clicks; max {max(delays) * 1000:.0f} ms)"
+        )
+    if "async" not in late:
+        return "UNTESTED", "needs the mixed scenario on a 1-worker async profile with clicks waiting in the queue"
+    evidence = "; ".join(parts) + (
+        ". Gradio sends queue position and ETA from the event loop; an async handler doing blocking work holds "
+        "that loop, so waiting users learn their place only when the running job ends."
+    )
+    others = [m for m in late if m != "async"]
+    if late["async"] and others and not any(late[m] for m in others):
+        return "CONFIRMED", evidence
+    if late["async"]:
+        return "CONFIRMED", evidence
+    return "REFUTED", evidence
+
+
+def _claim12(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+    found = [(r, s) for r in results for s in r.scenarios if s.scenario == "noawait"]
+    if not found:
+        return "UNTESTED", "needs the noawait scenario (the lab route) on a 1-worker profile"
+    result, scenario = found[0]
+    by_index = {r.index: r for r in scenario.records if r.kind != Kind.HEALTH}
+    lone, demo, api = by_index.get(0), by_index.get(1), by_index.get(2)
+
+    def outcome(record: RequestRecord | None) -> str:
+        if record is None:
+            return "not sent"
+        if record.ok:
+            return "succeeded"
+        return record.error or f"HTTP {record.status}"
+
+    message = scenario.note or "no exception line in the server log"
+    evidence = (
+        f"{result.name}, route returning an un-awaited coroutine: a lone API call {outcome(lone)}; "
+        f"then a demo click {outcome(demo)} and an API call {outcome(api)} at once. Server log: {message}"
+    )
+    together_failed = demo is not None and api is not None and not demo.ok and not api.ok
+    if together_failed and "not iterable" in message:
+        nuance = (
+            " The error comes from the missing await alone: a lone call fails the same way, simultaneity plays no part."
+            if lone is not None and not lone.ok
+            else ""
+        )
+        return "CONFIRMED", evidence + "." + nuance
+    if together_failed:
+        return "DEPENDS", evidence + ". The calls fail, with another error than the write-up names."
+    return "REFUTED", evidence + ". The calls did not fail."
+
+
 _JUDGES: tuple[Callable[[Sequence[ProfileResult], int], tuple[str, str]], ...] = (
     _claim1,
     _claim2,
@@ -266,14 +363,25 @@ _JUDGES: tuple[Callable[[Sequence[ProfileResult], int], tuple[str, str]], ...] =
     _claim7,
     _claim8,
     _claim9,
-    _claim10,
+    _claim11,
+    _claim12,
 )
 
 
-def judge_claims(results: Sequence[ProfileResult], *, cores: int) -> list[Claim]:
-    """A verdict for each of the write-up's ten claims."""
+def judge_claims(results: Sequence[ProfileResult], *, cores: int, recommendation: Recommendation | None) -> list[Claim]:
+    """A verdict for each of the write-up's twelve claims (claim 10 against the probe's own recommendation)."""
     claims = []
-    for number, (text, judge) in enumerate(zip(CLAIMS, _JUDGES, strict=True), start=1):
+    judges = (*_JUDGES[:9], lambda r, c: _claim10(r, c, recommendation), *_JUDGES[9:])
+    for number, (text, judge) in enumerate(zip(CLAIMS, judges, strict=True), start=1):
         verdict, evidence = judge(results, cores)
-        claims.append(Claim(number=number, text=text, verdict=verdict, evidence=evidence))
+        claims.append(
+            Claim(
+                number=number, text=text, verdict=ClaimVerdict(verdict), evidence=evidence, summary=summarize(evidence)
+            )
+        )
     return claims
+
+
+def summarize(evidence: str) -> str:
+    """The evidence's first clause, for the default output (the whole evidence is in --details, the JSON and HTML)."""
+    return evidence.split(". ", 1)[0].split("; ", 1)[0].rstrip(".")

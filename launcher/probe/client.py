@@ -27,10 +27,13 @@ from typing import Any
 
 import aiohttp
 
-from launcher.probe.model import RequestRecord
+from launcher.asgi import PID_HEADER, parse_timing
+from launcher.probe.model import QueueStatus, RequestRecord
 
 HEALTH_INTERVAL_S = 0.05
 _ATTRIBUTION_KEYS = ("pid", "thread", "start_ns", "end_ns", "in_flight", "pipeline_start_ns", "pipeline_end_ns")
+QUEUE_STEPS = {"/queue/join": "join", "/queue/data": "stream"}
+"""Gradio's queue requests by path suffix: a click is a join (POST) and an event stream (GET)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +81,102 @@ def _attribution(body: Any) -> dict[str, Any]:
     return {k: body[k] for k in _ATTRIBUTION_KEYS if isinstance(body.get(k), int)}
 
 
+def header_attribution(headers: Any) -> dict[str, Any]:
+    """Pid and server-side request interval from the launcher's attribution headers (any app)."""
+    found: dict[str, Any] = {}
+    pid = headers.get(PID_HEADER)
+    if isinstance(pid, str) and pid.isdigit():
+        found["pid"] = int(pid)
+    timing = parse_timing(headers.get("server-timing"))
+    if timing is not None:
+        found["start_ns"], found["end_ns"] = timing
+    return found
+
+
+class _StepRecorder:
+    """Which worker pid answered each Gradio queue request, keyed by the client's session hash.
+
+    gradio_client makes a click's join (POST) and event stream (GET) with
+    plain ``httpx`` calls that take no hooks, so the probe wraps httpx's
+    transport in this process once; it records only while a recorder is
+    active and changes nothing it passes on.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.steps: dict[str, dict[str, int]] = {}
+
+    def note(self, request: Any, response: Any) -> None:
+        path = request.url.path
+        step = next((name for suffix, name in QUEUE_STEPS.items() if path.endswith(suffix)), None)
+        pid = response.headers.get(PID_HEADER)
+        if step is None or not (isinstance(pid, str) and pid.isdigit()):
+            return
+        session = request.url.params.get("session_hash")
+        if session is None and request.method == "POST":
+            try:
+                session = json.loads(request.content).get("session_hash")
+            except (ValueError, AttributeError):
+                session = None
+        if isinstance(session, str):
+            with self._lock:
+                self.steps.setdefault(session, {}).setdefault(step, int(pid))
+
+    def pop(self, session: str) -> dict[str, int]:
+        with self._lock:
+            return self.steps.pop(session, {})
+
+
+STEPS = _StepRecorder()
+_transport_wrapped = False
+_wrap_lock = threading.Lock()
+
+
+def _record_queue_steps() -> None:
+    """Wrap httpx's transport once so that queue requests' pids reach :data:`STEPS`."""
+    global _transport_wrapped
+    import httpx
+
+    with _wrap_lock:
+        if _transport_wrapped:
+            return
+        original = httpx.HTTPTransport.handle_request
+
+        def handle_request(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+            response = original(self, request)
+            STEPS.note(request, response)
+            return response
+
+        httpx.HTTPTransport.handle_request = handle_request  # type: ignore[method-assign]
+        _transport_wrapped = True
+
+
+def _queue_statuses(job: Any, clock_offset_ns: int) -> tuple[QueueStatus, ...]:
+    """The queue-status messages (rank, ETA) a finished gradio_client job received, oldest first.
+
+    gradio_client stamps each with the wall clock when its stream reader
+    handled it; ``clock_offset_ns`` (wall - monotonic) puts them on the
+    machine-wide monotonic clock of every other record.
+    """
+    from gradio_client.utils import Status, StatusUpdate
+
+    communicator = getattr(job, "communicator", None)
+    updates = getattr(communicator, "updates", None)
+    found: list[QueueStatus] = []
+    while updates is not None and not updates.empty():
+        update = updates.get_nowait()
+        if isinstance(update, StatusUpdate) and update.code == Status.IN_QUEUE and update.time is not None:
+            found.append(
+                QueueStatus(
+                    at_ns=int(update.time.timestamp() * 1e9) - clock_offset_ns,
+                    rank=update.rank,
+                    queue_size=update.queue_size,
+                    eta_s=update.eta,
+                )
+            )
+    return tuple(found)
+
+
 async def _api_request(
     session: aiohttp.ClientSession, base_url: str, spec: RequestSpec, *, index: int, t0: float, timeout: float
 ) -> RequestRecord:
@@ -101,7 +200,8 @@ async def _api_request(
                 status=response.status,
                 error=error,
                 detail=None if error is None else raw[:200].decode(errors="replace"),
-                **_attribution(body),
+                # The body's work interval when the app reports one, else the request's.
+                **{**header_attribution(response.headers), **_attribution(body)},
             )
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return RequestRecord(
@@ -154,6 +254,7 @@ def _demo_click(
             kind="demo", work=spec.work, index=index, sent_ns=sent, received_ns=time.monotonic_ns(), **outcome
         )
 
+    _record_queue_steps()
     # One client per simulated user: its own session, created before the
     # burst's instant so that fetching the config is not part of the click.
     try:
@@ -166,15 +267,25 @@ def _demo_click(
         if not line.go.wait(timeout):
             return record(time.monotonic_ns(), error="not_started")
         time.sleep(max(0.0, line.t0 + spec.delay_s - time.monotonic()))
+        offset = time.time_ns() - time.monotonic_ns()
         sent = time.monotonic_ns()
+        job = client.submit(*spec.args, api_name=spec.api_name)
         try:
-            result = client.submit(*spec.args, api_name=spec.api_name).result(timeout=timeout)
+            result = job.result(timeout=timeout)
         except Exception as exc:  # gradio_client wraps failures in several exception types
-            return record(sent, error=classify_demo_error(exc, workers), detail=f"{type(exc).__name__}: {exc}"[:200])
+            return record(
+                sent,
+                error=classify_demo_error(exc, workers),
+                detail=f"{type(exc).__name__}: {exc}"[:200],
+                steps=STEPS.pop(client.session_hash),
+                queue=_queue_statuses(job, offset),
+            )
+        steps = STEPS.pop(client.session_hash)
+        queue = _queue_statuses(job, offset)
     finally:
         client.close()
     body = result[-1] if isinstance(result, tuple | list) else result
-    return record(sent, status=200, **_attribution(body))
+    return record(sent, status=200, steps=steps, queue=queue, **_attribution(body))
 
 
 async def _poll_health(base_url: str, stop: asyncio.Event, records: list[RequestRecord], timeout: float) -> None:
@@ -192,10 +303,12 @@ async def _poll_health(base_url: str, stop: asyncio.Event, records: list[Request
                 async with session.get(f"{base_url}/health", timeout=aiohttp.ClientTimeout(total=timeout)) as response:
                     body = await response.json(content_type=None)
                     fields["status"] = response.status
+                    fields.update(header_attribution(response.headers))
+                    fields.pop("start_ns", None)
                     if isinstance(body, dict):
-                        fields["pid"] = body.get("pid")
+                        fields["pid"] = body.get("pid", fields.get("pid"))
                         # When the server's handler ran (its monotonic clock is ours).
-                        fields["end_ns"] = body.get("now_ns")
+                        fields["end_ns"] = body.get("now_ns", fields.get("end_ns"))
             except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                 fields = {"error": error_class(exc)}
             records.append(

@@ -17,6 +17,7 @@ JSON schema ``launch.probe`` version 1 (see :func:`run_to_json`)::
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import types
 import typing
@@ -30,6 +31,58 @@ SCHEMA_VERSION = 1
 
 class ResultFileError(ValueError):
     """A result file is unreadable, truncated, foreign or of a newer schema."""
+
+
+class Status(enum.StrEnum):
+    """How a profile's run ended."""
+
+    OK = "ok"
+    DID_NOT_START = "did_not_start"
+    DIED = "died"
+    """The server stopped on its own mid-run."""
+    INTERRUPTED = "interrupted"
+
+
+class Kind(enum.StrEnum):
+    """Which door a request came through."""
+
+    API = "api"
+    DEMO = "demo"
+    HEALTH = "health"
+
+
+class Liveness(enum.StrEnum):
+    """How /health fared while work ran, graded (see :mod:`launcher.probe.expectations`)."""
+
+    FAST = "fast"
+    """Answered promptly throughout: the event loop stayed free."""
+    DEGRADED = "degraded"
+    """Answered, but late: CPU threads of the same process competed with the event loop for the GIL."""
+    BLOCKED = "blocked"
+    """Waited for the work to end: the event loop itself ran the work."""
+    UNKNOWN = "unknown"
+    """Not polled."""
+
+
+class ClaimVerdict(enum.StrEnum):
+    """How a claim of the write-up fared."""
+
+    CONFIRMED = "CONFIRMED"
+    REFUTED = "REFUTED"
+    DEPENDS = "DEPENDS"
+    """True under a condition the evidence names and measures (the mode, the machine's cores...)."""
+    UNTESTED = "UNTESTED"
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueStatus:
+    """One queue-status message a waiting demo client received, with when it arrived."""
+
+    at_ns: int
+    rank: int | None = None
+    """Position in the queue (0: next)."""
+    queue_size: int | None = None
+    eta_s: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +108,11 @@ class RequestRecord:
     in_flight: int | None = None
     pipeline_start_ns: int | None = None
     pipeline_end_ns: int | None = None
+    steps: dict[str, int] = field(default_factory=dict)
+    """Demo clicks: the pid that answered each HTTP step of the click (``join``, ``stream``),
+    read from the ``x-launch-pid`` header; the result's pid is :attr:`pid`."""
+    queue: tuple[QueueStatus, ...] = ()
+    """Demo clicks: the queue-status messages (position, ETA) the waiting client received."""
 
     @property
     def ok(self) -> bool:
@@ -106,6 +164,8 @@ class ScenarioResult:
     log_events: tuple[LogEvent, ...] = ()
     verdicts: tuple[Verdict, ...] = ()
     note: str = ""
+    repeat: int = 0
+    """Which repetition of the burst this is (0-based; ``launch probe --repeat R``)."""
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     """CPU time (user + system) each worker pid used during the burst, read
     from /proc before and after it. A physical measure of the work done,
@@ -126,6 +186,47 @@ class ScenarioResult:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Figure:
+    """A figure measured once per repeat: its median and its spread (max - min)."""
+
+    median: float
+    low: float
+    high: float
+    samples: int
+
+    @property
+    def spread(self) -> float:
+        """Max - min over the repeats (0 with one sample)."""
+        return self.high - self.low
+
+
+@dataclass(frozen=True, kw_only=True)
+class Assessment:
+    """A profile's two verdicts, never confused.
+
+    *As predicted* is the tool's own correctness: every expectation of the
+    model held. *Fit to serve* is the user's question: no lost request or
+    click, no demo split over processes, /health fast, model access
+    serialized per worker. A profile can be exactly as predicted and unfit.
+    """
+
+    predicted: bool
+    fit: bool
+    unfit: tuple[str, ...] = ()
+    """Why it is not fit to serve, one reason per entry (empty when fit)."""
+    hazards: tuple[str, ...] = ()
+    """Structural hazards: evidence even in a run where nothing failed (e.g. a demo split over processes)."""
+    liveness: str = Liveness.UNKNOWN
+    liveness_evidence: str = ""
+    makespan: Figure | None = None
+    """Total makespan of the bursts (timeout scenario excluded), per repeat."""
+    demo_pids: tuple[int, ...] = ()
+    """Every pid that answered a Gradio queue request (join, stream) or ran a click."""
+    processes: int = 1
+    """Server processes: workers, plus a supervisor for multi-process backends."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProfileResult:
     """Everything measured for one profile."""
 
@@ -135,11 +236,15 @@ class ProfileResult:
     """``ok``, ``did_not_start``, ``interrupted``."""
     ready_seconds: float | None = None
     pids: tuple[int, ...] = ()
+    launcher_pid: int | None = None
+    """The ``launch --profile`` process (a worker itself when the backend serves in process)."""
     error: str | None = None
     log_tail: str = ""
     scenarios: tuple[ScenarioResult, ...] = ()
     stop_seconds: float | None = None
     stop_forced: bool = False
+    assessment: Assessment | None = None
+    """The two verdicts and the figures the recommendation compares; judged once, by the probe."""
 
     @property
     def name(self) -> str:
@@ -153,8 +258,13 @@ class ProfileResult:
 
     @property
     def passed(self) -> bool:
-        """Started, and every expectation held."""
-        return self.status == "ok" and all(v.passed for v in self.verdicts)
+        """Started, and every expectation held (the *as predicted* verdict)."""
+        return self.status == Status.OK and all(v.passed for v in self.verdicts)
+
+    @property
+    def fit(self) -> bool:
+        """Judged fit to serve (False when not judged)."""
+        return self.assessment is not None and self.assessment.fit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +276,8 @@ class Claim:
     verdict: str
     """``CONFIRMED``, ``REFUTED``, ``DEPENDS`` or ``UNTESTED``."""
     evidence: str
+    summary: str = ""
+    """The evidence in one short line, for the default terminal output."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,6 +289,10 @@ class Recommendation:
     ready_seconds: float | None
     why: str
     rejected: dict[str, str] = field(default_factory=dict)
+    tied: tuple[str, ...] = ()
+    """Profiles within the measured spread of the winner (itself included), when there was a tie."""
+    rule: str = ""
+    """How the winner was chosen among the candidates, in words."""
 
 
 @dataclass(frozen=True, kw_only=True)

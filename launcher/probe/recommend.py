@@ -1,49 +1,72 @@
 """Which profile to deploy for serving one model per worker with its demo.
 
-A candidate must have started, met every expectation, served every request
-(demo clicks included: a demo that loses clicks is not usable), kept /health
-fast in every burst (liveness), and serialized model access per worker. Among
-candidates the one with the smallest total makespan wins.
+The rules, in order (the README states them too):
+
+1. A candidate behaved as predicted (every expectation held: otherwise the
+   evidence itself is in doubt) and is *fit to serve*
+   (:mod:`launcher.probe.assess`): nothing lost, no demo split over
+   processes, liveness ``fast``, model access serialized per worker.
+   ``degraded`` and ``blocked`` liveness both disqualify; each rejection
+   names its class and figures.
+2. Candidates are compared by the median over the repeats of their total
+   makespan. Two candidates tie when their medians differ by no more than
+   the larger of their measured spreads (max - min over the repeats) and
+   :data:`TIE_REL` of the smaller median.
+3. Among the candidates tied with the fastest, the first in a stable order
+   wins: fewer server processes (less memory), then the fixed backend order
+   :data:`BACKEND_ORDER`, then the name. The output says "tie" and names them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from launcher.probe import metrics
-from launcher.probe.expectations import HEALTH_FAST_S
-from launcher.probe.model import ProfileResult, Recommendation
+from launcher.probe.assess import assess
+from launcher.probe.model import Assessment, ProfileResult, Recommendation
+
+TIE_REL = 0.10
+"""Relative slack of the tie rule: the total makespan of the same profile moved by up to
+7 % between consecutive runs here (1-worker offload profiles, 13 s totals); 10 % covers it."""
+
+BACKEND_ORDER: tuple[str, ...] = ("uvicorn", "hypercorn", "gunicorn", "gunicorn-asgi", "granian", "ray")
+"""The tie-break's backend order: the simplest deployment first (one process, fewest moving parts)."""
+
+
+def _assessment(result: ProfileResult) -> Assessment:
+    return result.assessment if result.assessment is not None else assess(result)
 
 
 def rejection(result: ProfileResult) -> str | None:
     """Why ``result`` cannot be recommended, or None if it qualifies."""
-    if result.status != "ok":
-        return f"status {result.status}" + (f": {result.error}" if result.error else "")
-    failed = [v for v in result.verdicts if not v.passed]
-    if failed:
-        return f"expectation failed: {failed[0].expectation} ({failed[0].observed})"
-    for scenario in result.scenarios:
-        if scenario.scenario == "timeout":
-            continue
-        errors = metrics.errors_by_class(scenario.records)
-        if errors:
-            what = ", ".join(f"{k}={v}" for k, v in sorted(errors.items()))
-            return f"{scenario.scenario}: requests failed ({what})"
-        p99 = metrics.percentile(metrics.health_latencies(scenario.records), 0.99)
-        if p99 > HEALTH_FAST_S:
-            return f"{scenario.scenario}: liveness lost (/health p99 {p99 * 1000:.0f} ms)"
-        if scenario.scenario == "generate":
-            overlap = max(metrics.overlap_by_pid(scenario.records, pipeline=True).values(), default=0)
-            if overlap > 1:
-                return f"generate: model access not serialized (overlap {overlap})"
-    if not any(s.scenario == "mixed" for s in result.scenarios):
-        return "demo not exercised (no mixed scenario)"
+    verdict = _assessment(result)
+    if not verdict.predicted and result.status == "ok":
+        failed = [v for v in result.verdicts if not v.passed]
+        return f"not as predicted: {failed[0].scenario}: {failed[0].expectation} ({failed[0].observed})"
+    if not verdict.fit:
+        return verdict.unfit[0]
     return None
 
 
-def total_makespan(result: ProfileResult) -> float:
-    """Sum of the burst makespans, the timeout scenario excluded."""
-    return sum(metrics.makespan_s(s.records) for s in result.scenarios if s.scenario != "timeout")
+def makespan(result: ProfileResult) -> float:
+    """Median total makespan over the repeats."""
+    figure = _assessment(result).makespan
+    return figure.median if figure is not None else float("inf")
+
+
+def ties(a: ProfileResult, b: ProfileResult) -> bool:
+    """Whether two candidates' medians are within the measured spread (or :data:`TIE_REL`)."""
+    fa, fb = _assessment(a).makespan, _assessment(b).makespan
+    if fa is None or fb is None:
+        return False
+    slack = max(fa.spread, fb.spread, TIE_REL * min(fa.median, fb.median))
+    return abs(fa.median - fb.median) <= slack
+
+
+def stable_key(result: ProfileResult) -> tuple[int, int, str]:
+    """The tie-break: fewer processes, then the backend order, then the name."""
+    backend = str(result.profile.get("backend", ""))
+    order = BACKEND_ORDER.index(backend) if backend in BACKEND_ORDER else len(BACKEND_ORDER)
+    return (_assessment(result).processes, order, result.name)
 
 
 def recommend(results: Sequence[ProfileResult]) -> Recommendation | None:
@@ -58,20 +81,43 @@ def recommend(results: Sequence[ProfileResult]) -> Recommendation | None:
             rejected[result.name] = reason
     if not candidates:
         return None
-    best = min(candidates, key=total_makespan)
+    fastest = min(candidates, key=lambda r: (makespan(r), stable_key(r)))
+    tied = sorted((r for r in candidates if ties(r, fastest)), key=stable_key)
+    best = tied[0]
+    best_figure = _assessment(best).makespan
+    assert best_figure is not None
     for other in candidates:
-        if other is not best:
+        if other is best:
+            continue
+        figure = _assessment(other).makespan
+        shown = f"{figure.median:.2f}s (spread {figure.spread:.2f}s)" if figure else "?"
+        if other in tied:
             rejected[other.name] = (
-                f"qualified, but slower: total makespan {total_makespan(other):.2f}s vs {total_makespan(best):.2f}s"
+                f"tie with {best.name} (total makespan {shown} vs {best_figure.median:.2f}s); "
+                f"lost the tie-break: {_assessment(other).processes} process(es), "
+                f"backend {other.profile.get('backend')}"
             )
+        else:
+            rejected[other.name] = f"fit, but slower: total makespan {shown} vs {best_figure.median:.2f}s"
+    repeats = best_figure.samples
+    rule = (
+        f"smallest median total makespan over {repeats} repeat(s) among {len(candidates)} fit profile(s); "
+        f"ties within max(spread, {TIE_REL:.0%}) broken by fewer processes, then backend order"
+    )
+    if len(tied) > 1:
+        why = (
+            f"tie between {', '.join(r.name for r in tied)} (median total makespans "
+            f"{', '.join(f'{makespan(r):.2f}s' for r in tied)}); {best.name} runs the fewest processes "
+            f"({_assessment(best).processes}) and comes first in the backend order"
+        )
+    else:
+        why = f"fit to serve, and the smallest median total makespan ({best_figure.median:.2f}s)"
     return Recommendation(
         profile=best.profile,
         source=best.source,
         ready_seconds=best.ready_seconds,
-        why=(
-            f"every expectation held, no request or demo click failed, /health stayed under "
-            f"{HEALTH_FAST_S * 1000:.0f} ms, generations serialized per worker, and the smallest total makespan "
-            f"({total_makespan(best):.2f}s) of {len(candidates)} qualifying profile(s)"
-        ),
+        why=why,
         rejected=rejected,
+        tied=tuple(r.name for r in tied) if len(tied) > 1 else (),
+        rule=rule,
     )

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
-import fnmatch
+import statistics
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from launcher.errors import ConfigError
 from launcher.probe import metrics
-from launcher.probe.model import ProbeRun, ProfileResult, ResultFileError
+from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult, Status
 
 _VERDICT_STYLE = {"CONFIRMED": "green", "REFUTED": "red", "DEPENDS": "yellow", "UNTESTED": "dim"}
+_LIVENESS_STYLE = {"fast": "green", "degraded": "yellow", "blocked": "red"}
 
 
 def _mark(passed: bool) -> Text:
-    return Text("PASS", style="bold green") if passed else Text("FAIL", style="bold red")
+    # An expectation holding says the model predicted well, not that the set-up is good:
+    # never in the fit-to-serve colours.
+    return Text("PASS", style="cyan") if passed else Text("FAIL", style="bold magenta")
 
 
 def profile_table(result: ProfileResult) -> RenderableType:
@@ -27,134 +29,149 @@ def profile_table(result: ProfileResult) -> RenderableType:
     if result.status != "ok":
         body = Text(f"{result.status.upper()}: {result.error or ''}\n{result.log_tail}", style="red")
         return Group(Text(title, style="bold"), body)
-    table = Table(title=title, title_justify="left", expand=True)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("scenario", no_wrap=True)
-    table.add_column("expectation", ratio=3)
-    table.add_column("observed", ratio=3)
+    table.add_column("expectation")
+    table.add_column("observed")
     table.add_column("", no_wrap=True)
-    table.add_column("why", ratio=2)
+    table.add_column("why")
     for verdict in result.verdicts:
         table.add_row(verdict.scenario, verdict.expectation, verdict.observed, _mark(verdict.passed), verdict.why)
+    if result.assessment is not None:
+        a = result.assessment
+        verdict_line = "FIT to serve" if a.fit else "UNFIT to serve: " + "; ".join(a.unfit)
+        table.caption = f"{verdict_line}. Liveness {a.liveness}: {a.liveness_evidence}"
+        table.caption_justify = "left"
     extra = f"ready in {result.ready_seconds:.2f}s" if result.ready_seconds else ""
     if result.stop_seconds is not None:
         extra += f", stopped in {result.stop_seconds:.2f}s" + (" (forced)" if result.stop_forced else "")
     return Group(table, Text(extra, style="dim"))
 
 
-def matrix_table(results: Sequence[ProfileResult]) -> Table:
-    """Profile x scenario: makespan, overlap, health p99, errors, verdict."""
-    scenarios: list[str] = []
+def scenario_names(results: Sequence[ProfileResult]) -> list[str]:
+    """Scenario names in the order they first appear."""
+    names: list[str] = []
     for result in results:
         for s in result.scenarios:
-            if s.scenario not in scenarios:
-                scenarios.append(s.scenario)
-    table = Table(title="summary: makespan s / max overlap / health p99 ms / errors", title_justify="left")
+            if s.scenario not in names:
+                names.append(s.scenario)
+    return names
+
+
+def scenario_cell(runs: Sequence[ScenarioResult]) -> Text:
+    """One profile x scenario cell over its repeats: median makespan (spread) / max overlap / health p99 / errors."""
+    figures = [metrics.summary(s.records) for s in runs]
+    makespans = [float(str(f["makespan_s"])) for f in figures]
+    median = statistics.median(makespans)
+    spread = max(makespans) - min(makespans)
+    overlap = max(int(str(f["overlap"])) for f in figures)
+    p99 = max(float(str(f["health_p99_ms"])) for f in figures)
+    errors = sum(sum(f["errors"].values()) for f in figures if isinstance(f["errors"], dict))
+    ok = all(v.passed for s in runs for v in s.verdicts)
+    shown = f"{median:.2f}" + (f"±{spread / 2:.2f}" if len(runs) > 1 else "")
+    return Text(f"{shown} / {overlap} / {p99:.0f} / {errors}", style="" if ok else "red")
+
+
+def predicted_mark(result: ProfileResult) -> Text:
+    """The *as predicted* verdict: the tool's own correctness, never in the fit colours."""
+    if result.status != Status.OK:
+        return Text(result.status, style="red")
+    return Text("as predicted", style="cyan") if result.passed else Text("NOT as predicted", style="bold magenta")
+
+
+def fit_mark(result: ProfileResult) -> Text:
+    """The *fit to serve* verdict: green only when fit."""
+    return Text("FIT", style="bold green") if result.fit else Text("UNFIT", style="bold red")
+
+
+def matrix_table(results: Sequence[ProfileResult]) -> Table:
+    """Profile x scenario figures, then both verdicts and the liveness class."""
+    scenarios = scenario_names(results)
+    table = Table(
+        title="summary: makespan s (median±half-spread) / max overlap / health p99 ms / errors",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     table.add_column("profile", no_wrap=True)
     table.add_column("ready s", justify="right")
     for name in scenarios:
-        table.add_column(name, justify="right")
-    table.add_column("verdict")
+        table.add_column(name, justify="right", no_wrap=True)
+    for column in ("predicted", "fit", "liveness"):
+        table.add_column(column, no_wrap=True)
     for result in results:
         cells: list[RenderableType] = [result.name, f"{result.ready_seconds:.1f}" if result.ready_seconds else "-"]
-        by_name = {s.scenario: s for s in result.scenarios}
         for name in scenarios:
-            found = by_name.get(name)
-            if found is None:
-                cells.append("-")
-                continue
-            figures = metrics.summary(found.records)
-            errors = sum(figures["errors"].values()) if isinstance(figures["errors"], dict) else 0
-            ok = all(v.passed for v in found.verdicts)
-            cells.append(
-                Text(
-                    f"{figures['makespan_s']:.2f} / {figures['overlap']} / {figures['health_p99_ms']:.0f} / {errors}",
-                    style="" if ok else "red",
-                )
-            )
-        verdict: RenderableType = _mark(result.passed) if result.status == "ok" else Text(result.status, style="red")
-        cells.append(verdict)
+            runs = [s for s in result.scenarios if s.scenario == name]
+            cells.append(scenario_cell(runs) if runs else Text("-"))
+        live = result.assessment.liveness if result.assessment else "-"
+        cells += [predicted_mark(result), fit_mark(result), Text(str(live), style=_LIVENESS_STYLE.get(str(live), ""))]
         table.add_row(*cells)
     return table
 
 
-def claims_table(run: ProbeRun) -> Table:
-    """The write-up's claims with CONFIRMED/REFUTED/DEPENDS and evidence."""
-    table = Table(title="the write-up's claims", title_justify="left", expand=True)
+def claims_table(run: ProbeRun, *, details: bool = False) -> Table:
+    """The write-up's claims with CONFIRMED/REFUTED/DEPENDS: a one-line summary, or the whole claim and evidence."""
+    table = Table(title="the write-up's claims", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("#", justify="right")
-    table.add_column("claim", ratio=2)
+    if details:
+        table.add_column("claim")
     table.add_column("verdict", no_wrap=True)
-    table.add_column("evidence", ratio=3)
+    table.add_column("evidence")
     for claim in run.claims:
-        table.add_row(
-            str(claim.number),
-            claim.text,
-            Text(claim.verdict, style=_VERDICT_STYLE.get(claim.verdict, "")),
-            claim.evidence,
-        )
+        verdict = Text(claim.verdict, style=_VERDICT_STYLE.get(claim.verdict, ""))
+        if details:
+            table.add_row(str(claim.number), claim.text, verdict, claim.evidence)
+        else:
+            table.add_row(str(claim.number), verdict, claim.summary or claim.evidence)
     return table
 
 
-def recommendation_text(run: ProbeRun) -> Text:
-    """The recommendation, or why there is none."""
+def reason_group(reason: str) -> str:
+    """The kind of a rejection, for grouping: the text before its first colon or parenthesis."""
+    head = reason.split(":", 1)[0].split(" (", 1)[0].strip()
+    return head or reason
+
+
+def recommendation_text(run: ProbeRun, *, details: bool = False) -> Text:
+    """The recommendation (or why there is none), the rule, and the other profiles grouped by why they lost."""
     rec = run.recommendation
-    if rec is None:
-        return Text("No profile qualifies for a recommendation in this run.", style="yellow")
     text = Text()
-    text.append("Recommended: ", style="bold")
-    text.append(str(rec.profile.get("name", "?")), style="bold green")
-    text.append(f" — {rec.why}.\n")
-    for name, reason in rec.rejected.items():
-        text.append(f"  {name}: {reason}\n", style="dim")
+    if rec is None:
+        text.append("No profile is fit to serve in this run; nothing is recommended.\n", style="bold yellow")
+        rejected = {
+            r.name: (r.assessment.unfit[0] if r.assessment and r.assessment.unfit else r.status) for r in run.profiles
+        }
+    else:
+        text.append("Recommended: ", style="bold")
+        text.append(str(rec.profile.get("name", "?")), style="bold green")
+        if rec.tied:
+            text.append(f" (tie: {', '.join(rec.tied)})", style="yellow")
+        text.append(f" — {rec.why}.\n")
+        if rec.rule:
+            text.append(f"Rule: {rec.rule}.\n", style="dim")
+        rejected = rec.rejected
+    if details:
+        for name, reason in rejected.items():
+            text.append(f"  {name}: {reason}\n", style="dim")
+        return text
+    groups: dict[str, list[str]] = {}
+    for name, reason in rejected.items():
+        groups.setdefault(reason_group(reason), []).append(name)
+    for group, names in groups.items():
+        text.append(f"  {group}: ", style="bold")
+        text.append(", ".join(names) + "\n", style="dim")
     return text
 
 
-def render_run(run: ProbeRun, console: Console, *, claims: bool = True, details: bool = True) -> None:
-    """Print the whole report."""
+def render_run(run: ProbeRun, console: Console, *, claims: bool = True, details: bool = False) -> None:
+    """Print the report: the matrix, the claims and the recommendation; with ``details`` every expectation too."""
     if details:
         for result in run.profiles:
             console.print(profile_table(result))
     console.print(matrix_table(run.profiles))
     if claims and run.claims:
-        console.print(claims_table(run))
-    console.print(recommendation_text(run))
+        console.print(claims_table(run, details=details))
+    console.print(recommendation_text(run, details=details))
     if not run.complete:
         console.print(Text("INCOMPLETE: the run was interrupted; results so far are shown.", style="bold yellow"))
-
-
-def select_profiles(run: ProbeRun, spec: str | None) -> ProbeRun:
-    """The run narrowed to the profiles ``spec`` names: comma-separated names or globs (fnmatch), in file order.
-
-    The claims and the recommendation are judged again over the profiles
-    kept, so that every part of the report speaks of the same profiles.
-    :class:`ConfigError` names a part that matches no profile of the run;
-    :class:`ResultFileError` says the file's profiles cannot be judged.
-    """
-    if not spec:
-        return run
-    names = [p.name for p in run.profiles]
-    keep: set[str] = set()
-    for part in (part.strip() for part in spec.split(",")):
-        if not part:
-            continue
-        glob = any(ch in part for ch in "*?[")
-        matches = [n for n in names if (fnmatch.fnmatchcase(n, part) if glob else n == part)]
-        if not matches:
-            known = ", ".join(names) or "none"
-            raise ConfigError(f"no profile in the result matches {part!r} (it has: {known})")
-        keep.update(matches)
-    if not keep:
-        raise ConfigError(f"no profile named in {spec!r}")
-    from launcher.probe.claims import judge_claims
-    from launcher.probe.recommend import recommend
-
-    profiles = tuple(p for p in run.profiles if p.name in keep)
-    cores = run.machine.get("cores")
-    try:
-        claims = judge_claims(profiles, cores=cores) if isinstance(cores, int) and cores > 0 else []
-        recommendation = recommend(profiles)
-    except (KeyError, TypeError, ValueError) as exc:
-        # The profile dicts are free-form in the file; judging needs their usual fields.
-        raise ResultFileError(
-            f"malformed launch probe result: cannot judge its profiles again ({type(exc).__name__}: {exc})"
-        ) from None
-    return dataclasses.replace(run, profiles=profiles, claims=tuple(claims), recommendation=recommendation)

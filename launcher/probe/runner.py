@@ -24,17 +24,19 @@ from app.work import calibrate_cpu_rate
 from launcher import procs
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
-from launcher.probe.claims import judge_claims
+from launcher.probe.assess import assess
 from launcher.probe.client import RequestSpec, run_burst, run_slow_clients
 from launcher.probe.expectations import expectations
+from launcher.probe.judge import judge
+from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
 from launcher.probe.logs import parse_log_events
-from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult
-from launcher.probe.recommend import recommend
+from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult, Status
 from launcher.server import health_ok
 from profiles.model import Profile
 
-SCENARIOS: tuple[str, ...] = ("sleep", "cpu", "generate", "mixed", "liveness", "timeout")
-"""The default set. ``liveness`` is not a burst of its own: it polls /health during every burst."""
+SCENARIOS: tuple[str, ...] = ("sleep", "cpu", "generate", "mixed", "liveness", "timeout", "noawait")
+"""The default set. ``liveness`` is not a burst of its own: it polls /health during every burst.
+``noawait`` calls the lab route that makes the write-up's missing-await mistake (1-worker profiles)."""
 EXTRA_SCENARIOS: tuple[str, ...] = ("slowclients",)
 """Asked for by name only: clients that send half a request and stall."""
 ALL_SCENARIOS: tuple[str, ...] = SCENARIOS + EXTRA_SCENARIOS
@@ -47,7 +49,8 @@ SEED_CPU_S = 8.0
 """The write-up's ``for i in range(100000000)``: about 8 s on its machine."""
 TIMEOUT_OVERSHOOT_S = 3.0
 """The timeout scenario's work lasts the profile's timeout plus this."""
-MAX_REQUESTS = 1000
+ONCE_SCENARIOS: tuple[str, ...] = ("timeout", "noawait", "slowclients")
+"""Not repeated: they reproduce a mechanism (a kill, an error), not a figure with a spread."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +65,8 @@ class ProbeOptions:
     cpu_seconds: float | None = None
     """Work per CPU request; ``seconds`` when None."""
     steps: int = 4
+    repeat: int = DEFAULT_REPEATS
+    """R: how many times each burst is fired."""
     fail_fast: bool = False
     start_timeout: float = 180.0
     cpu_rate: float | None = None
@@ -78,6 +83,8 @@ class ProbeOptions:
             raise ConfigError(f"seconds = {self.seconds:g}: expected more than 0 and at most 120")
         if self.cpu_seconds is not None and not 0 < self.cpu_seconds <= 120:
             raise ConfigError(f"cpu_seconds = {self.cpu_seconds:g}: expected more than 0 and at most 120")
+        if not 1 <= self.repeat <= MAX_REPEATS:
+            raise ConfigError(f"repeat = {self.repeat}: expected 1 to {MAX_REPEATS}")
         if not 1 <= self.steps <= 50:
             raise ConfigError(f"steps = {self.steps}: expected 1 to 50")
         if self.start_timeout <= 0:
@@ -142,6 +149,14 @@ def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[Request
         return demo + api
     if scenario == "timeout":
         return [RequestSpec(kind="api", work="sleep", path=f"/test1?seconds={profile.timeout + TIMEOUT_OVERSHOOT_S:g}")]
+    if scenario == "noawait":
+        # One lone API call, then a demo click and an API call at once: does
+        # the error need simultaneity, as the write-up says, or only the missing await?
+        return [
+            RequestSpec(kind="api", work="noawait", path="/lab/noawait"),
+            RequestSpec(kind="demo", work="noawait", api_name="/lab_noawait", delay_s=0.3),
+            RequestSpec(kind="api", work="noawait", path="/lab/noawait", delay_s=0.3),
+        ]
     if scenario == "slowclients":
         return []
     raise ValueError(f"no burst for scenario {scenario!r}")
@@ -153,6 +168,9 @@ def applies(scenario: str, profile: Profile) -> bool:
         return profile.backend == "gunicorn" and profile.timeout + TIMEOUT_OVERSHOOT_S <= 120
     if scenario == "generate":
         return profile.model != "none"
+    if scenario == "noawait":
+        # One worker: a split demo queue would muddle what the error comes from.
+        return profile.workers == 1
     return scenario in BURST_SCENARIOS
 
 
@@ -217,6 +235,8 @@ def probe_profile(
         profile=profile,
         profiles_files=(target.source,) if target.source else (),
         env={"LAUNCH_CPU_RATE": repr(cpu_rate)},
+        attribution=True,
+        lab="noawait" in options.scenarios,
     )
     report("starting", "", 0.0)
     try:
@@ -246,55 +266,32 @@ def probe_profile(
         results.append(result)
         return result
     scenarios: list[ScenarioResult] = []
-    status = "ok"
+    status = Status.OK
     try:
         for scenario in options.scenarios:
             if not applies(scenario, profile):
                 continue
-            if not server.alive():
-                status = "died"
-                break
-            specs = plan(scenario, profile, options)
-            expected = {
-                "sleep": options.seconds,
-                "mixed": options.seconds,
-                "cpu": options.cpu_s,
-                "timeout": profile.timeout + TIMEOUT_OVERSHOOT_S,
-                "slowclients": SLOW_CLIENT_SECONDS,
-            }.get(scenario, 0.0)  # generate: depends on the model and the device
-            report(scenario, f"{len(specs) or SLOW_CLIENTS} {'requests' if specs else 'stalled clients'}", expected)
-            _wait_settled(server.url)
-            pids = server.worker_pids_now()
-            cpu_before = {pid: procs.cpu_seconds(pid) for pid in pids}
-            log_offset = len(server.log_text())
-            started = time.monotonic_ns()
-            if scenario == "slowclients":
-                burst = run_slow_clients(server.url, clients=SLOW_CLIENTS, seconds=SLOW_CLIENT_SECONDS, timeout=10)
-            else:
-                burst = run_burst(
-                    server.url,
-                    specs,
-                    timeout=_burst_timeout(specs, options, profile),
-                    workers=profile.workers,
-                    health="liveness" in options.scenarios,
+            repeats = 1 if scenario in ONCE_SCENARIOS else options.repeat
+            for repeat in range(repeats):
+                if not server.alive():
+                    status = Status.DIED
+                    break
+                scenarios.append(
+                    _run_scenario(
+                        server,
+                        profile,
+                        scenario,
+                        repeat=repeat,
+                        repeats=repeats,
+                        options=options,
+                        cores=cores,
+                        report=report,
+                    )
                 )
-            records = asyncio.run(burst)
-            finished = time.monotonic_ns()
-            events = parse_log_events(server.log_text()[log_offset:])
-            measured = ScenarioResult(
-                scenario=scenario,
-                n=len(specs) or SLOW_CLIENTS,
-                seconds=options.cpu_s if scenario == "cpu" else options.seconds,
-                started_ns=started,
-                finished_ns=finished,
-                records=tuple(records),
-                log_events=tuple(events),
-                cpu_seconds=_cpu_used(cpu_before),
-            )
-            verdicts = expectations(profile, measured, cores=cores)
-            scenarios.append(dataclasses.replace(measured, verdicts=tuple(verdicts)))
+            if status != Status.OK:
+                break
     except KeyboardInterrupt:
-        status = "interrupted"
+        status = Status.INTERRUPTED
         raise
     finally:
         report("stopping", "", 0.0)
@@ -305,14 +302,77 @@ def probe_profile(
             status=status,
             ready_seconds=server.ready_seconds,
             pids=server.pids,
+            launcher_pid=server.pid,
             log_tail=server.log_tail(),
             scenarios=tuple(scenarios),
             stop_seconds=stopped.seconds,
             stop_forced=stopped.forced,
         )
         server.cleanup()
+        final = dataclasses.replace(final, assessment=assess(final))
         results.append(final)
     return final
+
+
+def _run_scenario(
+    server: ServerProcess,
+    profile: Profile,
+    scenario: str,
+    *,
+    repeat: int,
+    repeats: int,
+    options: ProbeOptions,
+    cores: int,
+    report: Callable[[str, str, float], None],
+) -> ScenarioResult:
+    """Fire one burst of ``scenario`` at a ready server and judge it."""
+    specs = plan(scenario, profile, options)
+    expected = {
+        "sleep": options.seconds,
+        "mixed": options.seconds,
+        "cpu": options.cpu_s,
+        "timeout": profile.timeout + TIMEOUT_OVERSHOOT_S,
+        "slowclients": SLOW_CLIENT_SECONDS,
+    }.get(scenario, 0.0)  # generate: depends on the model and the device
+    what = f"{len(specs) or SLOW_CLIENTS} {'requests' if specs else 'stalled clients'}"
+    report(scenario, what + (f", repeat {repeat + 1}/{repeats}" if repeats > 1 else ""), expected)
+    _wait_settled(server.url)
+    pids = server.worker_pids_now()
+    cpu_before = {pid: procs.cpu_seconds(pid) for pid in pids}
+    log_offset = len(server.log_text())
+    started = time.monotonic_ns()
+    if scenario == "slowclients":
+        burst = run_slow_clients(server.url, clients=SLOW_CLIENTS, seconds=SLOW_CLIENT_SECONDS, timeout=10)
+    else:
+        burst = run_burst(
+            server.url,
+            specs,
+            timeout=_burst_timeout(specs, options, profile),
+            workers=profile.workers,
+            health="liveness" in options.scenarios,
+        )
+    records = asyncio.run(burst)
+    finished = time.monotonic_ns()
+    log = server.log_text()[log_offset:]
+    measured = ScenarioResult(
+        scenario=scenario,
+        n=len(specs) or SLOW_CLIENTS,
+        seconds=options.cpu_s if scenario == "cpu" else options.seconds,
+        started_ns=started,
+        finished_ns=finished,
+        records=tuple(records),
+        log_events=tuple(parse_log_events(log)),
+        cpu_seconds=_cpu_used(cpu_before),
+        repeat=repeat,
+        note=_server_error(log) if scenario == "noawait" else "",
+    )
+    return dataclasses.replace(measured, verdicts=tuple(expectations(profile, measured, cores=cores)))
+
+
+def _server_error(log: str) -> str:
+    """The last exception line the server logged (what a failing route really raised)."""
+    lines = [line.strip() for line in log.splitlines() if "Error" in line and ":" in line]
+    return lines[-1][:400] if lines else ""
 
 
 def run_probe(
@@ -352,6 +412,7 @@ def run_probe(
         if options.fail_fast and not result.passed:
             break
     results = tuple(state.results)
+    claims, recommendation = judge(results, cores=cores)
     return ProbeRun(
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         machine={**machine_info(), "cpu_rate": cpu_rate},
@@ -361,9 +422,10 @@ def run_probe(
             "seconds": options.seconds,
             "cpu_seconds": options.cpu_s,
             "steps": options.steps,
+            "repeat": options.repeat,
         },
         profiles=results,
-        claims=tuple(judge_claims(results, cores=cores)),
-        recommendation=recommend(results),
+        claims=claims,
+        recommendation=recommendation,
         complete=state.complete,
     )

@@ -1,0 +1,240 @@
+"""A profile's second verdict: fit to serve. Pure functions, no I/O.
+
+The expectation model (:mod:`launcher.probe.expectations`) says whether a
+profile behaved *as predicted*. This module says whether it is *fit to
+serve* one model per worker with its demo:
+
+- no work request and no demo click was lost, in any repeat;
+- the Gradio demo is not split over processes (a structural hazard: each
+  process holds its own queue, so a click's queue join and its event stream
+  can reach different ones -- evidence even in a run where every click
+  happened to succeed);
+- liveness is ``fast`` (see :func:`liveness`);
+- model access is serialized per worker.
+
+Every rule is stated so that it holds whatever the kernel's spread of
+connections over workers: per pid, or structural.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+
+from launcher.probe import metrics
+from launcher.probe.model import (
+    Assessment,
+    Figure,
+    Kind,
+    Liveness,
+    ProfileResult,
+    RequestRecord,
+    ScenarioResult,
+    Status,
+)
+
+LIVENESS_DEGRADED_P50_S = 0.100
+"""A /health check sent while work ran, answered after this (median over every such
+check of the profile) means the event loop was starved. Measured here with the
+machine loaded by four other jobs: offload (one CPU thread beside the loop) 20 ms
+median, sync (three CPU threads beside the loop) 208 ms; the line sits 5x above
+the first and 2x below the second."""
+
+LIVENESS_MIN_CHECKS = 5
+"""Fewer checks during work than this grade nothing by measurement (too few to have a median)."""
+
+UNJUDGED_SCENARIOS = ("timeout", "noawait", "slowclients")
+"""Scenarios that reproduce a failure on purpose: their lost requests are the finding, not unfitness."""
+
+STRUCTURAL_GIL = (
+    "GIL contention by construction: concurrent CPU requests run in threads of one process beside its event loop"
+)
+
+
+def figure(values: Sequence[float]) -> Figure:
+    """Median and spread of one figure over the repeats."""
+    if not values:
+        return Figure(median=0.0, low=0.0, high=0.0, samples=0)
+    return Figure(median=statistics.median(values), low=min(values), high=max(values), samples=len(values))
+
+
+def demo_pids(scenarios: Iterable[ScenarioResult]) -> tuple[int, ...]:
+    """Every pid that answered a Gradio queue request (join, stream) or ran a demo click."""
+    pids: set[int] = set()
+    for scenario in scenarios:
+        for record in scenario.records:
+            if record.kind != Kind.DEMO:
+                continue
+            pids.update(record.steps.values())
+            if record.pid is not None:
+                pids.add(record.pid)
+    return tuple(sorted(pids))
+
+
+def split_clicks(records: Iterable[RequestRecord]) -> list[RequestRecord]:
+    """Demo clicks whose steps (join, stream, result) were answered by more than one process."""
+    split = []
+    for record in records:
+        if record.kind != Kind.DEMO:
+            continue
+        pids = set(record.steps.values()) | ({record.pid} if record.pid is not None else set())
+        if len(pids) > 1:
+            split.append(record)
+    return split
+
+
+def has_demo(result: ProfileResult) -> bool:
+    """Whether the profile serves the Gradio demo (the reference service always does)."""
+    return bool(result.profile.get("demo", True))
+
+
+def demo_hazard(result: ProfileResult) -> str | None:
+    """The "demo split over N processes" hazard, structural or observed; None when the demo lives in one process."""
+    workers = int(result.profile.get("workers", 1))
+    pids = demo_pids(result.scenarios)
+    split = [r for s in result.scenarios for r in split_clicks(s.records)]
+    if not has_demo(result):
+        return None
+    if workers > 1 or len(pids) > 1:
+        seen = f"queue requests answered by pids {', '.join(map(str, pids))}" if pids else "no click recorded"
+        parts = [f"demo split over {max(workers, len(pids))} processes: each holds its own Gradio queue ({seen}"]
+        if split:
+            parts.append(f"; {len(split)} click(s) had their steps answered by different processes")
+        return "".join(parts) + ")"
+    return None
+
+
+def _checks_during_work(scenario: ScenarioResult) -> list[float]:
+    """Latencies of the health checks sent while their own worker was running work."""
+    work_by_pid = metrics.by_pid(metrics.work_records(scenario.records))
+    found: list[float] = []
+    for check in scenario.records:
+        if check.kind != Kind.HEALTH or not check.ok or check.pid is None:
+            continue
+        for work in work_by_pid.get(check.pid, []):
+            start, end = metrics.interval(work)
+            if start < check.sent_ns < end:
+                found.append(metrics.health_latency(check))
+                break
+    return found
+
+
+def _blocked(scenario: ScenarioResult) -> bool:
+    """A health check sent during work on its worker was answered only once that work ended."""
+    work_by_pid = metrics.by_pid(metrics.work_records(scenario.records))
+    epsilon = metrics.OVERLAP_EPSILON_NS * 5
+    for check in scenario.records:
+        if check.kind != Kind.HEALTH or not check.ok or check.pid is None:
+            continue
+        answered = check.end_ns if check.end_ns is not None else check.received_ns
+        for work in work_by_pid.get(check.pid, []):
+            start, end = metrics.interval(work)
+            # Sent well inside the work, answered only at or after its end.
+            if start + epsilon < check.sent_ns < end - epsilon and answered >= end - epsilon:
+                return True
+    return False
+
+
+def liveness(result: ProfileResult) -> tuple[Liveness, str]:
+    """Grade how /health fared while work ran, with the evidence in words.
+
+    - ``blocked``: the work ran on the event loop (``async`` mode by
+      construction; or measured: a check sent during work on its worker was
+      answered only when that work ended).
+    - ``degraded``: the event loop competed for the GIL with several CPU-bound
+      threads of its own process: by construction when concurrent CPU
+      requests run as threads (``sync`` mode, or ``offload`` with a limiter
+      above 1) and the cpu scenario ran; or measured: the median check during
+      work took over :data:`LIVENESS_DEGRADED_P50_S`.
+    - ``fast``: neither.
+
+    The structural part is what keeps a class from flipping between runs:
+    GIL contention is a property of the set-up, and a lucky run with short
+    waits does not remove it. The measured figures are reported either way.
+    """
+    polled = [s for s in result.scenarios if any(r.kind == Kind.HEALTH for r in s.records)]
+    if not polled:
+        return Liveness.UNKNOWN, "/health was not polled"
+    during = [x for s in polled for x in _checks_during_work(s)]
+    all_checks = [x for s in polled for x in metrics.health_latencies(s.records)]
+    p50 = metrics.percentile(during, 0.5) if during else 0.0
+    figures = (
+        f"median {p50 * 1000:.0f} ms over {len(during)} checks during work, "
+        f"p99 {metrics.percentile(all_checks, 0.99) * 1000:.0f} ms over {len(all_checks)}"
+    )
+    mode = result.profile.get("mode")
+    if mode == "async" or any(_blocked(s) for s in polled):
+        return Liveness.BLOCKED, f"/health waits for the work: {figures}"
+    cpu_concurrent = any(s.scenario == "cpu" and s.n > 1 for s in polled) and (
+        mode == "sync" or (mode == "offload" and int(result.profile.get("limiter", 1)) > 1)
+    )
+    if cpu_concurrent:
+        return Liveness.DEGRADED, f"{STRUCTURAL_GIL}: {figures}"
+    if len(during) >= LIVENESS_MIN_CHECKS and p50 > LIVENESS_DEGRADED_P50_S:
+        return Liveness.DEGRADED, f"/health starved while work ran: {figures}"
+    return Liveness.FAST, figures
+
+
+def total_makespans(result: ProfileResult) -> list[float]:
+    """The total makespan of each repeat (scenarios that reproduce failures excluded)."""
+    totals: dict[int, float] = {}
+    for scenario in result.scenarios:
+        if scenario.scenario in UNJUDGED_SCENARIOS:
+            continue
+        totals[scenario.repeat] = totals.get(scenario.repeat, 0.0) + metrics.makespan_s(scenario.records)
+    return [totals[k] for k in sorted(totals)]
+
+
+def processes(result: ProfileResult) -> int:
+    """Server processes the profile runs: its workers and, when separate, the launcher that supervises them."""
+    workers = len(result.pids) or int(result.profile.get("workers", 1))
+    if result.launcher_pid is not None and result.launcher_pid in result.pids:
+        return workers
+    return workers + 1 if workers > 1 or result.launcher_pid is not None else workers
+
+
+def unfit_reasons(result: ProfileResult, live: Liveness, live_evidence: str, hazard: str | None) -> list[str]:
+    """Why ``result`` is not fit to serve; empty when it is."""
+    if result.status != Status.OK:
+        return [f"status {result.status}" + (f": {result.error}" if result.error else "")]
+    reasons: list[str] = []
+    lost: dict[str, int] = {}
+    for scenario in result.scenarios:
+        if scenario.scenario in UNJUDGED_SCENARIOS:
+            continue
+        for error, count in metrics.errors_by_class(scenario.records).items():
+            key = f"{scenario.scenario}: {error}"
+            lost[key] = lost.get(key, 0) + count
+    if lost:
+        reasons.append("lost requests or clicks (" + ", ".join(f"{k}={v}" for k, v in sorted(lost.items())) + ")")
+    if hazard:
+        reasons.append(hazard)
+    if live != Liveness.FAST:
+        reasons.append(f"liveness {live}: {live_evidence}")
+    for scenario in result.scenarios:
+        if scenario.scenario == "generate":
+            overlap = max(metrics.overlap_by_pid(scenario.records, pipeline=True).values(), default=0)
+            if overlap > 1:
+                reasons.append(f"model access not serialized per worker (overlap {overlap})")
+                break
+    if has_demo(result) and not any(s.scenario == "mixed" for s in result.scenarios):
+        reasons.append("demo not exercised (no mixed scenario)")
+    return reasons
+
+
+def assess(result: ProfileResult) -> Assessment:
+    """Both verdicts for one profile, and the figures the recommendation compares."""
+    live, evidence = liveness(result) if result.status == Status.OK else (Liveness.UNKNOWN, "")
+    hazard = demo_hazard(result) if result.status == Status.OK else None
+    reasons = unfit_reasons(result, live, evidence, hazard)
+    return Assessment(
+        predicted=result.passed,
+        fit=not reasons,
+        unfit=tuple(reasons),
+        hazards=(hazard,) if hazard else (),
+        liveness=live,
+        liveness_evidence=evidence,
+        makespan=figure(total_makespans(result)) if result.status == Status.OK else None,
+        demo_pids=demo_pids(result.scenarios),
+        processes=processes(result),
+    )

@@ -1,0 +1,9 @@
+"""The probe's bounds and defaults, defined once (the CLI reads them without importing the engine)."""
+
+from __future__ import annotations
+
+MAX_REQUESTS = 1000
+"""N: concurrent requests per burst, at most (the load a probe generates is bounded)."""
+MAX_REPEATS = 20
+DEFAULT_REPEATS = 2
+"""Every burst twice by default: a median and a spread for every figure, at the cost of the bursts' time."""
