@@ -120,17 +120,20 @@ def _checks_during_work(scenario: ScenarioResult) -> list[float]:
 
 
 def _blocked(scenario: ScenarioResult) -> bool:
-    """A health check sent during work on its worker was answered only once that work ended."""
-    work_by_pid = metrics.by_pid(metrics.work_records(scenario.records))
+    """Some work interval had two or more health checks sent inside it, and every one waited for its end.
+
+    A starved loop (GIL contention) answers late but before the work ends,
+    or answers some checks and not others; a loop that runs the work itself
+    answers none of them until the work returns.
+    """
     epsilon = metrics.OVERLAP_EPSILON_NS * 5
-    for check in scenario.records:
-        if check.kind != Kind.HEALTH or not check.ok or check.pid is None:
-            continue
-        answered = check.end_ns if check.end_ns is not None else check.received_ns
-        for work in work_by_pid.get(check.pid, []):
+    checks_by_pid = metrics.by_pid(r for r in scenario.records if r.kind == Kind.HEALTH and r.ok)
+    for pid, works in metrics.by_pid(metrics.work_records(scenario.records)).items():
+        for work in works:
             start, end = metrics.interval(work)
-            # Sent well inside the work, answered only at or after its end.
-            if start + epsilon < check.sent_ns < end - epsilon and answered >= end - epsilon:
+            inside = [c for c in checks_by_pid.get(pid, []) if start + epsilon < c.sent_ns < end - epsilon]
+            answered = [c.end_ns if c.end_ns is not None else c.received_ns for c in inside]
+            if len(inside) >= 2 and all(t >= end - epsilon for t in answered):
                 return True
     return False
 
@@ -205,10 +208,11 @@ def unfit_reasons(result: ProfileResult, live: Liveness, live_evidence: str, haz
         for error, count in metrics.errors_by_class(scenario.records).items():
             key = f"{scenario.scenario}: {error}"
             lost[key] = lost.get(key, 0) + count
-    if lost:
-        reasons.append("lost requests or clicks (" + ", ".join(f"{k}={v}" for k, v in sorted(lost.items())) + ")")
+    # The structural hazard first: it is why the profile fails, whatever this run's luck.
     if hazard:
         reasons.append(hazard)
+    if lost:
+        reasons.append("lost requests or clicks (" + ", ".join(f"{k}={v}" for k, v in sorted(lost.items())) + ")")
     if live != Liveness.FAST:
         reasons.append(f"liveness {live}: {live_evidence}")
     for scenario in result.scenarios:

@@ -317,6 +317,19 @@ def check_gunicorn_timeout(result: ScenarioResult, profile: Profile) -> list[Ver
     ]
 
 
+def check_noawait_fails(result: ScenarioResult) -> Verdict:
+    """The lab route returns an un-awaited coroutine: every call to it fails, alone or together."""
+    calls = [r for r in result.records if r.kind in ("api", "demo")]
+    failed = [r for r in calls if not r.ok]
+    return _verdict(
+        result.scenario,
+        "every call to a handler returning an un-awaited coroutine fails",
+        f"{len(failed)} of {len(calls)} failed ({', '.join(sorted({r.error or '?' for r in failed})) or 'none'})",
+        bool(calls) and len(failed) == len(calls),
+        "a coroutine is not a response: FastAPI cannot encode it and Gradio cannot unpack it into outputs",
+    )
+
+
 def expectations(profile: Profile, result: ScenarioResult, *, cores: int) -> list[Verdict]:
     """Every verdict for one scenario of one profile."""
     mode = profile.mode
@@ -324,6 +337,8 @@ def expectations(profile: Profile, result: ScenarioResult, *, cores: int) -> lis
     verdicts: list[Verdict] = []
     if scenario == "timeout":
         return check_gunicorn_timeout(result, profile)
+    if scenario == "noawait":
+        return [check_noawait_fails(result)]
     if scenario == "slowclients":
         return [
             _verdict(

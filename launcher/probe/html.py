@@ -490,6 +490,12 @@ td.pass, span.pass { background: #dafbe1; }
 td.fail, span.fail { background: #ffd8d3; }
 td.none { background: #f6f8fa; color: #57606a; }
 span.pass, span.fail { font-weight: 700; padding: 0 4px; }
+td.held, span.held { background: #ddf4ff; }
+td.broken, span.broken { background: #fbefff; }
+span.held, span.broken { font-weight: 700; padding: 0 4px; }
+.l-fast { background: #dafbe1; }
+.l-degraded { background: #fff3c4; }
+.l-blocked { background: #ffd8d3; }
 .v-CONFIRMED { background: #dafbe1; font-weight: 700; }
 .v-REFUTED { background: #ffd8d3; font-weight: 700; }
 .v-DEPENDS { background: #fff3c4; font-weight: 700; }
@@ -521,7 +527,18 @@ rect.bar { stroke: #ffffff; stroke-width: 1; }
 
 
 def _verdict_mark(passed: bool) -> str:
-    return '<span class="pass">PASS</span>' if passed else '<span class="fail">FAIL</span>'
+    # Expectations are the tool's own correctness: blue when they hold, never the fit-to-serve green.
+    return '<span class="held">PASS</span>' if passed else '<span class="broken">FAIL</span>'
+
+
+def _fit_mark(result: ProfileResult) -> str:
+    return '<span class="pass">FIT</span>' if result.fit else '<span class="fail">UNFIT</span>'
+
+
+def _predicted_mark(result: ProfileResult) -> str:
+    if result.status != "ok":
+        return f'<span class="fail">{esc(result.status.replace("_", " "))}</span>'
+    return '<span class="held">as predicted</span>' if result.passed else '<span class="broken">NOT as predicted</span>'
 
 
 def _scenario_names(profiles: Iterable[ProfileResult]) -> list[str]:
@@ -554,7 +571,7 @@ def summary_matrix(run: ProbeRun) -> str:
     names = _scenario_names(run.profiles)
     out = ['<table class="matrix"><thead><tr><th>profile</th><th>ready</th>']
     out.extend(f"<th>{esc(name)}</th>" for name in names)
-    out.append("<th>verdict</th></tr></thead><tbody>")
+    out.append("<th>as predicted</th><th>fit to serve</th><th>liveness</th></tr></thead><tbody>")
     for p_index, result in enumerate(run.profiles):
         out.append(f'<tr><td><a href="#p{p_index}">{esc(result.name)}</a></td>')
         out.append(f'<td class="num">{_fmt_s(result.ready_seconds)}</td>')
@@ -572,10 +589,12 @@ def summary_matrix(run: ProbeRun) -> str:
                 f"{_num(figures, 'makespan_s'):.2f} s</a> · overlap {figures['overlap']}<br/>"
                 f"health p99 {_num(figures, 'health_p99_ms'):.0f} ms · errors {_errors(figures)}</td>"
             )
-        if result.status == "ok":
-            out.append(f'<td class="{"pass" if result.passed else "fail"}">{_verdict_mark(result.passed)}</td>')
-        else:
-            out.append(f'<td class="fail">{esc(result.status.replace("_", " "))}</td>')
+        out.append(f"<td>{_predicted_mark(result)}</td>")
+        unfit = "; ".join(result.assessment.unfit) if result.assessment else ""
+        out.append(f'<td class="{"pass" if result.fit else "fail"}" title="{esc(unfit)}">{_fit_mark(result)}</td>')
+        live = str(result.assessment.liveness) if result.assessment else "-"
+        evidence = result.assessment.liveness_evidence if result.assessment else ""
+        out.append(f'<td class="l-{esc(live)}" title="{esc(evidence)}">{esc(live)}</td>')
         out.append("</tr>")
     out.append("</tbody></table>")
     out.append(
@@ -589,11 +608,14 @@ def recommendation_html(run: ProbeRun) -> str:
     """The recommended profile and why the others lost."""
     rec = run.recommendation
     if rec is None:
-        return '<div class="recommendation">No profile qualifies for a recommendation in this run.</div>'
+        return '<div class="recommendation">No profile is fit to serve in this run; nothing is recommended.</div>'
     out = [
         f'<div class="recommendation"><p><strong>Recommended: {esc(rec.profile.get("name", "?"))}</strong>'
-        f" — {esc(rec.why)}.</p>"
+        + (f" (tie: {esc(', '.join(rec.tied))})" if rec.tied else "")
+        + f" — {esc(rec.why)}.</p>"
     ]
+    if rec.rule:
+        out.append(f'<p class="meta">Rule: {esc(rec.rule)}.</p>')
     if rec.rejected:
         out.append("<p>Why the others lost:</p><ul>")
         out.extend(f"<li><strong>{esc(name)}</strong>: {esc(reason)}</li>" for name, reason in rec.rejected.items())
@@ -654,12 +676,37 @@ def scenario_html(result: ProfileResult, scenario: ScenarioResult, anchor: str) 
     ]
     if scenario.note:
         out.append(f'<p class="meta">{esc(scenario.note)}</p>')
+    out.append(demo_steps_html(scenario))
     out.append(timeline_svg(scenario, label=f"{result.name} {scenario.scenario} timeline"))
     if scenario.log_events:
         out.append('<p class="meta">server log:</p><ul class="log">')
         out.extend(f"<li><code>{esc(e.kind)}</code> {esc(e.line)}</li>" for e in scenario.log_events)
         out.append("</ul>")
     out.append("</section>")
+    return "".join(out)
+
+
+def demo_steps_html(scenario: ScenarioResult) -> str:
+    """Which process answered each step of every demo click: the evidence of a split Gradio queue."""
+    clicks = [r for r in scenario.records if r.kind == "demo"]
+    if not clicks:
+        return ""
+    out = [
+        '<table class="steps"><thead><tr><th>click</th><th>queue join pid</th><th>event stream pid</th>'
+        "<th>result pid</th><th>queue statuses</th><th>outcome</th></tr></thead><tbody>"
+    ]
+    for r in clicks:
+        pids = set(r.steps.values()) | ({r.pid} if r.pid is not None else set())
+        statuses = ", ".join(
+            f"rank {q.rank} at +{(q.at_ns - r.sent_ns) / 1e6:.0f} ms" for q in r.queue if q.rank is not None
+        )
+        out.append(
+            f'<tr class="{"split" if len(pids) > 1 else ""}"><td class="num">{r.index}</td>'
+            f"<td>{r.steps.get('join', '-')}</td><td>{r.steps.get('stream', '-')}</td>"
+            f"<td>{r.pid if r.pid is not None else '-'}</td><td>{esc(statuses or '-')}</td>"
+            f'<td class="{"pass" if r.ok else "fail"}">{esc("ok" if r.ok else (r.error or "failed"))}</td></tr>'
+        )
+    out.append("</tbody></table>")
     return "".join(out)
 
 
@@ -675,13 +722,14 @@ def profile_html(result: ProfileResult, p_index: int) -> str:
         facts.append(f"stopped in {result.stop_seconds:.2f} s" + (" (forced)" if result.stop_forced else ""))
     if result.source:
         facts.append(f"from {result.source}")
-    verdict = (
-        _verdict_mark(result.passed) if result.status == "ok" else f'<span class="fail">{esc(result.status)}</span>'
-    )
     out = [
         f'<section class="profile" id="p{p_index}" data-profile="{esc(result.name)}">',
-        f"<h2>{esc(result.name)} {verdict}</h2>",
+        f"<h2>{esc(result.name)} {_predicted_mark(result)} {_fit_mark(result)}</h2>",
     ]
+    if result.assessment is not None and result.assessment.unfit:
+        out.append("<p>Not fit to serve:</p><ul>")
+        out.extend(f"<li>{esc(reason)}</li>" for reason in result.assessment.unfit)
+        out.append("</ul>")
     if description:
         out.append(f"<p>{esc(description)}</p>")
     out.append(f'<p class="meta">{esc(" · ".join(facts))}</p>')

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from app.work import calibrate_cpu_rate
 from launcher import procs
-from launcher.child import ServerProcess
+from launcher.child import _EXCEPTION_LINE, ServerProcess
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.assess import assess
 from launcher.probe.client import RequestSpec, run_burst, run_slow_clients
@@ -370,9 +370,13 @@ def _run_scenario(
 
 
 def _server_error(log: str) -> str:
-    """The last exception line the server logged (what a failing route really raised)."""
-    lines = [line.strip() for line in log.splitlines() if "Error" in line and ":" in line]
-    return lines[-1][:400] if lines else ""
+    """The distinct exception lines the server logged (what a failing route really raised), joined by " | "."""
+    found: list[str] = []
+    for raw in log.splitlines():
+        line = raw.strip()[:300]
+        if _EXCEPTION_LINE.match(line) and line not in found:
+            found.append(line)
+    return " | ".join(found[-3:])
 
 
 def run_probe(
