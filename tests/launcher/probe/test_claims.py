@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from launcher.probe.claims import CLAIMS, judge_claims
-from launcher.probe.model import Claim, LogEvent, ProfileResult
+from launcher.probe.judge import judge
+from launcher.probe.model import Claim, LogEvent, ProfileResult, QueueStatus
 from profiles import builtin_profiles
 from tests.launcher.probe.records import (
     back_to_back,
@@ -22,30 +25,31 @@ S = 1.0
 
 
 def _claim(results: list[ProfileResult], number: int, *, cores: int = 2) -> Claim:
-    claims = judge_claims(results, cores=cores)
+    claims, _ = judge(results, cores=cores)
     return claims[number - 1]
 
 
 def _cpu_three(name: str, took: float) -> ProfileResult:
     """3 CPU requests of S on three workers that took ``took`` seconds in all."""
     records = [work("api", 101 + i, 0, took, what="cpu", index=i) for i in range(3)]
-    return result(name, [scenario("cpu", records, seconds=S)])
+    cpu = {str(101 + i): S for i in range(3)}
+    return result(name, [dataclasses.replace(scenario("cpu", records, seconds=S), cpu_seconds=cpu)])
 
 
 class TestJudgeClaims:
-    def test_ten_claims_numbered(self) -> None:
-        claims = judge_claims([], cores=2)
-        assert [c.number for c in claims] == list(range(1, 11))
+    def test_twelve_claims_numbered(self) -> None:
+        claims = judge_claims([], cores=2, recommendation=None)
+        assert [c.number for c in claims] == list(range(1, 13))
         assert [c.text for c in claims] == list(CLAIMS)
         assert all(c.evidence for c in claims)
 
     def test_everything_untested_without_results(self) -> None:
-        assert {c.verdict for c in judge_claims([], cores=2)} == {"UNTESTED"}
+        assert {c.verdict for c in judge_claims([], cores=2, recommendation=None)} == {"UNTESTED"}
 
     def test_untested_when_the_scenario_is_missing(self) -> None:
         # Every built-in profile, but only the generate scenario: claims 1-8 need other scenarios.
         results = [result(name, [scenario("generate", back_to_back(101, 1, S))]) for name in builtin_profiles()]
-        claims = judge_claims(results, cores=2)
+        claims, _ = judge(results, cores=2)
         assert [c.verdict for c in claims[:8]] == ["UNTESTED"] * 8
         assert claims[8].verdict == "DEPENDS"  # gunicorn async is there; no WORKER TIMEOUT seen
         assert claims[9].verdict == "REFUTED"  # uvicorn-1-async is there but never ran the demo
@@ -55,7 +59,7 @@ class TestJudgeClaims:
             result("uvicorn-1-sync", [scenario("sleep", together(101, 3, S))]),
             _cpu_three("uvicorn-3-sync", 1.5 * S),
         ]
-        for claim in judge_claims(results, cores=2):
+        for claim in judge(results, cores=2)[0]:
             assert claim.verdict in {"CONFIRMED", "REFUTED", "DEPENDS", "UNTESTED"}
 
 
@@ -186,31 +190,36 @@ class TestClaim6ClientsWait:
 
 class TestClaims7And8CpuParallel:
     @pytest.mark.parametrize(("number", "backend"), [(7, "uvicorn"), (8, "gunicorn")])
-    def test_refuted_on_two_cores_when_three_took_one_and_a_half_s(self, number: int, backend: str) -> None:
+    def test_depends_on_two_cores_when_three_took_one_and_a_half_s(self, number: int, backend: str) -> None:
+        # 3 CPU-s in 1.5 s on 2 cores: perfect parallelism up to the core count, never a refutation.
         claim = _claim([_cpu_three(f"{backend}-3-sync", 1.5 * S)], number, cores=2)
-        assert claim.verdict == "REFUTED"
-        assert "2 core(s)" in claim.evidence
-        assert "took 1.50s (1.5x)" in claim.evidence
+        assert claim.verdict == "DEPENDS"
+        assert "parallel efficiency 100%" in claim.evidence
+        assert ">= 3 cores" in claim.evidence and "2 core(s)" in claim.evidence
 
     @pytest.mark.parametrize(("number", "backend"), [(7, "uvicorn"), (8, "gunicorn")])
-    def test_confirmed_when_three_took_about_s(self, number: int, backend: str) -> None:
+    def test_confirmed_when_three_took_about_s_on_enough_cores(self, number: int, backend: str) -> None:
         claim = _claim([_cpu_three(f"{backend}-3-offload", 1.05 * S)], number, cores=4)
         assert claim.verdict == "CONFIRMED"
-        assert "requests per worker [1, 1, 1]" in claim.evidence
+        assert "on 3 worker(s)" in claim.evidence
 
-    def test_depends_with_enough_cores(self) -> None:
-        claim = _claim([_cpu_three("uvicorn-3-sync", 1.5 * S)], 7, cores=4)
+    def test_refuted_when_the_processes_never_overlapped(self) -> None:
+        records = [work("api", 101 + i, i * S, (i + 1) * S, what="cpu", index=i) for i in range(3)]
+        serial = result("uvicorn-3-sync", [scenario("cpu", records, seconds=S)])
+        claim = _claim([serial], 7, cores=4)
+        assert claim.verdict == "REFUTED"
+        assert "never ran their CPU work at the same time" in claim.evidence
+
+    def test_depends_on_the_spread_when_one_worker_got_everything(self) -> None:
+        records = [work("api", 101, i * S, (i + 1) * S, what="cpu", index=i) for i in range(3)]
+        claim = _claim([result("uvicorn-3-sync", [scenario("cpu", records, seconds=S)])], 7, cores=4)
         assert claim.verdict == "DEPENDS"
-        assert "spread the connections" in claim.evidence
-
-    def test_any_profile_of_the_backend_confirms(self) -> None:
-        results = [_cpu_three("uvicorn-3-async", 3 * S), _cpu_three("uvicorn-3-sync", S)]
-        assert _claim(results, 7).verdict == "CONFIRMED"
+        assert "kernel's spread" in claim.evidence
 
     def test_other_backend_and_one_worker_do_not_count(self) -> None:
         results = [_cpu_three("gunicorn-3-sync", S), _cpu_three("uvicorn-1-sync", S)]
         assert _claim(results, 7).verdict == "UNTESTED"
-        assert _claim(results, 8).verdict == "CONFIRMED"
+        assert _claim(results, 8).verdict in {"CONFIRMED", "DEPENDS"}
 
 
 class TestClaim9WorkerTimeout:
@@ -254,3 +263,50 @@ class TestClaim10Advice:
         claim = _claim([result("uvicorn-1-async", status="did_not_start")], 10)
         assert claim.verdict == "REFUTED"
         assert "Recommended instead: none" in claim.evidence
+
+
+class TestClaim11QueueStatus:
+    def _waiting(self, name: str, status_at: float) -> ProfileResult:
+        """Two clicks on one pid: the second waits, and learns its queue position at ``status_at``."""
+        first = work("demo", 101, 0.0, S, sent_s=0.0, index=0)
+        second = work("demo", 101, S, 2 * S, sent_s=0.0, index=1)
+        from tests.launcher.probe.records import ns
+
+        second = dataclasses.replace(second, queue=(QueueStatus(at_ns=ns(status_at), rank=1, queue_size=2),))
+        return result(name, [scenario("mixed", [first, second])])
+
+    def test_confirmed_when_async_shows_the_queue_only_after_the_job(self) -> None:
+        results = [self._waiting("uvicorn-1-async", 1.05), self._waiting("uvicorn-1-offload", 0.05)]
+        claim = _claim(results, 11)
+        assert claim.verdict == "CONFIRMED", claim.evidence
+        assert "async: 0 of 1 waiting clicks" in claim.evidence
+        assert "offload: 1 of 1" in claim.evidence
+
+    def test_refuted_when_async_shows_it_in_advance(self) -> None:
+        assert _claim([self._waiting("uvicorn-1-async", 0.05)], 11).verdict == "REFUTED"
+
+    def test_untested_without_waiting_async_clicks(self) -> None:
+        assert _claim([self._waiting("uvicorn-1-offload", 0.05)], 11).verdict == "UNTESTED"
+
+
+class TestClaim12NoAwait:
+    def _noawait(self, note: str, *, lone_ok: bool = False) -> ProfileResult:
+        records = [
+            work("api", None, None, None, index=0, status=200 if lone_ok else 500),
+            work("demo", None, None, None, index=1, error="demo_AppError"),
+            work("api", None, None, None, index=2, status=500),
+        ]
+        records = [dataclasses.replace(r, error=r.error or (None if r.status == 200 else "http_500")) for r in records]
+        return result("uvicorn-1-sync", [dataclasses.replace(scenario("noawait", records), note=note)])
+
+    def test_confirmed_with_the_nuance_that_simultaneity_plays_no_part(self) -> None:
+        note = "ValueError: [TypeError(\"'coroutine' object is not iterable\"), TypeError('vars()')]"
+        claim = _claim([self._noawait(note)], 12)
+        assert claim.verdict == "CONFIRMED"
+        assert "simultaneity plays no part" in claim.evidence
+
+    def test_depends_when_another_error_is_returned(self) -> None:
+        assert _claim([self._noawait("ValueError: something else")], 12).verdict == "DEPENDS"
+
+    def test_untested_without_the_lab_scenario(self) -> None:
+        assert _claim([], 12).verdict == "UNTESTED"

@@ -1,77 +1,173 @@
-"""Which profile to deploy, over synthetic results."""
+"""Fit to serve and the recommendation, over synthetic results: hazards, liveness classes, ties, luck."""
 
 from __future__ import annotations
 
-from launcher.probe.model import ProfileResult
-from launcher.probe.recommend import recommend, rejection, total_makespan
-from tests.launcher.probe.records import back_to_back, failed, health, passed, result, scenario, work
+import dataclasses
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from launcher.probe.assess import assess, liveness
+from launcher.probe.model import Liveness, ProfileResult, RequestRecord, ScenarioResult
+from launcher.probe.recommend import TIE_REL, recommend, rejection
+from tests.launcher.probe.records import back_to_back, failed, health, ns, passed, result, scenario, work
 
 S = 1.0
 
 
-def _good(name: str, *, makespan: float = 2.0, extra: tuple = ()) -> ProfileResult:
-    """A profile whose mixed burst (2 demo clicks back to back on one pid) took ``makespan`` seconds."""
+def click(
+    pid: int,
+    start_s: float,
+    end_s: float,
+    *,
+    join: int | None = None,
+    stream: int | None = None,
+    index: int = 0,
+    error: str | None = None,
+) -> RequestRecord:
+    """A demo click whose queue join and event stream were answered by ``join`` and ``stream`` (default: ``pid``)."""
+    record = work(
+        "demo",
+        None if error else pid,
+        None if error else start_s,
+        None if error else end_s,
+        sent_s=start_s - 0.01,
+        index=index,
+        error=error,
+    )
+    return dataclasses.replace(record, steps={"join": join or pid, "stream": stream or pid})
+
+
+def _mixed(pid: int, makespan: float, *, repeat: int = 0) -> ScenarioResult:
+    """Two demo clicks back to back on one pid, all their queue steps on that pid, taking ``makespan``."""
     step = makespan / 2
     records = [
-        work("demo", 101, 0.0, step, sent_s=0.0, received_s=step),
-        work("demo", 101, step, makespan, sent_s=0.0, received_s=makespan),
-        health(101, 0.1, 0.12),
+        click(pid, 0.0, step, index=0),
+        click(pid, step, makespan, index=1),
+        health(pid, 0.1, 0.102),
     ]
-    return result(name, [scenario("mixed", records, verdicts=[passed("mixed")]), *extra])
+    return dataclasses.replace(scenario("mixed", records, verdicts=[passed("mixed")]), repeat=repeat)
 
 
-class TestRejection:
-    def test_good_profile_qualifies(self) -> None:
-        assert rejection(_good("uvicorn-1-offload")) is None
+def _fit(name: str, *, makespans: tuple[float, ...] = (2.0,), pid: int = 101, **kw: object) -> ProfileResult:
+    """A profile that is fit to serve, with one mixed burst per repeat taking ``makespans``."""
+    scenarios = [_mixed(pid, m, repeat=i) for i, m in enumerate(makespans)]
+    found = result(name, scenarios)
+    return dataclasses.replace(found, pids=(pid,), launcher_pid=pid, **kw)  # type: ignore[arg-type]
+
+
+class TestFitToServe:
+    def test_a_fit_profile_qualifies(self) -> None:
+        assert rejection(_fit("uvicorn-1-offload")) is None
+        verdict = assess(_fit("uvicorn-1-offload"))
+        assert verdict.fit and verdict.predicted and verdict.liveness == Liveness.FAST
 
     def test_did_not_start(self) -> None:
         assert rejection(result("uvicorn-1-sync", status="did_not_start", error="port in use")) == (
             "status did_not_start: port in use"
         )
-        assert rejection(result("uvicorn-1-sync", status="interrupted")) == "status interrupted"
 
-    def test_failed_verdict(self) -> None:
-        bad = result(
-            "uvicorn-1-async",
-            [scenario("mixed", back_to_back(101, 1, S), verdicts=[passed(), failed("mixed", "health stays fast")])],
+    def test_not_as_predicted(self) -> None:
+        bad = result("uvicorn-1-offload", [scenario("mixed", [], verdicts=[passed(), failed("mixed", "x holds")])])
+        assert rejection(bad) == "not as predicted: mixed: x holds (no)"
+
+    def test_split_queue_is_rejected_even_when_every_click_succeeded(self) -> None:
+        # Every click of a 3-worker profile succeeded, but its queue requests were
+        # served by two pids: the hazard is evidence, not luck.
+        records = [
+            click(101, 0.0, 1.0, join=101, stream=101, index=0),
+            click(102, 0.0, 1.0, join=102, stream=102, index=1),
+            click(101, 1.0, 2.0, join=101, stream=101, index=2),
+            health(101, 0.1, 0.102),
+        ]
+        lucky = dataclasses.replace(
+            result("uvicorn-3-offload", [scenario("mixed", records, verdicts=[passed("mixed")])]),
+            pids=(101, 102, 103),
+            launcher_pid=100,
         )
-        assert rejection(bad) == "expectation failed: health stays fast (no)"
+        verdict = assess(lucky)
+        assert verdict.predicted and not verdict.fit
+        assert verdict.hazards and "demo split over 3 processes" in verdict.hazards[0]
+        assert "101, 102" in verdict.hazards[0]
+        reason = rejection(lucky)
+        assert reason is not None and reason.startswith("demo split over 3 processes")
+        rec = recommend([lucky, _fit("uvicorn-1-offload", makespans=(9.0,))])
+        assert rec is not None and rec.profile["name"] == "uvicorn-1-offload"
 
-    def test_queue_split_demo_error(self) -> None:
-        records = [*back_to_back(101, 1, S, kind="demo"), work("demo", None, None, None, error="queue_split")]
-        bad = result("uvicorn-3-offload", [scenario("mixed", records, verdicts=[passed()])])
-        assert rejection(bad) == "mixed: requests failed (queue_split=1)"
+    def test_a_click_whose_steps_reached_two_processes_is_named(self) -> None:
+        records = [click(101, 0.0, 1.0, join=101, stream=102), health(101, 0.1, 0.102)]
+        split = result("uvicorn-3-sync", [scenario("mixed", records, verdicts=[passed()])])
+        verdict = assess(split)
+        assert "1 click(s) had their steps answered by different processes" in verdict.hazards[0]
 
-    def test_failed_requests_in_any_burst(self) -> None:
-        sleep = scenario("sleep", [work("api", None, None, None, error="timeout"), work("api", 1, 0, 1, status=502)])
-        reason = rejection(_good("uvicorn-1-sync", extra=(sleep,)))
-        assert reason == "sleep: requests failed (http_502=1, timeout=1)"
+    def test_one_worker_with_every_step_on_it_has_no_hazard(self) -> None:
+        assert assess(_fit("uvicorn-1-sync")).hazards == ()
 
-    def test_failures_in_the_timeout_scenario_do_not_count(self) -> None:
+    def test_lost_clicks(self) -> None:
+        records = [click(101, 0.0, 1.0), click(101, 0, 0, error="timeout", index=1), health(101, 0.1, 0.102)]
+        lossy = result("uvicorn-1-offload", [scenario("mixed", records, verdicts=[passed()])])
+        assert rejection(lossy) == "lost requests or clicks (mixed: timeout=1)"
+
+    def test_failures_in_scenarios_that_reproduce_a_mistake_do_not_count(self) -> None:
         timeout = scenario("timeout", [work("api", None, None, None, error="disconnected")])
-        assert rejection(_good("gunicorn-1-async", extra=(timeout,))) is None
-
-    def test_slow_health(self) -> None:
-        sleep = scenario("sleep", [*back_to_back(101, 2, S), health(101, 0.5, 1.0)])
-        assert rejection(_good("uvicorn-1-async", extra=(sleep,))) == "sleep: liveness lost (/health p99 500 ms)"
-
-    def test_health_at_the_threshold_is_fast_enough(self) -> None:
-        sleep = scenario("sleep", [*back_to_back(101, 2, S), health(101, 0.5, 0.6)])
-        assert rejection(_good("uvicorn-1-sync", extra=(sleep,))) is None
+        noawait = scenario("noawait", [work("api", None, None, None, status=500)])
+        base = _fit("gunicorn-1-offload")
+        kept = dataclasses.replace(base, scenarios=(*base.scenarios, timeout, noawait))
+        assert rejection(kept) is None
 
     def test_generate_not_serialized(self) -> None:
         records = [
             work("api", 101, 0, 2, pipeline=(0.1, 1.5), what="generate"),
             work("api", 101, 0, 2, pipeline=(0.5, 1.9), what="generate"),
         ]
-        generate = scenario("generate", records)
-        assert rejection(_good("uvicorn-1-sync", extra=(generate,))) == (
-            "generate: model access not serialized (overlap 2)"
-        )
+        base = _fit("uvicorn-1-offload")
+        parallel = dataclasses.replace(base, scenarios=(*base.scenarios, scenario("generate", records)))
+        assert rejection(parallel) == "model access not serialized per worker (overlap 2)"
 
     def test_demo_not_exercised(self) -> None:
-        only_sleep = result("uvicorn-1-sync", [scenario("sleep", back_to_back(101, 1, S))])
+        only_sleep = result("uvicorn-1-offload", [scenario("sleep", [*back_to_back(101, 1, S), health(101, 0, 0.01)])])
         assert rejection(only_sleep) == "demo not exercised (no mixed scenario)"
+
+
+class TestLiveness:
+    def _with(self, name: str, *extra: ScenarioResult) -> ProfileResult:
+        base = _fit(name)
+        return dataclasses.replace(base, scenarios=(*base.scenarios, *extra))
+
+    def test_async_is_blocked_by_construction(self) -> None:
+        grade, _ = liveness(self._with("uvicorn-1-async"))
+        assert grade == Liveness.BLOCKED
+
+    def test_checks_that_all_wait_for_the_work_are_blocked_in_any_mode(self) -> None:
+        records = [*back_to_back(101, 1, S), health(101, 0.2, 1.01), health(101, 0.5, 1.02)]
+        for check in records[1:]:
+            object.__setattr__(check, "end_ns", ns(1.0))
+        grade, evidence = liveness(self._with("uvicorn-1-offload", scenario("sleep", records)))
+        assert grade == Liveness.BLOCKED and "waits for the work" in evidence
+
+    def test_a_late_answer_before_the_work_ends_is_not_blocked(self) -> None:
+        records = [*back_to_back(101, 1, S), health(101, 0.2, 0.26), health(101, 0.5, 0.55)]
+        grade, _ = liveness(self._with("uvicorn-1-offload", scenario("sleep", records)))
+        assert grade == Liveness.FAST
+
+    def test_sync_cpu_is_degraded_by_construction_even_when_checks_were_quick(self) -> None:
+        cpu = scenario("cpu", [*back_to_back(101, 3, S), health(101, 0.2, 0.201)], n=3)
+        grade, evidence = liveness(self._with("uvicorn-1-sync", cpu))
+        assert grade == Liveness.DEGRADED and "GIL contention by construction" in evidence
+
+    def test_offload_with_one_thread_is_fast(self) -> None:
+        cpu = scenario("cpu", [*back_to_back(101, 3, S), health(101, 0.2, 0.22)], n=3)
+        assert liveness(self._with("uvicorn-1-offload", cpu))[0] == Liveness.FAST
+
+    def test_measured_starvation_is_degraded(self) -> None:
+        checks = [health(101, 0.1 * i, 0.1 * i + 0.3) for i in range(1, 8)]
+        sleep = scenario("sleep", [*back_to_back(101, 1, 2 * S), *checks])
+        grade, evidence = liveness(self._with("uvicorn-1-offload", sleep))
+        assert grade == Liveness.DEGRADED and "starved" in evidence
+
+    def test_not_polled(self) -> None:
+        only = result("uvicorn-1-offload", [scenario("sleep", back_to_back(101, 1, S))])
+        assert liveness(only)[0] == Liveness.UNKNOWN
 
 
 class TestRecommend:
@@ -79,30 +175,78 @@ class TestRecommend:
         assert recommend([]) is None
         assert recommend([result("uvicorn-1-sync", status="did_not_start")]) is None
 
-    def test_smallest_total_makespan_wins(self) -> None:
-        slow = _good("uvicorn-1-offload", makespan=4.0)
-        fast = _good("gunicorn-3-offload", makespan=2.5)
-        broken = result("uvicorn-1-async", [scenario("mixed", [], verdicts=[failed("mixed")])])
-        rec = recommend([slow, broken, fast])
-        assert rec is not None
-        assert rec.profile["name"] == "gunicorn-3-offload"
-        assert rec.ready_seconds == 1.0
-        assert "(2.50s) of 2 qualifying profile(s)" in rec.why
-        assert rec.rejected["uvicorn-1-offload"] == "qualified, but slower: total makespan 4.00s vs 2.50s"
-        assert rec.rejected["uvicorn-1-async"].startswith("expectation failed")
-        assert set(rec.rejected) == {"uvicorn-1-offload", "uvicorn-1-async"}
+    def test_clear_winner_by_median(self) -> None:
+        slow = _fit("hypercorn-1-offload", makespans=(4.0, 4.1, 3.9))
+        fast = _fit("gunicorn-1-offload", makespans=(2.5, 2.6, 2.4))
+        rec = recommend([slow, fast])
+        assert rec is not None and rec.profile["name"] == "gunicorn-1-offload" and rec.tied == ()
+        assert rec.rejected["hypercorn-1-offload"].startswith("fit, but slower: total makespan 4.02s")
+        assert "3 repeat(s)" in rec.rule
 
-    def test_total_makespan_sums_bursts_but_not_the_timeout(self) -> None:
-        sleep = scenario("sleep", back_to_back(101, 3, S))  # sent at 0, last answered at 3.01
-        timeout = scenario("timeout", [work("api", 101, 0, 33, sent_s=0, received_s=33)])
-        profile_result = _good("gunicorn-1-sync", makespan=2.0, extra=(sleep, timeout))
-        assert abs(total_makespan(profile_result) - 5.01) < 1e-9
-
-    def test_a_failed_but_faster_profile_loses(self) -> None:
-        fast_but_split = _good("uvicorn-3-sync", makespan=1.0)
-        records = [*fast_but_split.scenarios[0].records, work("demo", None, None, None, error="queue_split")]
-        fast_but_split = result("uvicorn-3-sync", [scenario("mixed", records, verdicts=[passed()])])
-        rec = recommend([fast_but_split, _good("uvicorn-1-offload", makespan=3.0)])
+    def test_a_tie_within_the_spread_goes_to_fewer_processes_then_backend_order(self) -> None:
+        gunicorn = _fit("gunicorn-1-offload", makespans=(2.0, 2.6), pid=201)
+        gunicorn = dataclasses.replace(gunicorn, launcher_pid=200)  # the arbiter is a process of its own
+        uvicorn = _fit("uvicorn-1-offload", makespans=(2.5, 2.3))
+        hypercorn = _fit("hypercorn-1-offload", makespans=(2.4, 2.4))
+        rec = recommend([gunicorn, hypercorn, uvicorn])
         assert rec is not None
         assert rec.profile["name"] == "uvicorn-1-offload"
-        assert rec.rejected == {"uvicorn-3-sync": "mixed: requests failed (queue_split=1)"}
+        assert set(rec.tied) == {"gunicorn-1-offload", "uvicorn-1-offload", "hypercorn-1-offload"}
+        assert "tie between" in rec.why
+        assert rec.rejected["gunicorn-1-offload"].startswith("tie with uvicorn-1-offload")
+
+    def test_relative_tolerance_makes_a_tie_without_repeats(self) -> None:
+        a = _fit("hypercorn-1-offload", makespans=(10.0,))
+        b = _fit("uvicorn-1-offload", makespans=(10.0 * (1 + TIE_REL * 0.9),))
+        rec = recommend([a, b])
+        assert rec is not None and rec.profile["name"] == "uvicorn-1-offload" and len(rec.tied) == 2
+
+
+PIDS = (101, 102, 103)
+
+
+@st.composite
+def spread_run(draw: st.DrawFn) -> tuple[list[int], list[int], list[int]]:
+    """Three clicks: for each, the pid of its join, its stream and the worker that ran it, as the kernel chose."""
+    joins = draw(st.lists(st.sampled_from(PIDS), min_size=3, max_size=3))
+    streams = draw(st.lists(st.sampled_from(PIDS), min_size=3, max_size=3))
+    return joins, streams, joins
+
+
+@given(spread_run())
+@settings(max_examples=60, deadline=None)
+def test_a_multi_worker_demo_is_never_recommended_whatever_the_spread(spread: tuple[list[int], ...]) -> None:
+    joins, streams, runners = spread
+    records = [
+        click(runner, i * 1.0, i * 1.0 + 0.5, join=join, stream=stream, index=i)
+        for i, (join, stream, runner) in enumerate(zip(joins, streams, runners, strict=True))
+    ]
+    records.append(health(joins[0], 0.1, 0.101))
+    multi = dataclasses.replace(
+        result("uvicorn-3-offload", [scenario("mixed", records, verdicts=[passed()])]), pids=PIDS, launcher_pid=100
+    )
+    assert not assess(multi).fit
+    rec = recommend([multi, _fit("uvicorn-1-offload", makespans=(50.0,))])
+    assert rec is not None and rec.profile["name"] == "uvicorn-1-offload"
+
+
+@given(st.permutations(list(range(3))), st.lists(st.floats(1.0, 1.2), min_size=3, max_size=3))
+@settings(max_examples=60, deadline=None)
+def test_the_recommendation_does_not_depend_on_the_order_of_the_results(order: list[int], scales: list[float]) -> None:
+    names = ("uvicorn-1-offload", "hypercorn-1-offload", "gunicorn-1-offload")
+    results = [_fit(name, makespans=(2.0 * scale, 2.0 * scale)) for name, scale in zip(names, scales, strict=True)]
+    first = recommend(results)
+    again = recommend([results[i] for i in order])
+    assert first is not None and again is not None
+    assert first.profile["name"] == again.profile["name"]
+    assert set(first.tied) == set(again.tied)
+
+
+@given(st.lists(st.sampled_from(PIDS), min_size=2, max_size=6))
+@settings(max_examples=60, deadline=None)
+def test_sync_cpu_liveness_is_degraded_whatever_the_spread(pids: list[int]) -> None:
+    records = [work("api", pid, 0.0, 1.0, index=i) for i, pid in enumerate(pids)]
+    records += [health(pid, 0.3, 0.31) for pid in PIDS]
+    base = _fit("uvicorn-3-sync")
+    profile = dataclasses.replace(base, scenarios=(*base.scenarios, scenario("cpu", records, n=len(pids))))
+    assert liveness(profile)[0] == Liveness.DEGRADED
