@@ -248,9 +248,11 @@ class TestClaim10Advice:
     def test_untested_without_the_profile(self) -> None:
         assert _claim([self._good_mixed("uvicorn-1-sync")], 10).verdict == "UNTESTED"
 
-    def test_confirmed_when_recommended(self) -> None:
+    def test_refuted_even_when_it_behaves_as_predicted(self) -> None:
+        # As predicted, yet never fit to serve: its event loop is blocked by construction.
         claim = _claim([self._good_mixed("uvicorn-1-async")], 10)
-        assert claim.verdict == "CONFIRMED"
+        assert claim.verdict == "REFUTED"
+        assert "Recommended instead: none" in claim.evidence
 
     def test_refuted_when_another_is_recommended(self) -> None:
         advised = self._good_mixed("uvicorn-1-async", verdicts=(failed("mixed"),))

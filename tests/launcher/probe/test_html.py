@@ -438,7 +438,7 @@ class TestPage:
     def test_a_run_with_nothing_in_it(self) -> None:
         page = render_html(ProbeRun(created="", machine={}, options={}, profiles=()))
         ET.fromstring(page)
-        assert "No profile qualifies" in page
+        assert "No profile is fit to serve" in page
 
     def test_profile_without_scenarios(self) -> None:
         page = render_html(ProbeRun(created="x", machine={}, options={}, profiles=(result("uvicorn-1-sync"),)))
