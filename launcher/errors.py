@@ -21,6 +21,8 @@ class ExitCode(enum.IntEnum):
     """``launch probe``: some profile did not start; every started one met its expectations."""
     SERVER_DIED = 6
     """The server stopped on its own after it was ready."""
+    NOT_ENOUGH_MEMORY = 7
+    """``launch probe``: a profile needs more memory than is available (``--force`` runs it anyway)."""
     INTERRUPTED = 130
     """Interrupted (Ctrl-C) before the work was done."""
 
