@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from launcher import lifeline
 from launcher.child import group_alive
 from launcher.procs import stat_fields
 
@@ -323,7 +324,8 @@ def group_process(
         os.close(handle)
         log = Path(name)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(
+        # Dies with the bench even if the bench is SIGKILLed (parent-death signal).
+        proc = lifeline.popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=out,

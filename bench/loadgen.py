@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.common import REPO, client_prefix, cpu_seconds, percentile, python
+from launcher import lifeline
 
 TOOLS = ("probe-keepalive", "probe-newconn", "probe-uvloop", "wrk", "hey")
 """Every load generator, in the order they are compared."""
@@ -224,7 +225,7 @@ def run_load(
     argv = client_prefix(pinned) + command(tool, url, connections, duration)
     server_before = cpu_seconds(server_pids)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen(
+    proc = lifeline.popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True
     )
     try:

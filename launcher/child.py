@@ -7,6 +7,9 @@ the child sends ``READY=1`` on the ``$NOTIFY_SOCKET`` bound here once every
 worker has loaded its model and ``/health`` answers. Stopping is SIGTERM to
 the launcher, then SIGKILL to the whole group if anything outlives the grace
 period; either way the group is empty when :meth:`ServerProcess.stop` returns.
+If this process dies without stopping it (SIGKILL, a crash), the kernel sends
+the child SIGTERM (:mod:`launcher.lifeline`), and it stops its workers as on
+any SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from launcher import notify
+from launcher import lifeline, notify
 from launcher.errors import StartupError
 from profiles.model import Profile
 
@@ -144,7 +147,7 @@ class ServerProcess:
         env = {**os.environ, **self.env, "NOTIFY_SOCKET": self._listener.path, "PYTHONUNBUFFERED": "1"}
         self._started_at = time.monotonic()
         with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
+            self._proc = lifeline.popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -23,6 +23,8 @@ class ExitCode(enum.IntEnum):
     """The server stopped on its own after it was ready."""
     NONE_FIT = 7
     """``launch probe``: every expectation held, but no profile is fit to serve (nothing recommended)."""
+    NOT_ENOUGH_MEMORY = 8
+    """``launch probe``: a profile needs more memory than is available (``--force`` runs it anyway)."""
     INTERRUPTED = 130
     """Interrupted (Ctrl-C) before the work was done."""
 

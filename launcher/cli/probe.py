@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from launcher.cli._common import catalog_from, console, fail
+from launcher.cli._common import catalog_from, console, fail, one_line
 from launcher.errors import ExitCode, LaunchError
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
 from profiles import ProfileError
 
 if TYPE_CHECKING:
-    from launcher.probe.model import ProbeRun
+    from launcher.probe.model import ProbeRun, ProfileResult
+    from launcher.probe.runner import ProbeOptions
 
 
 @click.command()
@@ -50,6 +55,14 @@ if TYPE_CHECKING:
     help="Write a self-contained HTML report (also after Ctrl-C: partial, marked incomplete).",
 )
 @click.option("--keep-going/--fail-fast", default=True, show_default=True)
+@click.option(
+    "--resume",
+    "resume_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Continue the incomplete run saved in FILE (its --json): skip finished profiles, same options.",
+)
+@click.option("--force", is_flag=True, help="Run even when a profile is estimated not to fit in available memory.")
 @click.option("--claims", "claims_only", is_flag=True, help="Print only the write-up's claims and the recommendation.")
 @click.option("--start-timeout", type=click.FloatRange(1), default=180.0, show_default=True)
 @click.option(
@@ -70,30 +83,31 @@ def probe(
     json_path: Path | None,
     html_path: Path | None,
     keep_going: bool,
+    resume_path: Path | None,
+    force: bool,
     claims_only: bool,
     start_timeout: float,
     quiet: bool,
 ) -> None:
     """Start each profile, hit it the way real users do, and judge what happened.
 
-    Exit status: 0 every expectation held and a profile is recommended, 1 some
-    expectation failed, 5 a profile did not start (and nothing failed), 7 no
-    profile is fit to serve, 2 usage error, 130 interrupted.
+    The result (--json, --html) is saved after every profile, atomically and
+    marked incomplete until the end; --resume FILE continues an interrupted
+    run. Exit status: 0 every expectation held and a profile is recommended,
+    1 some expectation failed, 5 a profile did not start (and nothing failed),
+    7 no profile is fit to serve, 8 a profile would not fit in memory
+    (--force), 2 usage error or unwritable file, 130 interrupted.
     """
+    from launcher.probe.memory import check_fits
     from launcher.probe.progress import ProbeProgress
     from launcher.probe.report import claims_table, recommendation_text, render_run
     from launcher.probe.runner import SCENARIOS, ProbeOptions, ProfileTarget, run_probe
+    from launcher.probe.store import ResultWriteError
 
     catalog = catalog_from(ctx)
+    done: tuple[ProfileResult, ...] = ()
     try:
         chosen = catalog.select(spec)
-        targets = [
-            ProfileTarget(
-                profile=p.replace(concurrency_limit=concurrency_limit) if concurrency_limit else p,
-                source=catalog[p.name].source,
-            )
-            for p in chosen
-        ]
         names = tuple(s.strip() for s in scenarios.split(",") if s.strip()) if scenarios else SCENARIOS
         common: dict[str, Any] = {
             "scenarios": names,
@@ -104,18 +118,69 @@ def probe(
             "start_timeout": start_timeout,
         }
         options = ProbeOptions.seeded(**common) if seed_durations else ProbeOptions(seconds=seconds, **common)
+        plan = run_plan(options, [p.name for p in chosen], concurrency_limit)
+        if resume_path is not None:
+            previous = read_resumable(resume_path)
+            refuse_other_options(ctx, resume_path, plan, previous.options)
+            plan = {key: previous.options[key] for key in plan}
+            options = ProbeOptions(
+                scenarios=tuple(plan["scenarios"]),
+                requests=plan["requests"],
+                seconds=plan["seconds"],
+                cpu_seconds=plan["cpu_seconds"],
+                steps=plan["steps"],
+                fail_fast=plan["fail_fast"],
+                start_timeout=plan["start_timeout"],
+                # The same CPU loop calibration, so that the new profiles' work matches the old ones'.
+                cpu_rate=previous.machine.get("cpu_rate"),
+            )
+            done = tuple(p for p in previous.profiles if p.status != "interrupted")
+            finished = {p.name for p in done}
+            chosen = [catalog.get_profile(name) for name in plan["profiles"] if name not in finished]
+            json_path = json_path or resume_path
+        limit = plan["concurrency_limit"]
+        targets = [
+            ProfileTarget(
+                profile=p.replace(concurrency_limit=limit) if limit else p,
+                source=catalog[p.name].source,
+            )
+            for p in chosen
+        ]
     except (ProfileError, LaunchError) as exc:
-        fail(str(exc), ExitCode.USAGE)
+        fail(one_line(str(exc)), ExitCode.USAGE)
     for option, path in (("--json", json_path), ("--html", html_path)):
         if path is not None and path.parent and not path.parent.is_dir():
             fail(f"{option}: folder {str(path.parent)!r} does not exist", ExitCode.USAGE)
+    if not force:
+        try:
+            check_fits([t.profile for t in targets])
+        except LaunchError as exc:
+            fail(str(exc), exc.exit_code)
+    latest: list[ProbeRun] = []
+
+    def checkpoint(run: ProbeRun) -> None:
+        run = with_plan(run, plan)
+        latest[:] = [run]
+        write_results(run, json_path=json_path, html_path=html_path)
+
+    failed_write: ResultWriteError | None = None
     try:
-        with ProbeProgress(console(stderr=True), mode="off" if quiet else "auto") as display:
-            run = run_probe(targets, options, progress=display.update)
+        with ProbeProgress(console(stderr=True), mode="off" if quiet else "auto") as display, terminate_as_interrupt():
+            measured = run_probe(targets, options, progress=display.update, on_profile=checkpoint, done=done)
+        run = with_plan(measured, plan)
     except KeyboardInterrupt:
         # Before the first profile (calibrating) or after the last one: nothing to report.
         fail("interrupted", ExitCode.INTERRUPTED)
-    written = write_results(run, json_path=json_path, html_path=html_path)
+    except ResultWriteError as exc:
+        # A checkpoint could not be saved: stop rather than measure for nothing; show what was measured.
+        failed_write = exc
+        run = latest[0]  # set before each checkpoint is written
+    written = ""
+    if failed_write is None:
+        try:
+            written = write_results(run, json_path=json_path, html_path=html_path)
+        except ResultWriteError as exc:
+            failed_write = exc
     # Wide tables rather than wrapped ones when the output is a log, not a terminal.
     out = console()
     if claims_only:
@@ -123,6 +188,8 @@ def probe(
         out.print(recommendation_text(run))
     else:
         render_run(run, out, details=details)
+    if failed_write is not None:
+        fail(str(failed_write), failed_write.exit_code)
     if not run.complete:
         fail("interrupted; partial results" + (f" written to {written}" if written else ""), ExitCode.INTERRUPTED)
     if any(p.status == "ok" and not p.passed for p in run.profiles):
@@ -133,18 +200,100 @@ def probe(
         sys.exit(ExitCode.NONE_FIT)
 
 
+RESUME_KEYS: dict[str, tuple[str, ...]] = {
+    "spec": ("profiles",),
+    "scenarios": ("scenarios",),
+    "requests": ("requests",),
+    "seconds": ("seconds", "cpu_seconds"),
+    "seed_durations": ("seconds", "cpu_seconds"),
+    "steps": ("steps",),
+    "concurrency_limit": ("concurrency_limit",),
+    "keep_going": ("fail_fast",),
+    "start_timeout": ("start_timeout",),
+}
+"""Which entries of a run's options each command-line option decides; --resume compares those given."""
+
+
+def run_plan(options: ProbeOptions, profiles: list[str], concurrency_limit: int | None) -> dict[str, Any]:
+    """Everything that decides what a run measures, as saved in its ``options``: what --resume repeats."""
+    return {
+        "profiles": profiles,
+        "scenarios": list(options.scenarios),
+        "requests": options.requests,
+        "seconds": options.seconds,
+        "cpu_seconds": options.cpu_s,
+        "steps": options.steps,
+        "concurrency_limit": concurrency_limit,
+        "fail_fast": options.fail_fast,
+        "start_timeout": options.start_timeout,
+    }
+
+
+def with_plan(run: ProbeRun, plan: dict[str, Any]) -> ProbeRun:
+    """``run`` with the whole plan in its options (the runner records only the scenario settings)."""
+    return dataclasses.replace(run, options={**run.options, **plan})
+
+
+def read_resumable(path: Path) -> ProbeRun:
+    """The incomplete run in ``path``; :class:`LaunchError` (one line) when it cannot be resumed."""
+    from launcher.probe.model import ResultFileError, read_run
+
+    try:
+        run = read_run(path)
+    except ResultFileError as exc:
+        raise LaunchError(f"--resume: {path}: {one_line(str(exc))}") from None
+    if run.complete:
+        raise LaunchError(f"--resume: {path} is a complete run; nothing to resume (`launch report {path}` shows it)")
+    missing = [key for key in RESUME_KEYS_ALL if key not in run.options]
+    if missing:
+        raise LaunchError(f"--resume: {path} does not record its {missing[0]!r} option (an older launch); run afresh")
+    return run
+
+
+RESUME_KEYS_ALL = tuple(dict.fromkeys(key for keys in RESUME_KEYS.values() for key in keys))
+
+
+def refuse_other_options(ctx: click.Context, path: Path, plan: dict[str, Any], saved: dict[str, Any]) -> None:
+    """:class:`LaunchError` naming the first option given on the command line that differs from the saved run's."""
+    for param, keys in RESUME_KEYS.items():
+        if ctx.get_parameter_source(param) in (None, click.core.ParameterSource.DEFAULT):
+            continue
+        for key in keys:
+            if plan[key] != saved[key]:
+                raise LaunchError(
+                    f"--resume: {path} was run with {key} = {saved[key]!r}, not {plan[key]!r}; "
+                    "resume with the same options (or leave them out), or start a new run"
+                )
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the probe the way Ctrl-C does: the server stopped, the results so far saved."""
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def write_results(run: ProbeRun, *, json_path: Path | None, html_path: Path | None) -> str:
-    """Write the result file and the HTML report asked for; returns their names, for messages."""
+    """Write the result file and the HTML report asked for, each atomically; returns their names, for messages.
+
+    :class:`launcher.probe.store.ResultWriteError` when one cannot be written
+    (the previous file of that name is then left as it was).
+    """
     from launcher.probe.html import render_html
     from launcher.probe.model import dump_run
+    from launcher.probe.store import write_atomically
 
     written = []
-    for option, path, render in (("--json", json_path, dump_run), ("--html", html_path, render_html)):
+    for path, render in ((json_path, dump_run), (html_path, render_html)):
         if path is None:
             continue
-        try:
-            path.write_text(render(run) + ("\n" if option == "--json" else ""), encoding="utf-8")
-        except OSError as exc:
-            fail(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}", ExitCode.USAGE)
+        write_atomically(path, render(run) + ("\n" if path == json_path else ""))
         written.append(str(path))
     return " and ".join(written)

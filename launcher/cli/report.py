@@ -42,6 +42,9 @@ def report(file: Path, html_path: Path | None, spec: str | None) -> None:
     if html_path is not None:
         if html_path.parent and not html_path.parent.is_dir():
             fail(f"--html: folder {str(html_path.parent)!r} does not exist", ExitCode.USAGE)
-        write_results(run, json_path=None, html_path=html_path)
+        try:
+            write_results(run, json_path=None, html_path=html_path)
+        except LaunchError as exc:
+            fail(f"--html: {exc}", exc.exit_code)
         return
     render_run(run, console())

@@ -8,7 +8,6 @@ it with ``main.add_command(systemd_command)``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -26,13 +25,10 @@ from launcher.systemd import DEFAULT_WATCHDOG_SECONDS, UnitOptions, read_paths, 
 from profiles import FIELDS, Profile, ProfileError, load_catalog
 from profiles.catalog import DEFAULT_USER_FILE
 
-REPORT_SCHEMA = "launch.probe"
-REPORT_SCHEMA_VERSION = 1
-
 
 @dataclass(frozen=True, kw_only=True)
-class Recommendation:
-    """What a ``launch probe --json`` report recommends."""
+class Deployment:
+    """What a ``launch probe --json`` report recommends, checked for deployment."""
 
     profile: Profile
     source: Path | None
@@ -40,55 +36,27 @@ class Recommendation:
     why: str
 
 
-def read_report(path: Path) -> Recommendation:
-    """Read and validate a ``launch probe --json`` report; :class:`ConfigError` (one line) when unusable."""
+def read_report(path: Path) -> Deployment:
+    """The profile a ``launch probe --json`` report recommends; :class:`ConfigError` (one line) when unusable.
+
+    The file is read by the one result reader (:func:`launcher.probe.model.read_run`);
+    what a unit needs beyond a well-formed result is checked here: a
+    recommendation at all, a profile whose fields are valid, an absolute source.
+    """
+    from launcher.probe.model import ResultFileError, read_run
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read report: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a `launch probe --json` report: not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        stripped = text.strip()
-        if not stripped:
-            raise ConfigError(f"{path}: not a `launch probe --json` report: the file is empty") from None
-        # A report cut short (a probe interrupted while writing, a partial copy) ends mid-document.
-        hint = " (truncated?)" if exc.pos >= len(stripped) or not stripped.endswith("}") else ""
-        raise ConfigError(
-            f"{path}: not a `launch probe --json` report: invalid JSON at line {exc.lineno}, "
-            f"column {exc.colno}: {exc.msg}{hint}"
-        ) from None
-    if not isinstance(data, dict):
-        kind = "array" if isinstance(data, list) else "string" if isinstance(data, str) else "number or literal"
-        raise ConfigError(f"{path}: not a `launch probe --json` report (a JSON {kind}, not an object)")
-    if data.get("schema") != REPORT_SCHEMA:
-        raise ConfigError(
-            f"{path}: not a `launch probe --json` report (schema = {data.get('schema')!r}, expected {REPORT_SCHEMA!r})"
-        )
-    version = data.get("schema_version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise ConfigError(f"{path}: schema_version = {version!r}: expected an integer")
-    if version > REPORT_SCHEMA_VERSION:
-        raise ConfigError(
-            f"{path}: report schema_version {version} is newer than this launch reads "
-            f"({REPORT_SCHEMA_VERSION}); upgrade launch"
-        )
-    if version < REPORT_SCHEMA_VERSION:
-        raise ConfigError(f"{path}: schema_version = {version}: expected {REPORT_SCHEMA_VERSION}")
-    if "recommendation" not in data:
-        raise ConfigError(f"{path}: report has no 'recommendation'")
-    rec = data["recommendation"]
+        run = read_run(path)
+    except ResultFileError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    rec = run.recommendation
     if rec is None:
         raise ConfigError(f"{path}: the probe recommended no profile (none qualified); nothing to deploy")
-    if not isinstance(rec, dict):
-        raise ConfigError(f"{path}: recommendation = {rec!r}: expected an object")
-    return Recommendation(
-        profile=_report_profile(path, rec.get("profile")),
-        source=_report_source(path, rec.get("source")),
-        ready_seconds=_report_ready(path, rec.get("ready_seconds")),
-        why=_report_why(path, rec.get("why")),
+    return Deployment(
+        profile=_report_profile(path, rec.profile),
+        source=_report_source(path, rec.source),
+        ready_seconds=_report_ready(path, rec.ready_seconds),
+        why=rec.why,
     )
 
 
@@ -121,12 +89,6 @@ def _report_ready(path: Path, ready: Any) -> float | None:
     if isinstance(ready, bool) or not isinstance(ready, (int, float)) or not math.isfinite(ready) or ready < 0:
         raise ConfigError(f"{path}: recommendation.ready_seconds = {ready!r}: expected seconds or null")
     return float(ready)
-
-
-def _report_why(path: Path, why: Any) -> str:
-    if not isinstance(why, str):
-        raise ConfigError(f"{path}: recommendation.why = {why!r}: expected text")
-    return why
 
 
 def find_launch(venv: Path | None) -> Path:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pydantic
 
 SCHEMA = "launch.probe"
 SCHEMA_VERSION = 1
@@ -324,140 +325,130 @@ def dump_run(run: ProbeRun) -> str:
     return json.dumps(run_to_json(run), indent=1)
 
 
-_HINTS: dict[type[Any], dict[str, Any]] = {}
+# Reading result files back. One reader for every command that reads them
+# (``launch report``, ``launch systemd --from-report``, ``launch probe
+# --resume``): pydantic validates the JSON against the dataclasses above, in
+# strict mode (no "1" for 1, no true for 1; JSON arrays become the tuples).
 
 
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
+_EXPECTED = {
+    "missing": "missing",
+    "dict_type": "expected an object",
+    "dataclass_type": "expected an object",
+    "list_type": "expected an array",
+    "tuple_type": "expected an array",
+    "int_type": "expected an integer",
+    "float_type": "expected a number",
+    "string_type": "expected text",
+    "bool_type": "expected true or false",
+    "none_required": "expected null",
+}
 
 
-def _conforms(value: Any, hint: Any) -> bool:
-    """Whether a value read from JSON fits a field's annotation (shallow for free-form dicts)."""
-    if hint is Any:
-        return True
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Union or origin is types.UnionType:
-        return any(_conforms(value, arg) for arg in args)
-    if origin is tuple:
-        return isinstance(value, tuple) and all(_conforms(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict) and all(
-            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items()
-        )
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return isinstance(value, hint)
-    return True
+@functools.cache
+def _adapter() -> pydantic.TypeAdapter[ProbeRun]:
+    # Built on first use: after every dataclass of the module is defined.
+    return pydantic.TypeAdapter(ProbeRun)
 
 
-def _type_name(hint: Any) -> str:
-    if isinstance(hint, type):
-        return hint.__name__
-    return str(hint).replace("typing.", "").replace("launcher.probe.model.", "")
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A pydantic location as a path: ``profiles[0].scenarios[1].records[3].pid``."""
+    where = ""
+    for part in loc:
+        if isinstance(part, int):
+            where += f"[{part}]"
+        elif part in ("dataclass-fields", "dataclass-args", "function-after", "nullable", "union"):
+            continue  # pydantic's own layers, not the file's
+        else:
+            where += f".{part}" if where else str(part)
+    return where or "the file"
 
 
-def _build(cls: type[Any], data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ResultFileError(f"{where}: expected an object, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    try:
-        built = cls(**{k: v for k, v in data.items() if k in names})
-    except TypeError as exc:
-        raise ResultFileError(f"{where}: {exc}") from None
-    for name, hint in _hints(cls).items():
-        value = getattr(built, name)
-        if not _conforms(value, hint):
-            shown = json.dumps(value, default=str)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            raise ResultFileError(f"{where}: {name} = {shown}: expected {_type_name(hint)}")
-    return built
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return "an object"
 
 
-def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data[key]
-    if not isinstance(value, dict):
-        raise ResultFileError(f"{key}: expected an object, got {type(value).__name__}")
-    return dict(value)
+def _one_line_error(exc: pydantic.ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = _where(tuple(first["loc"]))
+    problem = _EXPECTED.get(first["type"])
+    if first["type"] == "missing":
+        line = f"{where}: missing"
+    elif problem is not None:
+        line = f"{where}: {problem}, got {_json_kind(first['input'])}"
+    else:
+        line = f"{where}: {first['msg']}"
+    if len(errors) > 1:
+        line += f" (and {len(errors) - 1} more)"
+    return f"malformed launch probe result: {line}"
 
 
-def run_from_json(data: Any) -> ProbeRun:
-    """Rebuild a run from :func:`run_to_json` output; :class:`ResultFileError` if it is not one."""
+def _check_header(data: Any) -> None:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ResultFileError('not a launch probe result (missing "schema": "launch.probe")')
     version = data.get("schema_version")
-    if not isinstance(version, int):
+    if isinstance(version, bool) or not isinstance(version, int):
         raise ResultFileError("schema_version is missing or not an integer")
     if version > SCHEMA_VERSION:
         raise ResultFileError(
             f"schema_version {version} is newer than this launch understands ({SCHEMA_VERSION}); upgrade launch"
         )
+
+
+def _validate(text: str | bytes) -> ProbeRun:
     try:
-        profiles = []
-        for i, p in enumerate(data["profiles"]):
-            scenarios = []
-            for j, s in enumerate(p.get("scenarios", [])):
-                where = f"profiles[{i}].scenarios[{j}]"
-                records = tuple(_build(RequestRecord, r, f"{where}.records") for r in s.get("records", []))
-                events = tuple(_build(LogEvent, e, f"{where}.log_events") for e in s.get("log_events", []))
-                verdicts = tuple(_build(Verdict, v, f"{where}.verdicts") for v in s.get("verdicts", []))
-                scenarios.append(
-                    _build(
-                        ScenarioResult,
-                        {**s, "records": records, "log_events": events, "verdicts": verdicts},
-                        where,
-                    )
-                )
-            profiles.append(
-                _build(
-                    ProfileResult,
-                    {**p, "scenarios": tuple(scenarios), "pids": tuple(p.get("pids", ()))},
-                    f"profiles[{i}]",
-                )
-            )
-        claims = tuple(_build(Claim, c, "claims") for c in data.get("claims", []))
-        rec = data.get("recommendation")
-        recommendation = _build(Recommendation, rec, "recommendation") if rec is not None else None
-        return ProbeRun(
-            created=str(data["created"]),
-            machine=_object(data, "machine"),
-            options=_object(data, "options"),
-            profiles=tuple(profiles),
-            claims=claims,
-            recommendation=recommendation,
-            complete=bool(data.get("complete", True)),
-        )
-    except (KeyError, AttributeError, TypeError) as exc:
-        raise ResultFileError(f"malformed launch probe result: {type(exc).__name__}: {exc}") from None
+        return _adapter().validate_json(text, strict=True)
+    except pydantic.ValidationError as exc:
+        raise ResultFileError(_one_line_error(exc)) from None
+
+
+def run_from_json(data: Any) -> ProbeRun:
+    """Rebuild a run from :func:`run_to_json` output; :class:`ResultFileError` (one line) if it is not one."""
+    _check_header(data)
+    return _validate(json.dumps(data))
 
 
 def read_run(path: Path) -> ProbeRun:
-    """Read a result file; :class:`ResultFileError` with one line when it cannot be read or is not one."""
+    """Read a result file; :class:`ResultFileError` with one line when it cannot be read or is not one.
+
+    The message does not repeat ``path``: callers put it first.
+    """
     try:
         text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ResultFileError("not a launch probe result (not UTF-8 text)") from None
+    except UnicodeDecodeError as exc:
+        raise ResultFileError(f"not a launch probe result (not UTF-8 text at byte {exc.start})") from None
     except OSError as exc:
         raise ResultFileError(f"cannot read: {exc.strerror or type(exc).__name__}") from None
     return load_run(text)
 
 
 def load_run(text: str) -> ProbeRun:
-    """Parse JSON text into a run; :class:`ResultFileError` with one line when it is not one."""
+    """Parse JSON text into a run; :class:`ResultFileError` with one line (and the byte offset) when it is not one."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ResultFileError(f"not valid JSON (truncated?): {exc}") from None
+        offset = len(text[: exc.pos].encode("utf-8"))
+        if not text.strip():
+            raise ResultFileError("not valid JSON: the file is empty") from None
+        if exc.pos >= len(text.rstrip()):
+            raise ResultFileError(
+                f"not valid JSON: it ends at byte {offset}, mid-document (truncated? an interrupted copy?)"
+            ) from None
+        raise ResultFileError(
+            f"not valid JSON at byte {offset} (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from None
     except RecursionError:
         raise ResultFileError("not a launch probe result (nested too deeply)") from None
-    return run_from_json(data)
+    _check_header(data)
+    return _validate(text)

@@ -384,11 +384,19 @@ def run_probe(
     options: ProbeOptions,
     *,
     progress: Callable[[ProgressEvent], None] | None = None,
+    on_profile: Callable[[ProbeRun], None] | None = None,
+    done: Sequence[ProfileResult] = (),
 ) -> ProbeRun:
-    """Probe every target in order; on Ctrl-C return what was gathered, marked incomplete."""
+    """Probe every target in order; on Ctrl-C return what was gathered, marked incomplete.
+
+    ``on_profile`` gets the run so far (marked incomplete) after every finished
+    profile: the checkpoint to save. ``done`` are results of an earlier,
+    interrupted run of the same plan (``launch probe --resume``): they come
+    first in the run, are judged with the new ones, and are not probed again.
+    """
     cores = len(os.sched_getaffinity(0))
     cpu_rate = options.cpu_rate or calibrate_cpu_rate()
-    state = _State()
+    state = _State(results=list(done))
     total = len(targets)
     for index, target in enumerate(targets, start=1):
 
@@ -413,8 +421,15 @@ def run_probe(
             state.complete = False
             break
         report("done", "passed" if result.passed else "failed", 0.0)
+        if on_profile is not None:
+            on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
         if options.fail_fast and not result.passed:
             break
+    return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=state.complete)
+
+
+def _run_of(state: _State, options: ProbeOptions, *, cores: int, cpu_rate: float, complete: bool) -> ProbeRun:
+    """The run over the results so far, judged (claims, recommendation) over them."""
     results = tuple(state.results)
     claims, recommendation = judge(results, cores=cores)
     return ProbeRun(
@@ -431,5 +446,5 @@ def run_probe(
         profiles=results,
         claims=claims,
         recommendation=recommendation,
-        complete=state.complete,
+        complete=complete,
     )
