@@ -476,18 +476,18 @@ def test_renders_in_headless_chromium(tmp_path: Path) -> None:
         "--force-color-profile=srgb",
         f"--user-data-dir={profile}",
         f"--screenshot={shot}",
-        "--window-size=1400,2000",
+        "--window-size=1400,3200",
         page.as_uri(),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert shot.exists(), f"no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
     with Image.open(shot) as image:
-        assert image.size == (1400, 2000)
+        assert image.size == (1400, 3200)
         rgb = image.convert("RGB")
         pixels = Counter(getattr(rgb, "get_flattened_data", rgb.getdata)())
     assert len(pixels) > 50, "the page looks blank"
     white = pixels.get((255, 255, 255), 0)
-    assert white < 0.95 * 1400 * 2000, "the page is almost all white"
+    assert white < 0.95 * 1400 * 3200, "the page is almost all white"
     # Solid fills come out exact; each kind covers far more than its legend swatch (22 x 14 px).
     for key, minimum in (("api", 5000), ("demo", 1000), ("generate", 2000), ("pipeline", 1000), ("health", 300)):
         assert pixels.get(_rgb(COLOURS[key]), 0) > minimum, (key, pixels.get(_rgb(COLOURS[key]), 0))
