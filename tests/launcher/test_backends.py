@@ -13,6 +13,8 @@ from launcher.child import ServerProcess, group_alive
 from tests.conftest import builtin
 from tests.http import burst, get, get_json
 
+pytestmark = pytest.mark.e2e  # every test here starts real servers
+
 MATRIX = [f"{backend}-{workers}-sync" for backend in ("uvicorn", "gunicorn", "hypercorn") for workers in (1, 3)]
 
 

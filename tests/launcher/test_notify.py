@@ -140,6 +140,7 @@ def receive_until(sock: socket.socket, key: str, proc: subprocess.Popen[bytes], 
     pytest.fail(f"no {key}=1 within {timeout:g} s")
 
 
+@pytest.mark.e2e
 def test_launcher_tells_systemd_ready_then_stopping(tmp_path: Path) -> None:
     sock_path = str(tmp_path / "systemd.sock")
     log_path = tmp_path / "launch.log"
