@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from app.main import DEFAULT_PROMPT, DEFAULT_STEPS, WorkJobs
+from app.jobs import DEFAULT_PROMPT, DEFAULT_STEPS, WorkJobs
 from app.pipeline import GeneratedImage
 from app.runtime import Runtime
 from app.settings import MAX_PROMPT_CHARS, MAX_SECONDS, MAX_STEPS
