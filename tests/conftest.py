@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from launcher.child import ServerProcess, group_alive
+from launcher.child import ServerProcess
+from launcher.procs import group_alive
 from profiles import Profile, builtin_profiles
 
 # Every test that starts a process carries @pytest.mark.e2e, so that `pytest -m "not e2e"` stays a

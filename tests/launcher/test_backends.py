@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from launcher import procs
-from launcher.child import ServerProcess, group_alive
+from launcher.child import ServerProcess
+from launcher.procs import group_alive
 from tests.conftest import builtin
 from tests.http import burst, get, get_json
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from launcher import procs
-from launcher.child import ServerProcess, group_alive, launch_command
+from launcher.child import ServerProcess, launch_command
 from launcher.errors import ExitCode
 from launcher.probe import metrics
 from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent, run_probe
+from launcher.procs import group_alive
 from tests.conftest import builtin
 from tests.http import get_json
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from launcher import notify, procs
-from launcher.child import group_alive
+from launcher.child import DEFAULT_START_TIMEOUT
+from launcher.procs import group_alive
 from tests.http import get_json
 
 
@@ -160,7 +161,7 @@ def test_launcher_tells_systemd_ready_then_stopping(tmp_path: Path) -> None:
         )
         try:
             try:
-                ready = receive_until(sock, "READY", proc, timeout=180)
+                ready = receive_until(sock, "READY", proc, timeout=DEFAULT_START_TIMEOUT)
             except BaseException:
                 print(log_path.read_text(errors="replace"))
                 raise

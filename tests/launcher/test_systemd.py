@@ -24,10 +24,11 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from launcher.child import group_alive
+from launcher import procs
 from launcher.cli import main
 from launcher.cli.systemd import systemd_command
 from launcher.errors import ConfigError
+from launcher.procs import group_alive
 from launcher.systemd import (
     UnitOptions,
     quote_arg,
@@ -448,10 +449,7 @@ def stop_launcher(end: FakeSystemd, proc: subprocess.Popen[bytes], log: Path) ->
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    procs.kill_group(proc.pid, wait=0.0)  # no waiting for the group while its leader is an unreaped zombie
     proc.wait()
 
 
