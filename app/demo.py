@@ -15,7 +15,8 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from app.main import DEFAULT_PROMPT, DEFAULT_STEPS, WorkJobs, lab_answer
+from app.jobs import DEFAULT_PROMPT, DEFAULT_STEPS, WorkJobs
+from app.lab import lab_answer
 from app.pipeline import GeneratedImage
 from app.runtime import Runtime
 from app.settings import MAX_PROMPT_CHARS, MAX_SECONDS, MAX_STEPS

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from app.notify import send
 from app.pipeline import NO_MODEL, ImageModel
 from app.settings import AppSettings, HandlerMode
 from app.work import Attribution, InFlight, attributed, calibrate_cpu_rate
@@ -79,8 +80,6 @@ class Runtime:
     def notify(self, **fields: str | int | float) -> None:
         """Report to the launcher's control socket, if there is one."""
         if self.settings.control_socket:
-            from launcher.notify import send
-
             send(self.settings.control_socket, {**fields, "WORKER": os.getpid()})
 
     @contextlib.asynccontextmanager

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from launcher import lifeline
-from launcher.child import group_alive
-from launcher.procs import stat_fields
+from launcher.child import DEFAULT_START_TIMEOUT
+from launcher.procs import group_alive, kill_group, stat_fields
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU = 0
@@ -104,15 +104,6 @@ def median(values: Sequence[float | None]) -> float:
     """Median of the values that are there (None and NaN are left out), NaN for none."""
     kept = [v for v in values if v is not None and not math.isnan(v)]
     return statistics.median(kept) if kept else math.nan
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (``p`` in 0-100); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 def ratio(a: float, b: float) -> float:
@@ -289,27 +280,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def kill_group(proc: subprocess.Popen[Any], *, grace: float = 15.0) -> float:
-    """SIGTERM the process group of ``proc``, SIGKILL it after ``grace`` s; returns seconds taken."""
+def stop_group(proc: subprocess.Popen[Any], *, grace: float = 15.0) -> float:
+    """SIGTERM the process group of ``proc``, SIGKILL what is left after ``grace`` s; returns seconds taken."""
     started = time.monotonic()
     pgid = proc.pid
     if group_alive(pgid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
+    # The leader is reaped (or still running); give its workers a moment, then SIGKILL the rest.
     deadline = time.monotonic() + 2.0
     while group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if group_alive(pgid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+    kill_group(pgid, wait=0.0)
     proc.wait()
-    deadline = time.monotonic() + 5.0
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    kill_group(pgid)
     return time.monotonic() - started
 
 
@@ -338,7 +324,7 @@ def group_process(
     try:
         yield proc
     finally:
-        kill_group(proc)
+        stop_group(proc)
         if own_log:
             log.unlink(missing_ok=True)
 
@@ -352,7 +338,12 @@ def log_tail(proc: subprocess.Popen[Any], lines: int = 5) -> str:
 
 
 def first_200(
-    proc: subprocess.Popen[Any], port: int, path: str = "/health", *, started: float, timeout: float = 180.0
+    proc: subprocess.Popen[Any],
+    port: int,
+    path: str = "/health",
+    *,
+    started: float,
+    timeout: float = DEFAULT_START_TIMEOUT,
 ) -> float:
     """Seconds from ``started`` to the first 200 on ``path``, polling every 10 ms."""
     deadline = started + timeout

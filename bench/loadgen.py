@@ -34,8 +34,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.common import REPO, client_prefix, cpu_seconds, percentile, python
+from bench.common import REPO, client_prefix, cpu_seconds, python
 from launcher import lifeline
+from launcher.probe.metrics import percentile
 
 TOOLS = ("probe-keepalive", "probe-newconn", "probe-uvloop", "wrk", "hey")
 """Every load generator, in the order they are compared."""
@@ -130,8 +131,8 @@ def _aiohttp_main(argv: list[str] | None = None) -> None:
     else:
         result = asyncio.run(load)
     latencies = [ns / 1e6 for ns in result.pop("latencies_ns")]
-    result["p50_ms"] = percentile(latencies, 50)
-    result["p99_ms"] = percentile(latencies, 99)
+    result["p50_ms"] = percentile(latencies, 0.50)
+    result["p99_ms"] = percentile(latencies, 0.99)
     print(json.dumps(result))
 
 

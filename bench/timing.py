@@ -15,9 +15,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.common import MeasureResult, judged, percentile
+from bench.common import MeasureResult, judged
 from launcher.child import ServerProcess
 from launcher.probe.client import RequestSpec, run_burst
+from launcher.probe.metrics import percentile
 
 MEASURE = "2 timing accuracy"
 TARGET_SERVER_P99_MS = 2.0
@@ -96,8 +97,8 @@ def run(server: ServerProcess, *, quick: bool, say: Callable[[str], None] = prin
         pool.shutdown()
     alone = single_requests(server, 20 if quick else 60)
     say(
-        f"  one request at a time, 50 ms x{len(alone)}: server error p50 {percentile(alone, 50):.3f} "
-        f"p99 {percentile(alone, 99):.3f} ms"
+        f"  one request at a time, 50 ms x{len(alone)}: server error p50 {percentile(alone, 0.50):.3f} "
+        f"p99 {percentile(alone, 0.99):.3f} ms"
     )
     per_duration: dict[str, Any] = {}
     for seconds in DURATIONS:
@@ -106,13 +107,13 @@ def run(server: ServerProcess, *, quick: bool, say: Callable[[str], None] = prin
         bare_errors = samples[seconds]["bare"]
         per_duration[f"{seconds:g}"] = {
             "n": len(server_errors),
-            "server_p50_ms": percentile(server_errors, 50),
-            "server_p99_ms": percentile(server_errors, 99),
+            "server_p50_ms": percentile(server_errors, 0.50),
+            "server_p99_ms": percentile(server_errors, 0.99),
             "server_min_ms": min(server_errors, default=float("nan")),
-            "client_p50_ms": percentile(client_errors, 50),
-            "client_p99_ms": percentile(client_errors, 99),
-            "bare_p50_ms": percentile(bare_errors, 50),
-            "bare_p99_ms": percentile(bare_errors, 99),
+            "client_p50_ms": percentile(client_errors, 0.50),
+            "client_p99_ms": percentile(client_errors, 0.99),
+            "bare_p50_ms": percentile(bare_errors, 0.50),
+            "bare_p99_ms": percentile(bare_errors, 0.99),
         }
         row = per_duration[f"{seconds:g}"]
         say(
@@ -137,11 +138,11 @@ def run(server: ServerProcess, *, quick: bool, say: Callable[[str], None] = prin
     )
     n = len(every_server)
     result.figures = [
-        judged(MEASURE, f"server interval error p50 (n={n})", percentile(every_server, 50), "ms"),
+        judged(MEASURE, f"server interval error p50 (n={n})", percentile(every_server, 0.50), "ms"),
         judged(
             MEASURE,
             f"server interval error p99 (n={n})",
-            percentile(every_server, 99),
+            percentile(every_server, 0.99),
             "ms",
             at_most=TARGET_SERVER_P99_MS,
             detail="p99 server/client/bare per duration (ms): " + per,
@@ -149,25 +150,25 @@ def run(server: ServerProcess, *, quick: bool, say: Callable[[str], None] = prin
         judged(
             MEASURE,
             f"reference: server interval error p99, one request at a time (n={len(alone)})",
-            percentile(alone, 99),
+            percentile(alone, 0.99),
             "ms",
-            detail=f"p50 {percentile(alone, 50):.3f} ms; 50 ms sleeps with no other handler thread waking at the "
+            detail=f"p50 {percentile(alone, 0.50):.3f} ms; 50 ms sleeps with no other handler thread waking at the "
             f"same instant: what the {BURST}-request bursts add comes from the worker's threads finishing together "
             "(they queue for the GIL)",
         ),
         judged(
             MEASURE,
             f"reference: bare time.sleep error p99, {BURST} threads (n={len(every_bare)})",
-            percentile(every_bare, 99),
+            percentile(every_bare, 0.99),
             "ms",
-            detail=f"p50 {percentile(every_bare, 50):.3f} ms; the machine's own floor at the same moments, "
+            detail=f"p50 {percentile(every_bare, 0.50):.3f} ms; the machine's own floor at the same moments, "
             "timed as the server times its work",
         ),
-        judged(MEASURE, f"client latency error p50 (n={len(every_client)})", percentile(every_client, 50), "ms"),
+        judged(MEASURE, f"client latency error p50 (n={len(every_client)})", percentile(every_client, 0.50), "ms"),
         judged(
             MEASURE,
             f"client latency error p99 (n={len(every_client)})",
-            percentile(every_client, 99),
+            percentile(every_client, 0.99),
             "ms",
             detail="new connection per request, as run_burst sends them; includes HTTP and routing",
         ),

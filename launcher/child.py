@@ -28,9 +28,13 @@ from pathlib import Path
 
 from launcher import lifeline, notify
 from launcher.errors import StartupError
+from launcher.flags import ADDRESS_FIELDS, profile_arguments
+from launcher.procs import group_alive, kill_group
 from profiles.model import Profile
 
 DEFAULT_START_TIMEOUT = 180.0
+"""How long a ``launch`` child may take to be ready (the probe, ``--start-timeout``, a unit's ``TimeoutStartSec=``
+without a measurement, the benchmarks): a first start also builds the tiny model into an empty cache."""
 DEFAULT_STOP_TIMEOUT = 15.0
 LOG_TAIL_LINES = 15
 GROUP_DRAIN_SECONDS = 2.0
@@ -68,26 +72,11 @@ def launch_command(
     argv = [sys.executable, "-m", "launcher"]
     for path in profiles_files:
         argv += ["--profiles-file", str(path)]
-    argv += [
-        "--profile",
-        profile.name,
-        "--fd",
-        str(fd),
-        "--workers",
-        str(profile.workers),
-        "--mode",
-        profile.mode,
-        "--timeout",
-        repr(profile.timeout),
-        "--concurrency-limit",
-        str(profile.concurrency_limit),
-        "--limiter",
-        str(profile.limiter),
-        "--model",
-        profile.model,
-        "--log-level",
-        log_level,
-    ]
+    argv += ["--profile", profile.name, "--fd", str(fd)]
+    # The address comes with the socket; every other field is explicit, so a user profile of the same name
+    # (or a catalog that changed since) cannot make the child serve something else.
+    argv += profile_arguments(profile, skip=ADDRESS_FIELDS)
+    argv += ["--log-level", log_level]
     # Driven by the probe (or a test): attribution headers on.
     argv.append("--attribution" if attribution else "--no-attribution")
     if lab:
@@ -270,28 +259,3 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def group_alive(pgid: int) -> bool:
-    """True while any process of the group ``pgid`` exists."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def kill_group(pgid: int, *, wait: float = 5.0) -> bool:
-    """SIGKILL whatever is left of process group ``pgid``; True if anything was."""
-    if not group_alive(pgid):
-        return False
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + wait
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return True

@@ -1,4 +1,4 @@
-"""The sd_notify datagram protocol, both ends.
+"""The launcher's side of the sd_notify datagram protocol: receive, and relay to systemd.
 
 systemd's readiness protocol is a newline-separated list of ``KEY=VALUE``
 assignments sent as one datagram to the Unix socket named by
@@ -6,6 +6,8 @@ assignments sent as one datagram to the Unix socket named by
 speaks it twice: workers report to the launcher over a private socket of the
 same protocol (``READY=1``, ``WATCHDOG=1``, ``STOPPING=1`` with ``WORKER=pid``),
 and the launcher relays an aggregate to systemd once every worker is ready.
+Encoding and sending are the service's side (:mod:`app.notify`); the launcher
+sends to systemd with them too, so they are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,25 +15,11 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
+from app.notify import format_message, send
 
-def _address(path: str) -> str | bytes:
-    if path.startswith("@"):
-        return b"\0" + path[1:].encode()
-    return path
-
-
-def format_message(fields: Mapping[str, str | int | float]) -> bytes:
-    """Encode assignments as one notify datagram; a newline in a key or value is refused."""
-    lines = []
-    for key, value in fields.items():
-        text = f"{key}={value}"
-        if "\n" in text or "=" in str(key):
-            raise ValueError(f"notify field {key!r} = {value!r}: keys and values cannot hold newlines or '=' in keys")
-        lines.append(text)
-    return "\n".join(lines).encode()
+__all__ = ["Listener", "format_message", "parse_message", "send", "take_systemd_socket"]
 
 
 def parse_message(data: bytes) -> dict[str, str]:
@@ -43,16 +31,6 @@ def parse_message(data: bytes) -> dict[str, str]:
         if sep:
             fields[key] = value
     return fields
-
-
-def send(path: str, fields: Mapping[str, str | int | float]) -> bool:
-    """Send one datagram to ``path``; returns False (never raises) when nobody listens."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.sendto(format_message(fields), _address(path))
-    except OSError:
-        return False
-    return True
 
 
 def take_systemd_socket() -> str | None:

@@ -112,3 +112,28 @@ def cpu_seconds(pid: int) -> float | None:
         return None
     # utime and stime are fields 14 and 15 of /proc/PID/stat; the list starts at field 3.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of the group ``pgid`` exists."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(pgid: int, *, wait: float = 5.0) -> bool:
+    """SIGKILL whatever is left of process group ``pgid``; True if anything was."""
+    if not group_alive(pgid):
+        return False
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + wait
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return True

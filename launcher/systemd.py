@@ -2,7 +2,7 @@
 
 :func:`render_unit` is pure: the same :class:`UnitOptions` always give the same
 text, and it reads nothing from the machine. The CLI
-(:mod:`launcher.cli_systemd`) finds the paths, resolves the profile and checks
+(:mod:`launcher.cli.systemd`) finds the paths, resolves the profile and checks
 what only the machine can tell (files exist, the service user can read them).
 
 The unit relies on what the launcher already does (:mod:`launcher.server`): it
@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from launcher import __version__
+from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.errors import ConfigError
+from launcher.flags import profile_arguments
 from profiles.model import Profile, is_loopback
 
 DEFAULT_WATCHDOG_SECONDS = 30.0
 """``WatchdogSec=`` unless ``--watchdog`` says otherwise; gunicorn's default worker timeout."""
 MAX_WATCHDOG_SECONDS = 3600.0
-DEFAULT_START_TIMEOUT_SECONDS = 180
+DEFAULT_START_TIMEOUT_SECONDS = math.ceil(DEFAULT_START_TIMEOUT)
 """``TimeoutStartSec=`` without a measured start (the probe's child start timeout):
 a first start also builds the tiny model into an empty cache."""
 MIN_START_TIMEOUT_SECONDS = 30
@@ -49,17 +51,6 @@ RESERVED_ENV_KEYS = frozenset(
 """Set by systemd for the notify, watchdog and socket protocols; an ``--env`` value would break them."""
 HOME_TREES = (PurePosixPath("/home"), PurePosixPath("/root"), PurePosixPath("/run/user"))
 """What ``ProtectHome=yes`` makes inaccessible."""
-OVERRIDE_OPTIONS: tuple[tuple[str, str], ...] = (
-    ("host", "--host"),
-    ("port", "--port"),
-    ("workers", "--workers"),
-    ("mode", "--mode"),
-    ("timeout", "--timeout"),
-    ("concurrency_limit", "--concurrency-limit"),
-    ("limiter", "--limiter"),
-    ("model", "--model"),
-)
-"""Profile fields ``launch`` can override on its command line, with their options."""
 
 
 def _absolute(key: str, value: object, *, optional: bool) -> Path | None:
@@ -239,11 +230,7 @@ def exec_args(options: UnitOptions) -> list[str]:
     for path in options.profiles_files:
         args += ["--profiles-file", str(path)]
     args += ["--profile", profile.name]
-    named = options.catalog_profile or profile
-    for key, option in OVERRIDE_OPTIONS:
-        value = getattr(profile, key)
-        if value != getattr(named, key):
-            args += [option, repr(value) if isinstance(value, float) else str(value)]
+    args += profile_arguments(profile, unless_same_in=options.catalog_profile or profile)
     return args
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from app.settings import MODES
-from launcher.backends import BACKEND_NAMES
-from profiles.model import DEFAULT_TIMEOUT, Profile
+from profiles.model import BACKEND_NAMES, DEFAULT_TIMEOUT, Profile
 
 BUILTIN_WORKERS: tuple[int, ...] = (1, 3)
 

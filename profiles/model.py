@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.settings import MODES, HandlerMode
-from launcher.backends import BACKEND_NAMES
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A whole profile name (use ``fullmatch``: ``$`` would accept a trailing newline)."""
+BACKEND_NAMES: tuple[str, ...] = ("uvicorn", "gunicorn", "hypercorn")
+"""The servers a profile can name. Profiles own the names (they sit below the launcher); the launcher's
+backend registry maps each to its module, and tests/launcher/test_backends_registry.py checks the two agree."""
 DEFAULT_TIMEOUT = 30.0
 """gunicorn's default worker timeout, as the write-up ran it."""
 

@@ -37,7 +37,7 @@ def main() -> int:
     import uvicorn
     from fastapi import FastAPI
 
-    from app.main import register_api
+    from app.routes import register_api
     from app.runtime import Runtime
     from app.settings import AppSettings, HandlerMode
 

@@ -1,16 +1,57 @@
-"""Shared fixtures: a private model cache, served profiles, a CliRunner."""
+"""Shared fixtures: a private model cache, served profiles, a CliRunner; the guard that keeps `not e2e` fast."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from launcher.child import ServerProcess, group_alive
+from launcher.child import ServerProcess
+from launcher.procs import group_alive
 from profiles import Profile, builtin_profiles
+
+# Every test that starts a process carries @pytest.mark.e2e, so that `pytest -m "not e2e"` stays a
+# seconds-long inner loop. The guard below makes that true rather than hoped for: while an unmarked test
+# sets up or runs, starting a process raises, so a missing marker fails loudly instead of slowing the subset.
+_SPAWN_EVENTS = frozenset(
+    {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.exec", "os.system"}
+)
+_spawn_forbidden_in: str | None = None
+
+
+def _refuse_unmarked_spawns(event: str, args: tuple[object, ...]) -> None:
+    if _spawn_forbidden_in is not None and event in _SPAWN_EVENTS:
+        raise RuntimeError(f"{_spawn_forbidden_in} starts a process ({event}) but is not marked @pytest.mark.e2e")
+
+
+sys.addaudithook(_refuse_unmarked_spawns)  # audit hooks cannot be removed; the flag switches it on and off
+
+
+@contextlib.contextmanager
+def _guarded(item: pytest.Item) -> Iterator[None]:
+    global _spawn_forbidden_in
+    _spawn_forbidden_in = None if item.get_closest_marker("e2e") else item.nodeid
+    try:
+        yield
+    finally:
+        _spawn_forbidden_in = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    with _guarded(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    with _guarded(item):
+        return (yield)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,16 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from profiles.model import BACKEND_NAMES
+
+__all__ = ["BACKEND_NAMES", "REGISTRY", "get_backend"]
+
 if TYPE_CHECKING:
     from launcher.backends.base import Backend
 
-# name -> module; the CLI's choices and profile validation both read this.
-REGISTRY: dict[str, str] = {
-    "uvicorn": "launcher.backends.uvicorn",
-    "gunicorn": "launcher.backends.gunicorn",
-    "hypercorn": "launcher.backends.hypercorn",
-}
-BACKEND_NAMES: tuple[str, ...] = tuple(REGISTRY)
+# name -> module: one module per name profiles accept, named after it.
+REGISTRY: dict[str, str] = {name: f"launcher.backends.{name}" for name in BACKEND_NAMES}
 
 
 def get_backend(name: str) -> Backend:

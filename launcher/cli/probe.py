@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from app.settings import MAX_SECONDS, MAX_STEPS
+from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.cli._common import catalog_from, console, fail, one_line
 from launcher.errors import ExitCode, LaunchError
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 @click.option(
     "--requests", "-n", type=click.IntRange(1, MAX_REQUESTS), default=3, show_default=True, help="N per burst."
 )
-@click.option("--seconds", "-s", type=click.FloatRange(0, 120, min_open=True), default=1.0, show_default=True)
+@click.option("--seconds", "-s", type=click.FloatRange(0, MAX_SECONDS, min_open=True), default=1.0, show_default=True)
 @click.option("--seed-durations", is_flag=True, help="The write-up's 10 s sleeps and ~8 s CPU loops.")
 @click.option(
     "--repeat",
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 )
 @click.option("--details", is_flag=True, help="Also print every expectation of every profile and the full evidence.")
 @click.option(
-    "--steps", type=click.IntRange(1, 50), default=4, show_default=True, help="Denoising steps per generation."
+    "--steps", type=click.IntRange(1, MAX_STEPS), default=4, show_default=True, help="Denoising steps per generation."
 )
 @click.option("--concurrency-limit", type=click.IntRange(1), help="Override every profile's concurrency_limit.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the full result.")
@@ -64,7 +66,7 @@ if TYPE_CHECKING:
 )
 @click.option("--force", is_flag=True, help="Run even when a profile is estimated not to fit in available memory.")
 @click.option("--claims", "claims_only", is_flag=True, help="Print only the write-up's claims and the recommendation.")
-@click.option("--start-timeout", type=click.FloatRange(1), default=180.0, show_default=True)
+@click.option("--start-timeout", type=click.FloatRange(1), default=DEFAULT_START_TIMEOUT, show_default=True)
 @click.option(
     "--quiet", "-q", is_flag=True, help="No progress (it goes to stderr: live on a terminal, lines otherwise)."
 )

@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from app.settings import MODES
 from launcher import __version__
 from launcher.cli._common import catalog_from, fail, profile_overrides
 from launcher.errors import ExitCode, LaunchError
+from launcher.flags import PROFILE_OPTIONS
 from profiles import ProfileError
 
 if TYPE_CHECKING:
     from launcher.server import ServeOptions
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def profile_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare one option per overridable profile field, from the one table (:mod:`launcher.flags`)."""
+    for option in reversed(PROFILE_OPTIONS):
+        command = click.option(option.flag, option.field, type=option.type, help=option.help)(command)
+    return command
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,15 +37,8 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
     multiple=True,
     help="TOML file of user profiles (repeatable); ./launch.toml is read when present.",
 )
-@click.option("--host", help="Bind address (default: the profile's, 127.0.0.1).")
-@click.option("--port", type=click.IntRange(0, 65535), help="Port (0: any free port).")
 @click.option("--fd", type=click.IntRange(0), help="Serve on this inherited, listening socket.")
-@click.option("--workers", type=click.IntRange(1, 64), help="Override the profile's worker count.")
-@click.option("--mode", type=click.Choice(MODES), help="Override the handler mode.")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Override the timeout (seconds).")
-@click.option("--concurrency-limit", type=click.IntRange(1), help="Override Gradio's concurrency_limit.")
-@click.option("--limiter", type=click.IntRange(1), help="Override the offload limiter's capacity.")
-@click.option("--model", help="'tiny', 'none' or a local diffusers pipeline folder.")
+@profile_options
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
 @click.option(
@@ -51,21 +52,15 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 @click.pass_context
 def main(
     ctx: click.Context,
+    /,
     profile_name: str | None,
     profiles_file: tuple[Path, ...],
-    host: str | None,
-    port: int | None,
     fd: int | None,
-    workers: int | None,
-    mode: str | None,
-    timeout: float | None,
-    concurrency_limit: int | None,
-    limiter: int | None,
-    model: str | None,
     log_level: str,
     access_log: bool,
     attribution: bool,
     lab: bool,
+    **fields: Any,
 ) -> None:
     """Serve, probe and deploy a FastAPI + Gradio model service under named server profiles.
 
@@ -75,18 +70,8 @@ def main(
     launch probe                          probe profiles and print verdicts
     """
     if ctx.invoked_subcommand is not None:
-        serve_only = {
-            "--profile": profile_name,
-            "--host": host,
-            "--port": port,
-            "--fd": fd,
-            "--workers": workers,
-            "--mode": mode,
-            "--timeout": timeout,
-            "--concurrency-limit": concurrency_limit,
-            "--limiter": limiter,
-            "--model": model,
-        }
+        serve_only = {"--profile": profile_name, "--fd": fd}
+        serve_only |= {option.flag: fields[option.field] for option in PROFILE_OPTIONS}
         given = [name for name, value in serve_only.items() if value is not None]
         if given:
             raise click.UsageError(f"{given[0]} is for serving a profile; give it without a subcommand")
@@ -97,18 +82,7 @@ def main(
     catalog = catalog_from(ctx)
     try:
         base = catalog.get_profile(profile_name)
-        profile = base.replace(
-            **profile_overrides(
-                host=host,
-                port=port,
-                workers=workers,
-                mode=mode,
-                timeout=timeout,
-                concurrency_limit=concurrency_limit,
-                limiter=limiter,
-                model=model,
-            )
-        )
+        profile = base.replace(**profile_overrides(**fields))
     except ProfileError as exc:
         fail(str(exc), ExitCode.USAGE)
     from launcher.server import ServeOptions

@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.settings import MAX_SECONDS, MAX_STEPS
 from app.work import calibrate_cpu_rate
 from launcher import procs
-from launcher.child import _EXCEPTION_LINE, ServerProcess
+from launcher.child import _EXCEPTION_LINE, DEFAULT_START_TIMEOUT, ServerProcess
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.assess import assess
 from launcher.probe.client import RequestSpec, run_burst, run_slow_clients
@@ -68,7 +69,7 @@ class ProbeOptions:
     repeat: int = DEFAULT_REPEATS
     """R: how many times each burst is fired."""
     fail_fast: bool = False
-    start_timeout: float = 180.0
+    start_timeout: float = DEFAULT_START_TIMEOUT
     cpu_rate: float | None = None
 
     def __post_init__(self) -> None:
@@ -79,14 +80,14 @@ class ProbeOptions:
             raise ConfigError("no scenario given")
         if not 1 <= self.requests <= MAX_REQUESTS:
             raise ConfigError(f"requests = {self.requests}: expected 1 to {MAX_REQUESTS}")
-        if not 0 < self.seconds <= 120:
-            raise ConfigError(f"seconds = {self.seconds:g}: expected more than 0 and at most 120")
-        if self.cpu_seconds is not None and not 0 < self.cpu_seconds <= 120:
-            raise ConfigError(f"cpu_seconds = {self.cpu_seconds:g}: expected more than 0 and at most 120")
+        if not 0 < self.seconds <= MAX_SECONDS:
+            raise ConfigError(f"seconds = {self.seconds:g}: expected more than 0 and at most {MAX_SECONDS:g}")
+        if self.cpu_seconds is not None and not 0 < self.cpu_seconds <= MAX_SECONDS:
+            raise ConfigError(f"cpu_seconds = {self.cpu_seconds:g}: expected more than 0 and at most {MAX_SECONDS:g}")
         if not 1 <= self.repeat <= MAX_REPEATS:
             raise ConfigError(f"repeat = {self.repeat}: expected 1 to {MAX_REPEATS}")
-        if not 1 <= self.steps <= 50:
-            raise ConfigError(f"steps = {self.steps}: expected 1 to 50")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise ConfigError(f"steps = {self.steps}: expected 1 to {MAX_STEPS}")
         if self.start_timeout <= 0:
             raise ConfigError(f"start_timeout = {self.start_timeout:g}: expected more than 0")
 
@@ -165,7 +166,7 @@ def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[Request
 def applies(scenario: str, profile: Profile) -> bool:
     """Whether ``scenario`` means anything for ``profile`` (only gunicorn has a worker timeout)."""
     if scenario == "timeout":
-        return profile.backend == "gunicorn" and profile.timeout + TIMEOUT_OVERSHOOT_S <= 120
+        return profile.backend == "gunicorn" and profile.timeout + TIMEOUT_OVERSHOOT_S <= MAX_SECONDS
     if scenario == "generate":
         return profile.model != "none"
     if scenario == "noawait":

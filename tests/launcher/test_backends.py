@@ -9,9 +9,12 @@ from collections.abc import Callable
 import pytest
 
 from launcher import procs
-from launcher.child import ServerProcess, group_alive
+from launcher.child import ServerProcess
+from launcher.procs import group_alive
 from tests.conftest import builtin
 from tests.http import burst, get, get_json
+
+pytestmark = pytest.mark.e2e  # every test here starts real servers
 
 MATRIX = [f"{backend}-{workers}-sync" for backend in ("uvicorn", "gunicorn", "hypercorn") for workers in (1, 3)]
 

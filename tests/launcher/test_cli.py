@@ -185,6 +185,7 @@ def test_version(runner: CliRunner) -> None:
     assert result.exit_code == 0 and result.output.startswith("launch, version ")
 
 
+@pytest.mark.e2e
 def test_port_in_use_exits_4_naming_the_port(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from launcher import procs
-from launcher.child import ServerProcess, group_alive, launch_command
+from launcher.child import ServerProcess, launch_command
 from launcher.errors import ExitCode
 from launcher.probe import metrics
 from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent, run_probe
+from launcher.procs import group_alive
 from tests.conftest import builtin
 from tests.http import get_json
 
@@ -40,6 +41,7 @@ def _wait_gone(pids: list[int], seconds: float) -> list[int]:
     return [p for p in pids if procs.is_alive(p)]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("backend", "workers"), MATRIX)
 def test_sigint_stops_gracefully_and_leaves_nothing(
     backend: str, workers: int, serve: Callable[..., ServerProcess]
@@ -60,6 +62,7 @@ def _until_gone(server: ServerProcess, seconds: float) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("backend", ["uvicorn", "hypercorn"])
 def test_second_ctrl_c_forces_a_stop_with_a_request_in_flight(
     backend: str, serve: Callable[..., ServerProcess]
@@ -74,6 +77,7 @@ def test_second_ctrl_c_forces_a_stop_with_a_request_in_flight(
     assert _until_gone(server, 10) < 5, server.log_tail()
 
 
+@pytest.mark.e2e
 def test_gunicorn_ctrl_c_is_a_quick_shutdown(serve: Callable[..., ServerProcess]) -> None:
     # gunicorn documents INT and QUIT as quick shutdown (TERM is the graceful one).
     server = serve(builtin("gunicorn-1-sync", model="none", timeout=60))
@@ -90,6 +94,7 @@ def _quietly(url: str) -> None:
         pass  # the server is being stopped under it (reset, or an empty answer): that is the point
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("backend", "workers"), MATRIX)
 def test_sigkilled_launcher_takes_its_workers_along(
     backend: str, workers: int, serve: Callable[..., ServerProcess]
@@ -121,6 +126,7 @@ def _launchers_of(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.e2e
 def test_ctrl_c_during_probe_keeps_results_and_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "partial.json"
     probe = subprocess.Popen(
@@ -170,6 +176,7 @@ def test_ctrl_c_during_probe_keeps_results_and_leaves_nothing(tmp_path: Path) ->
     assert _wait_gone(everything, 5) == []
 
 
+@pytest.mark.e2e
 def test_worker_killed_mid_burst_is_named_and_the_probe_goes_on(tmp_path: Path) -> None:
     killed: list[int] = []
 
@@ -209,6 +216,7 @@ def test_worker_killed_mid_burst_is_named_and_the_probe_goes_on(tmp_path: Path) 
     assert not result.passed
 
 
+@pytest.mark.e2e
 def test_a_profile_that_never_becomes_ready_is_bounded(tmp_path: Path) -> None:
     # Loading torch and the model takes several seconds: far past a 2 s bound.
     started = time.monotonic()
@@ -220,6 +228,7 @@ def test_a_profile_that_never_becomes_ready_is_bounded(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.e2e
 def test_a_profile_that_cannot_start_does_not_stop_the_matrix(tmp_path: Path) -> None:
     broken = ProfileTarget(profile=builtin("gunicorn-3-sync", model=str(tmp_path / "missing")))
     fine = ProfileTarget(profile=builtin("hypercorn-1-sync", model="none"))
@@ -230,6 +239,7 @@ def test_a_profile_that_cannot_start_does_not_stop_the_matrix(tmp_path: Path) ->
     assert second.status == "ok" and second.passed
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("profile", ["uvicorn-1-sync", "gunicorn-3-sync"])
 def test_five_hundred_concurrent_requests_are_all_accounted_for(profile: str) -> None:
     run = run_probe(
@@ -253,6 +263,7 @@ def test_five_hundred_concurrent_requests_are_all_accounted_for(profile: str) ->
     assert all(v.passed for v in sleep.verdicts if "worker dies" in v.expectation)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_clients_that_stall_mid_request_do_not_hang_the_probe(backend: str) -> None:
     started = time.monotonic()
@@ -270,6 +281,7 @@ def test_clients_that_stall_mid_request_do_not_hang_the_probe(backend: str) -> N
     assert verdict.passed, verdict  # measured here: none of the three stalls on slow headers
 
 
+@pytest.mark.e2e
 def test_non_loopback_host_warns_that_nothing_is_authenticated(tmp_path: Path) -> None:
     log = tmp_path / "log"
     with log.open("wb") as sink:

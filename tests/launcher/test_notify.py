@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from launcher import notify, procs
-from launcher.child import group_alive
+from launcher.child import DEFAULT_START_TIMEOUT
+from launcher.procs import group_alive
 from tests.http import get_json
 
 
@@ -140,6 +141,7 @@ def receive_until(sock: socket.socket, key: str, proc: subprocess.Popen[bytes], 
     pytest.fail(f"no {key}=1 within {timeout:g} s")
 
 
+@pytest.mark.e2e
 def test_launcher_tells_systemd_ready_then_stopping(tmp_path: Path) -> None:
     sock_path = str(tmp_path / "systemd.sock")
     log_path = tmp_path / "launch.log"
@@ -159,7 +161,7 @@ def test_launcher_tells_systemd_ready_then_stopping(tmp_path: Path) -> None:
         )
         try:
             try:
-                ready = receive_until(sock, "READY", proc, timeout=180)
+                ready = receive_until(sock, "READY", proc, timeout=DEFAULT_START_TIMEOUT)
             except BaseException:
                 print(log_path.read_text(errors="replace"))
                 raise

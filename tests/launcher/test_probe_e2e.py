@@ -14,6 +14,8 @@ from launcher.errors import ExitCode
 from launcher.probe import metrics
 from launcher.probe.model import load_run
 
+pytestmark = pytest.mark.e2e  # every test here starts real servers
+
 
 def _scenario(run: dict, profile: str, scenario: str) -> dict:
     for result in run["profiles"]:

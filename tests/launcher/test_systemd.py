@@ -24,10 +24,11 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from launcher.child import group_alive
+from launcher import procs
 from launcher.cli import main
 from launcher.cli.systemd import systemd_command
 from launcher.errors import ConfigError
+from launcher.procs import group_alive
 from launcher.systemd import (
     UnitOptions,
     quote_arg,
@@ -300,6 +301,7 @@ def write_unit(tmp_path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.e2e
 @needs_analyze
 @pytest.mark.parametrize("user", [False, True], ids=["system", "user"])
 @pytest.mark.parametrize("gpu", [False, True], ids=["cpu", "gpu"])
@@ -325,6 +327,7 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path, user: bool, gpu
     assert result.stderr.strip() == "", result.stderr
 
 
+@pytest.mark.e2e
 @needs_analyze
 def test_systemd_analyze_verify_would_catch_a_bad_line(tmp_path: Path) -> None:
     text = render_unit(options()).replace("KillMode=mixed", "KillMode=mixed\nWatchdogSec=soon\nNoSuchKey=1")
@@ -339,6 +342,7 @@ def exposure(tmp_path: Path, text: str, *, user: bool = False) -> float:
     return float(found.group(1))
 
 
+@pytest.mark.e2e
 @needs_analyze
 def test_systemd_analyze_security_rates_the_system_unit_ok(tmp_path: Path) -> None:
     score = exposure(tmp_path, render_unit(options()))
@@ -445,13 +449,11 @@ def stop_launcher(end: FakeSystemd, proc: subprocess.Popen[bytes], log: Path) ->
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    procs.kill_group(proc.pid, wait=0.0)  # no waiting for the group while its leader is an unreaped zombie
     proc.wait()
 
 
+@pytest.mark.e2e
 def test_notify_ready_watchdog_blocked_loop_and_stop(tmp_path: Path, fake_systemd: FakeSystemd) -> None:
     log = tmp_path / "launch.log"
     proc = start_launcher("uvicorn-1-async", fake_systemd.path, log)
@@ -500,6 +502,7 @@ def test_notify_ready_watchdog_blocked_loop_and_stop(tmp_path: Path, fake_system
         kill_group(proc)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("profile", ["gunicorn-3-sync", "uvicorn-3-sync", "hypercorn-3-sync"])
 def test_only_the_main_process_notifies(tmp_path: Path, fake_systemd: FakeSystemd, profile: str) -> None:
     log = tmp_path / "launch.log"
@@ -585,6 +588,7 @@ def test_from_report(cli: click.Group, tmp_path: Path) -> None:
     assert "Chosen by `launch probe`: fastest" in text
 
 
+@pytest.mark.e2e
 def test_from_a_report_the_probe_itself_wrote(cli: click.Group, tmp_path: Path) -> None:
     from launcher.probe.model import ProbeRun, Recommendation, dump_run
 

@@ -450,6 +450,7 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
     return (int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16))
 
 
+@pytest.mark.e2e
 def test_renders_in_headless_chromium(tmp_path: Path) -> None:
     """A real browser draws the page: many colours, and every bar colour over a real area."""
     from PIL import Image
