@@ -22,14 +22,15 @@ from launcher.errors import ExitCode, LaunchError
 @click.option(
     "--profiles", "spec", metavar="SPEC", help="Only these profiles of the file: comma-separated names or globs."
 )
-def report(file: Path, html_path: Path | None, spec: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result (only --profiles, if given) as JSON.")
+def report(file: Path, html_path: Path | None, spec: str | None, as_json: bool) -> None:
     """Show a saved `launch probe --json` result again, or write it as HTML; nothing is re-run.
 
     With --profiles, the claims and the recommendation are judged again over
     the profiles shown. Exit status: 0, or 2 when the file cannot be read, is
     not a probe result (truncated, foreign, newer schema) or SPEC matches none.
     """
-    from launcher.probe.model import ResultFileError, read_run
+    from launcher.probe.model import ResultFileError, dump_run, read_run
     from launcher.probe.report import render_run, select_profiles
 
     try:
@@ -42,5 +43,7 @@ def report(file: Path, html_path: Path | None, spec: str | None) -> None:
         if html_path.parent and not html_path.parent.is_dir():
             fail(f"--html: folder {str(html_path.parent)!r} does not exist", ExitCode.USAGE)
         write_results(run, json_path=None, html_path=html_path)
-        return
-    render_run(run, console())
+    if as_json:
+        click.echo(dump_run(run))
+    elif html_path is None:
+        render_run(run, console())
