@@ -21,9 +21,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launcher import lifeline
+import psutil
+
+from launcher import lifeline, procs
 from launcher.child import DEFAULT_START_TIMEOUT
-from launcher.procs import group_alive, kill_group, stat_fields
+from launcher.procs import group_alive, kill_group
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU = 0
@@ -192,12 +194,10 @@ def machine_facts() -> dict[str, Any]:
 def group_pids(pgid: int) -> list[int]:
     """Live processes of process group ``pgid``, sorted."""
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        fields = stat_fields(int(entry.name))
-        if fields is not None and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
-            found.append(int(entry.name))
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid and proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                found.append(proc.pid)
     return sorted(found)
 
 
@@ -212,8 +212,8 @@ def pin(pids: Sequence[int], cpus: set[int] | None) -> int:
     count = 0
     for pid in pids:
         try:
-            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
+            tids = [thread.id for thread in psutil.Process(pid).threads()]
+        except psutil.Error:
             continue
         for tid in tids:
             with contextlib.suppress(OSError):
@@ -228,14 +228,7 @@ def pin_group(pgid: int, cpus: set[int] | None) -> int:
 
 def cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU time of ``pids`` so far (all their threads), in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        fields = stat_fields(pid)
-        if fields is not None:
-            # utime and stime: fields 14 and 15 of /proc/PID/stat, 12 and 13 after the name.
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+    return sum(procs.cpu_seconds(pid) or 0.0 for pid in pids)
 
 
 def client_prefix(pinned: bool) -> list[str]:
@@ -243,32 +236,22 @@ def client_prefix(pinned: bool) -> list[str]:
     return ["taskset", "-c", str(CLIENT_CPU)] if pinned else []
 
 
-def status_kib(pid: int, key: str) -> int | None:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
+def rss_mib(pid: int) -> float | None:
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid).memory_info().rss / 2**20
     return None
 
 
-def rss_mib(pid: int) -> float | None:
-    kib = status_kib(pid, "VmRSS")
-    return kib / 1024 if kib is not None else None
-
-
 def pss_mib(pid: int) -> float | None:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
+    with contextlib.suppress(psutil.Error, AttributeError):
+        return float(psutil.Process(pid).memory_full_info().pss) / 2**20
     return None
 
 
 def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
+    with contextlib.suppress(psutil.Error):
+        return " ".join(psutil.Process(pid).cmdline())
+    return ""
 
 
 # --- processes ---------------------------------------------------------------

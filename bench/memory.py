@@ -44,7 +44,7 @@ def run(*, quick: bool = False, say: Callable[[str], None] = print) -> MeasureRe
                     pss = {pid: pss_mib(pid) or 0.0 for pid in pids}
                     launcher_pid = server.pid
                     others = [p for p in pids if p != launcher_pid and p not in workers_now]
-                    row = {
+                    row: dict[str, Any] = {
                         "ready_s": server.ready_seconds,
                         "launcher_pid": launcher_pid,
                         "worker_pids": list(workers_now),
@@ -67,7 +67,7 @@ def run(*, quick: bool = False, say: Callable[[str], None] = print) -> MeasureRe
                 f"over {row['processes']} processes; per worker {per_worker:6.0f} MiB; launcher "
                 f"{row['launcher_rss_mib']:6.0f} MiB{' (is the worker)' if row['launcher_is_worker'] else ''}"
             )
-            others = "; ".join(f"{k}: {v:.0f}" for k, v in row["other_rss_mib"].items())
+            other_rss = "; ".join(f"{k}: {v:.0f}" for k, v in row["other_rss_mib"].items())
             result.figures.append(
                 judged(
                     MEASURE,
@@ -77,7 +77,7 @@ def run(*, quick: bool = False, say: Callable[[str], None] = print) -> MeasureRe
                     detail=f"PSS {row['total_pss_mib']:.0f} MiB over {row['processes']} processes; launcher "
                     f"{row['launcher_rss_mib']:.0f} MiB"
                     + (" (serves in process)" if row["launcher_is_worker"] else "")
-                    + (f"; others {others}" if others else ""),
+                    + (f"; others {other_rss}" if other_rss else ""),
                 )
             )
             result.figures.append(

@@ -1,50 +1,31 @@
-"""Child processes: find every descendant and make sure none outlives us.
-
-Read from /proc rather than through a dependency: the launcher only needs
-parent links and states, and Linux is the platform it serves on.
-"""
+"""Child processes: find every descendant and make sure none outlives us (through psutil)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
-from pathlib import Path
 
+import psutil
 
-def stat_fields(pid: int) -> list[str] | None:
-    """Fields 3 onwards of /proc/PID/stat (state, ppid, pgrp, ...), or None if the process is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name is in parentheses and may hold spaces; fields follow it.
-    return raw[raw.rfind(")") + 2 :].split()
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
 def is_alive(pid: int) -> bool:
     """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
-    fields = stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
+    try:
+        return psutil.Process(pid).status() not in _GONE
+    except psutil.Error:
+        return False
 
 
 def descendants(pid: int) -> list[int]:
     """Every live descendant of ``pid``, parents before children."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        fields = stat_fields(int(entry.name))
-        if fields is None or fields[0] in ("Z", "X"):
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: list[int] = []
-    queue = list(parents.get(pid, []))
-    while queue:
-        child = queue.pop(0)
-        found.append(child)
-        queue.extend(parents.get(child, []))
-    return found
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+    return [child.pid for child in children if is_alive(child.pid)]
 
 
 def reap(pids: list[int]) -> None:
@@ -107,11 +88,11 @@ def resource_tracker_pid() -> int | None:
 
 def cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system) ``pid`` has used so far, or None if it is gone."""
-    fields = stat_fields(pid)
-    if fields is None:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return None
-    # utime and stime are fields 14 and 15 of /proc/PID/stat; the list starts at field 3.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system
 
 
 def group_alive(pgid: int) -> bool:

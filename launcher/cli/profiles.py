@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import click
 
 from launcher.cli._common import catalog_from, console, fail
@@ -11,14 +14,26 @@ from profiles.catalog import profile_to_toml
 
 
 @click.group(invoke_without_command=True)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON list: every field of every profile, and its source."
+)
 @click.pass_context
-def profiles(ctx: click.Context) -> None:
+def profiles(ctx: click.Context, as_json: bool) -> None:
     """List the profiles (built-in and user)."""
     if ctx.invoked_subcommand is not None:
+        if as_json:
+            raise click.UsageError("--json is for the list; `launch profiles show NAME` prints TOML")
         return
     from rich.table import Table
 
     catalog = catalog_from(ctx)
+    if as_json:
+        rows = [
+            {**dataclasses.asdict(entry.profile), "source": str(entry.source) if entry.source else None}
+            for entry in catalog.values()
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
     table = Table(title=f"{len(catalog)} profiles")
     for column in ("name", "backend", "workers", "mode", "timeout", "limit", "limiter", "source"):
         table.add_column(column)

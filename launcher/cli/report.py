@@ -22,7 +22,8 @@ from launcher.errors import ExitCode, LaunchError
 @click.option(
     "--profiles", "spec", metavar="SPEC", help="Only these profiles of the file: comma-separated names or globs."
 )
-def report(file: Path, html_path: Path | None, spec: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result (only --profiles, if given) as JSON.")
+def report(file: Path, html_path: Path | None, spec: str | None, as_json: bool) -> None:
     """Show a saved `launch probe --json` result again, or write it as HTML; nothing is re-run.
 
     With --profiles, the claims and the recommendation are judged again over
@@ -30,7 +31,7 @@ def report(file: Path, html_path: Path | None, spec: str | None) -> None:
     not a probe result (truncated, foreign, newer schema) or SPEC matches none.
     """
     from launcher.probe.judge import select_profiles
-    from launcher.probe.model import ResultFileError, read_run
+    from launcher.probe.model import ResultFileError, dump_run, read_run
     from launcher.probe.report import render_run
 
     try:
@@ -46,5 +47,7 @@ def report(file: Path, html_path: Path | None, spec: str | None) -> None:
             write_results(run, json_path=None, html_path=html_path)
         except LaunchError as exc:
             fail(f"--html: {exc}", exc.exit_code)
-        return
-    render_run(run, console())
+    if as_json:
+        click.echo(dump_run(run))
+    elif html_path is None:
+        render_run(run, console())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -205,3 +207,44 @@ def test_port_in_use_exits_4_naming_the_port(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert lines, "nothing on stderr"
     assert lines[-1] == f"launch: error: port {port} on 127.0.0.1 is already in use"
+
+
+def test_profiles_json_lists_every_field_of_every_profile(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('[profiles.mine]\nextends = "gunicorn-3-offload"\nlimiter = 2\n')
+    result = invoke(runner, "--profiles-file", str(path), "profiles", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [row["name"] for row in rows] == [*builtin_profiles(), "mine"]
+    mine = rows[-1]
+    assert mine["source"] == str(path) and mine["limiter"] == 2 and mine["backend"] == "gunicorn"
+    assert {row["source"] for row in rows[:-1]} == {None}
+    rebuilt = Profile(**{k: v for k, v in mine.items() if k != "source"})  # every field, right types
+    assert rebuilt.replace(description="") == builtin_profiles()["gunicorn-3-offload"].replace(
+        name="mine", limiter=2, description=""
+    )
+
+
+def test_profiles_off_a_terminal_shows_every_name_whole(runner: CliRunner) -> None:
+    # A narrow COLUMNS is what truncated names to "uvicor…" before: off a terminal, rows are never cut.
+    result = runner.invoke(main, ["profiles"], env={"COLUMNS": "40"})
+    assert result.exit_code == 0, result.output
+    for name in builtin_profiles():
+        assert any(name in line.split() for line in result.stdout.splitlines()), name
+    assert "…" not in result.stdout
+
+
+@pytest.mark.e2e
+def test_profiles_piped_to_other_tools() -> None:
+    """`launch profiles | grep NAME` finds every name; `--json` parses with `python -m json.tool`."""
+    launch = [sys.executable, "-m", "launcher", "profiles"]
+    listed = subprocess.run(
+        launch, capture_output=True, text=True, check=True, timeout=60, env={**os.environ, "COLUMNS": "40"}
+    )
+    for name in builtin_profiles():
+        assert name in listed.stdout.split(), name
+    as_json = subprocess.run([*launch, "--json"], capture_output=True, check=True, timeout=60)
+    tool = subprocess.run(
+        [sys.executable, "-m", "json.tool"], input=as_json.stdout, capture_output=True, timeout=60, check=False
+    )
+    assert tool.returncode == 0, tool.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -17,12 +18,13 @@ from launcher.probe.model import load_run
 pytestmark = pytest.mark.e2e  # every test here starts real servers
 
 
-def _scenario(run: dict, profile: str, scenario: str) -> dict:
+def _scenario(run: dict[str, Any], profile: str, scenario: str) -> dict[str, Any]:
     for result in run["profiles"]:
         if result["profile"]["name"] == profile:
             for s in result["scenarios"]:
                 if s["scenario"] == scenario:
-                    return s
+                    found: dict[str, Any] = s
+                    return found
     raise AssertionError(f"{profile}/{scenario} not in the run")
 
 

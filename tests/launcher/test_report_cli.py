@@ -144,6 +144,19 @@ class TestReport:
         result = invoke(runner, "report", str(saved), "--profiles", "uvicorn-1-sync")
         assert_one_line_error(result, str(saved), "malformed launch probe result", "backend")
 
+    def test_json_prints_the_run(self, runner: CliRunner, saved: Path) -> None:
+        result = invoke(runner, "report", str(saved), "--json")
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ""
+        assert load_run(result.stdout) == sample_run()
+        assert json.loads(result.stdout)["schema_version"] == SCHEMA_VERSION
+
+    def test_json_of_some_profiles(self, runner: CliRunner, saved: Path) -> None:
+        result = invoke(runner, "report", str(saved), "--json", "--profiles", "uvicorn-*")
+        assert result.exit_code == 0, result.output
+        names = [p["profile"]["name"] for p in json.loads(result.stdout)["profiles"]]
+        assert names and all(name.startswith("uvicorn-") for name in names)
+
     def test_round_trip_of_a_probe_result(self, runner: CliRunner, saved: Path) -> None:
         assert load_run(saved.read_text()) == sample_run()
 
