@@ -34,6 +34,7 @@ def test_empty_environment_gives_the_defaults() -> None:
         ),
         AppSettings(mode=HandlerMode.ASYNC, model="none", cpu_rate=0.1, watchdog_interval=1e-3),
         AppSettings(cpu_rate=1 / 3, control_socket="@abstract-name"),
+        AppSettings(attribution=True, lab=True),
     ],
 )
 def test_to_env_from_env_round_trip(settings: AppSettings) -> None:
@@ -50,6 +51,9 @@ def test_to_env_leaves_out_unset_optionals() -> None:
         "LAUNCH_LIMITER",
         "LAUNCH_MODEL",
         "LAUNCH_WATCHDOG_INTERVAL",
+        # Always explicit, so a worker never inherits a stale setting from its environment.
+        "LAUNCH_ATTRIBUTION",
+        "LAUNCH_LAB",
     }
 
 
