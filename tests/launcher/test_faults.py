@@ -198,7 +198,7 @@ def test_worker_killed_mid_burst_is_named_and_the_probe_goes_on(tmp_path: Path) 
     target = ProfileTarget(profile=builtin("uvicorn-3-sync", model="none"))
     run = run_probe(
         [target],
-        ProbeOptions(scenarios=("sleep", "cpu", "liveness"), requests=6, seconds=2.0),
+        ProbeOptions(scenarios=("sleep", "cpu", "liveness"), requests=6, seconds=2.0, repeat=1),
         progress=progress,
     )
     (result,) = run.profiles
@@ -244,7 +244,7 @@ def test_a_profile_that_cannot_start_does_not_stop_the_matrix(tmp_path: Path) ->
 def test_five_hundred_concurrent_requests_are_all_accounted_for(profile: str) -> None:
     run = run_probe(
         [ProfileTarget(profile=builtin(profile, model="none"))],
-        ProbeOptions(scenarios=("sleep", "liveness"), requests=500, seconds=1.0),
+        ProbeOptions(scenarios=("sleep", "liveness"), requests=500, seconds=1.0, repeat=1),
     )
     (result,) = run.profiles
     (sleep,) = result.scenarios

@@ -147,7 +147,18 @@ def test_launcher_tells_systemd_ready_then_stopping(tmp_path: Path) -> None:
     log_path = tmp_path / "launch.log"
     env = {key: value for key, value in os.environ.items() if key not in ("WATCHDOG_USEC", "WATCHDOG_PID")}
     env.update(NOTIFY_SOCKET=sock_path, PYTHONUNBUFFERED="1")
-    argv = [sys.executable, "-m", "launcher", "--profile", "uvicorn-3-sync", "--model", "none", "--port", "0"]
+    argv = [
+        sys.executable,
+        "-m",
+        "launcher",
+        "--profile",
+        "uvicorn-3-sync",
+        "--model",
+        "none",
+        "--port",
+        "0",
+        "--attribution",
+    ]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, open(log_path, "wb") as log:
         sock.bind(sock_path)
         proc = subprocess.Popen(

@@ -52,7 +52,7 @@ def test_probe_three_handler_modes(runner: CliRunner, tmp_path: Path) -> None:
         scenario = next(s for p in run.profiles if p.name == name for s in p.scenarios if s.scenario == "sleep")
         overlaps = metrics.overlap_by_pid(scenario.records)
         assert list(overlaps.values()) == [expected], (name, overlaps, sleeps[name]["verdicts"])
-    assert [c["number"] for c in data["claims"]] == list(range(1, 11))
+    assert [c["number"] for c in data["claims"]] == list(range(1, 13))
     assert data["recommendation"] is not None
     assert "Recommended:" in result.output and "the write-up's claims" in result.output
 
@@ -73,7 +73,18 @@ def test_probe_fails_when_the_declared_mode_lies(
     monkeypatch.setattr(launcher.child, "launch_command", lying_command)
     result = runner.invoke(
         main,
-        ["--profiles-file", str(profiles), "probe", "--profiles", "liar", "--scenarios", "sleep,liveness", "-s", "0.5"],
+        [
+            "--profiles-file",
+            str(profiles),
+            "probe",
+            "--profiles",
+            "liar",
+            "--scenarios",
+            "sleep,liveness",
+            "-s",
+            "0.5",
+            "--details",
+        ],
     )
     assert result.exit_code == ExitCode.EXPECTATION_FAILED, result.output
     failing = [line for line in result.output.splitlines() if "FAIL" in line]

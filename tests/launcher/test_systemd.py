@@ -413,7 +413,7 @@ def start_launcher(profile: str, notify_path: str, log: Path) -> subprocess.Pope
     env.update(NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000", PYTHONUNBUFFERED="1")
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "launcher", "--profile", profile, "--model", "none", "--port", "0"],
+            [sys.executable, "-m", "launcher", "--profile", profile, "--model", "none", "--port", "0", "--attribution"],
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
