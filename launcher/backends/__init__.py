@@ -18,6 +18,7 @@ REGISTRY: dict[str, str] = {
     "uvicorn": "launcher.backends.uvicorn",
     "gunicorn": "launcher.backends.gunicorn",
     "hypercorn": "launcher.backends.hypercorn",
+    "granian": "launcher.backends.granian",
 }
 BACKEND_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
