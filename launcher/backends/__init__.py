@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "gunicorn": "launcher.backends.gunicorn",
     "hypercorn": "launcher.backends.hypercorn",
     "granian": "launcher.backends.granian",
+    "gunicorn-asgi": "launcher.backends.gunicorn_asgi",
 }
 BACKEND_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
