@@ -159,7 +159,17 @@ def applies(scenario: str, profile: Profile) -> bool:
 def machine_info() -> dict[str, object]:
     """Cores, Python and the versions of what is measured."""
     versions: dict[str, str | None] = {}
-    for package in ("uvicorn", "gunicorn", "hypercorn", "granian", "uvicorn-worker", "fastapi", "gradio", "torch", "diffusers"):
+    for package in (
+        "uvicorn",
+        "gunicorn",
+        "hypercorn",
+        "granian",
+        "uvicorn-worker",
+        "fastapi",
+        "gradio",
+        "torch",
+        "diffusers",
+    ):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
