@@ -19,7 +19,8 @@ MATRIX = [f"{backend}-{workers}-sync" for backend in BACKEND_NAMES for workers i
 EVENT_STREAM_BROKEN = frozenset({"granian", "gunicorn-asgi"})
 """Backends under which a Gradio demo click never completes, even with one worker (measured).
 
-granian 2.8.9 cancels the queue's processing ("unexpected_error: Cancelled via
+granian 2.8.9 cancels the queue's processing of some clicks (each lone click
+tried here failed; a burst of three lost one) ("unexpected_error: Cancelled via
 cancel scope ... by <Task ... future_watcher>" on the event stream); gunicorn
 27.0.1's asgi worker ends the event stream right after ``process_starts``
 while the job still runs. The test pins that finding: a fixed server fails it,
@@ -64,9 +65,16 @@ def test_profile_serves_api_demo_and_model(name: str, serve: Callable[..., Serve
 
         client = Client(server.url, verbose=False, httpx_kwargs={"timeout": 60})
         if profile.backend in EVENT_STREAM_BROKEN:
-            # gradio_client surfaces the broken stream as asyncio.CancelledError (measured), a BaseException.
-            with pytest.raises((asyncio.CancelledError, Exception)):
-                client.predict(0.2, api_name="/sleep")
+            # Not every click fails under granian (a probe burst saw 2 of 3 complete), so up to three
+            # are tried; gradio_client surfaces the break as asyncio.CancelledError, a BaseException.
+            failed = 0
+            for _ in range(3):
+                try:
+                    client.predict(0.2, api_name="/sleep")
+                except (asyncio.CancelledError, Exception):
+                    failed += 1
+                    break
+            assert failed, f"every demo click completed under {profile.backend}: update EVENT_STREAM_BROKEN"
             # The worker itself is fine: only the demo's event stream broke.
             assert get_json(f"{server.url}/health")[0] == 200
         else:
