@@ -26,13 +26,12 @@ from app.settings import AppSettings, SettingsError
 from app.work import calibrate_cpu_rate
 from launcher import notify, procs
 from launcher.backends import get_backend
-from launcher.backends.base import ServeSpec
+from launcher.backends.base import LISTEN_BACKLOG, ServeSpec
 from launcher.errors import BackendError, BindError, ConfigError, ServerDiedError, StartupError
 from profiles.model import Profile, is_loopback
 
 logger = logging.getLogger("launch")
 
-LISTEN_BACKLOG = 2048
 STOP_GRACE_SECONDS = 5.0
 """How long leftover workers get after the backend returned, before SIGKILL."""
 

@@ -1,4 +1,4 @@
-"""The built-in profiles: every backend x workers {1, 3} x mode, 18 in all."""
+"""The built-in profiles: every backend x workers {1, 3} x mode (5 backends: 30 in all)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ _MODE_NOTES = {
 
 
 def builtin_profiles() -> dict[str, Profile]:
-    """Name -> profile for the built-in matrix, named ``BACKEND-WORKERS-MODE``."""
+    """Name -> profile for the built-in matrix, named ``BACKEND-WORKERS-MODE``.
+
+    A backend name may hold '-' (``gunicorn-asgi``): split a name from the right.
+    """
     profiles: dict[str, Profile] = {}
     for backend in BACKEND_NAMES:
         for workers in BUILTIN_WORKERS:

@@ -12,7 +12,7 @@ from app.settings import MODES, HandlerMode
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A whole profile name (use ``fullmatch``: ``$`` would accept a trailing newline)."""
-BACKEND_NAMES: tuple[str, ...] = ("uvicorn", "gunicorn", "hypercorn")
+BACKEND_NAMES: tuple[str, ...] = ("uvicorn", "gunicorn", "hypercorn", "granian", "gunicorn-asgi")
 """The servers a profile can name. Profiles own the names (they sit below the launcher); the launcher's
 backend registry maps each to its module, and tests/launcher/test_backends_registry.py checks the two agree."""
 DEFAULT_TIMEOUT = 30.0

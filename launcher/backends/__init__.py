@@ -17,8 +17,8 @@ __all__ = ["BACKEND_NAMES", "REGISTRY", "get_backend"]
 if TYPE_CHECKING:
     from launcher.backends.base import Backend
 
-# name -> module: one module per name profiles accept, named after it.
-REGISTRY: dict[str, str] = {name: f"launcher.backends.{name}" for name in BACKEND_NAMES}
+# name -> module: one module per name profiles accept, named after it ("-" becomes "_").
+REGISTRY: dict[str, str] = {name: f"launcher.backends.{name.replace('-', '_')}" for name in BACKEND_NAMES}
 
 
 def get_backend(name: str) -> Backend:

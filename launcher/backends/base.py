@@ -9,6 +9,9 @@ from typing import Protocol
 
 from profiles.model import Profile
 
+LISTEN_BACKLOG = 2048
+"""The listening socket's backlog, the same whichever server takes it."""
+
 APP_FACTORY_MODULE = "launcher.asgi"
 APP_FACTORY_NAME = "create_app"
 APP_FACTORY = f"{APP_FACTORY_MODULE}:{APP_FACTORY_NAME}"

@@ -38,13 +38,13 @@ def _application_class() -> type[Any]:
     return LaunchApplication
 
 
-def gunicorn_options(spec: ServeSpec) -> dict[str, Any]:
+def gunicorn_options(spec: ServeSpec, worker_class: str = WORKER_CLASS) -> dict[str, Any]:
     """Gunicorn settings for ``spec``."""
     timeout = spec.timeout_seconds
     return {
         "bind": [f"fd://{spec.sock.fileno()}"],
         "workers": spec.profile.workers,
-        "worker_class": WORKER_CLASS,
+        "worker_class": worker_class,
         # The worker timeout: a worker whose event loop does not check in for
         # this long is killed. It is a liveness check, not a request timeout.
         "timeout": timeout,
@@ -70,6 +70,10 @@ class Backend:
 
     name = "gunicorn"
 
+    def options(self, spec: ServeSpec) -> dict[str, Any]:
+        """The gunicorn settings this backend runs ``spec`` with."""
+        return gunicorn_options(spec)
+
     def serve(self, spec: ServeSpec) -> None:
         """Run gunicorn's arbiter in this process; workers are forked from it."""
         # Workers are forked: libraries imported here are shared by all of
@@ -81,7 +85,7 @@ class Backend:
             import_libraries()
         from gunicorn.errors import HaltServer
 
-        application = _application_class()(gunicorn_options(spec))
+        application = _application_class()(self.options(spec))
         master = os.getpid()
         try:
             application.run()

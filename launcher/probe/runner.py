@@ -164,9 +164,9 @@ def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[Request
 
 
 def applies(scenario: str, profile: Profile) -> bool:
-    """Whether ``scenario`` means anything for ``profile`` (only gunicorn has a worker timeout)."""
+    """Whether ``scenario`` means anything for ``profile`` (only gunicorn's arbiter has a worker timeout)."""
     if scenario == "timeout":
-        return profile.backend == "gunicorn" and profile.timeout + TIMEOUT_OVERSHOOT_S <= MAX_SECONDS
+        return profile.backend in ("gunicorn", "gunicorn-asgi") and profile.timeout + TIMEOUT_OVERSHOOT_S <= MAX_SECONDS
     if scenario == "generate":
         return profile.model != "none"
     if scenario == "noawait":
@@ -178,7 +178,17 @@ def applies(scenario: str, profile: Profile) -> bool:
 def machine_info() -> dict[str, object]:
     """Cores, Python and the versions of what is measured."""
     versions: dict[str, str | None] = {}
-    for package in ("uvicorn", "gunicorn", "hypercorn", "uvicorn-worker", "fastapi", "gradio", "torch", "diffusers"):
+    for package in (
+        "uvicorn",
+        "gunicorn",
+        "hypercorn",
+        "granian",
+        "uvicorn-worker",
+        "fastapi",
+        "gradio",
+        "torch",
+        "diffusers",
+    ):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from launcher import procs
+from launcher.backends import BACKEND_NAMES
 from launcher.child import ServerProcess
 from launcher.procs import group_alive
 from tests.conftest import builtin
@@ -16,9 +18,20 @@ from tests.http import burst, get, get_json
 
 pytestmark = pytest.mark.e2e  # every test here starts real servers
 
-MATRIX = [f"{backend}-{workers}-sync" for backend in ("uvicorn", "gunicorn", "hypercorn") for workers in (1, 3)]
+MATRIX = [f"{backend}-{workers}-sync" for backend in BACKEND_NAMES for workers in (1, 3)]
+EVENT_STREAM_BROKEN = frozenset({"granian", "gunicorn-asgi"})
+"""Backends under which a Gradio demo click never completes, even with one worker (measured).
+
+granian 2.8.9 cancels the queue's processing of some clicks (each lone click
+tried here failed; a burst of three lost one) ("unexpected_error: Cancelled via
+cancel scope ... by <Task ... future_watcher>" on the event stream); gunicorn
+27.0.1's asgi worker ends the event stream right after ``process_starts``
+while the job still runs. The test pins that finding: a fixed server fails it,
+and the README's caveat must then go.
+"""
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", MATRIX)
 def test_profile_serves_api_demo_and_model(name: str, serve: Callable[..., ServerProcess]) -> None:
     server = serve(builtin(name))
@@ -54,8 +67,22 @@ def test_profile_serves_api_demo_and_model(name: str, serve: Callable[..., Serve
         from gradio_client import Client
 
         client = Client(server.url, verbose=False, httpx_kwargs={"timeout": 60})
-        clicked = client.predict(0.2, api_name="/sleep")
-        assert clicked["kind"] == "demo" and clicked["pid"] == server.pids[0]
+        if profile.backend in EVENT_STREAM_BROKEN:
+            # Not every click fails under granian (a probe burst saw 2 of 3 complete), so up to three
+            # are tried; gradio_client surfaces the break as asyncio.CancelledError, a BaseException.
+            failed = 0
+            for _ in range(3):
+                try:
+                    client.predict(0.2, api_name="/sleep")
+                except (asyncio.CancelledError, Exception):
+                    failed += 1
+                    break
+            assert failed, f"every demo click completed under {profile.backend}: update EVENT_STREAM_BROKEN"
+            # The worker itself is fine: only the demo's event stream broke.
+            assert get_json(f"{server.url}/health")[0] == 200
+        else:
+            clicked = client.predict(0.2, api_name="/sleep")
+            assert clicked["kind"] == "demo" and clicked["pid"] == server.pids[0]
 
     pid = server.pid or 0
     stopped = server.stop(sig=signal.SIGTERM)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from launcher import procs
+from launcher.backends import BACKEND_NAMES
 from launcher.child import ServerProcess, launch_command
 from launcher.errors import ExitCode
 from launcher.probe import metrics
@@ -28,7 +29,9 @@ from tests.conftest import builtin
 from tests.http import get_json
 
 BACKENDS = ("uvicorn", "gunicorn", "hypercorn")
-MATRIX = [(backend, workers) for backend in BACKENDS for workers in (1, 3)]
+MATRIX = [(backend, workers) for backend in BACKEND_NAMES for workers in (1, 3)]
+IN_PROCESS_AT_ONE_WORKER = ("uvicorn", "hypercorn")
+"""Backends that serve one worker in the launcher itself; the others always fork or spawn workers."""
 
 
 def _wait_gone(pids: list[int], seconds: float) -> list[int]:
@@ -102,7 +105,7 @@ def test_sigkilled_launcher_takes_its_workers_along(
     server = serve(builtin(f"{backend}-{workers}-sync", model="none"))
     launcher = server.pid or 0
     workers_and_helpers = procs.descendants(launcher)
-    if workers > 1 or backend == "gunicorn":
+    if workers > 1 or backend not in IN_PROCESS_AT_ONE_WORKER:
         assert set(server.pids) <= set(workers_and_helpers)
     os.kill(launcher, signal.SIGKILL)
     assert _until_gone(server, 5) < 5  # reaps the launcher (a zombie still counts in its group)

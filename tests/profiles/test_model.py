@@ -1,4 +1,4 @@
-"""Profile: a frozen, keyword-only, validated value; the 18 built-ins."""
+"""Profile: a frozen, keyword-only, validated value; the 30 built-ins."""
 
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ def test_unknown_mode_lists_the_modes() -> None:
 
 
 def test_unknown_backend_lists_the_backends() -> None:
-    with pytest.raises(ProfileError, match=r"^backend = 'daphne': expected one of uvicorn, gunicorn, hypercorn$"):
+    expected = "uvicorn, gunicorn, hypercorn, granian, gunicorn-asgi"
+    with pytest.raises(ProfileError, match=rf"^backend = 'daphne': expected one of {expected}$"):
         make(backend="daphne")
 
 
@@ -180,18 +181,18 @@ def test_to_dict_has_every_field() -> None:
     assert Profile(**data) == profile
 
 
-def test_builtin_profiles_are_the_18_named_combinations() -> None:
+def test_builtin_profiles_are_the_30_named_combinations() -> None:
     profiles = builtin_profiles()
     expected = {
         f"{backend}-{workers}-{mode}"
-        for backend in ("uvicorn", "gunicorn", "hypercorn")
+        for backend in ("uvicorn", "gunicorn", "hypercorn", "granian", "gunicorn-asgi")
         for workers in (1, 3)
         for mode in ("sync", "async", "offload")
     }
-    assert len(profiles) == 18
+    assert len(profiles) == 30
     assert set(profiles) == expected
     for name, profile in profiles.items():
-        backend, workers, mode = name.split("-")
+        backend, workers, mode = name.rsplit("-", 2)
         assert profile.name == name
         assert (profile.backend, profile.workers, profile.mode) == (backend, int(workers), mode)
         assert profile.timeout == 30.0
@@ -202,4 +203,4 @@ def test_builtin_profiles_are_the_18_named_combinations() -> None:
 def test_builtin_profiles_are_fresh_each_call() -> None:
     first = builtin_profiles()
     first.clear()
-    assert len(builtin_profiles()) == 18
+    assert len(builtin_profiles()) == 30
