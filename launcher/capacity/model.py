@@ -266,10 +266,10 @@ def summarize_step(
         why = f"stopped early: more than {allowed_misses(scheduled)} requests over {target_s:g} s"
     elif len(samples) < scheduled:
         why = f"only {len(samples)} of {scheduled} sent"
-    elif not keeps_up:
-        why = f"answers came at {achieved:.3g}/s < {KEEP_UP:g} x {rate:g}/s: a queue grows"
     elif p99 is None or p99 > target_s:
         why = f"p99 {p99 or 0:.3f} s > target {target_s:g} s"
+    elif not keeps_up:
+        why = f"answers came at {achieved:.3g}/s < {KEEP_UP:g} x {rate:g}/s: a queue grows"
     else:
         why = f"p99 {p99:.3f} s <= target {target_s:g} s"
     passed = (
