@@ -92,18 +92,9 @@ def _main(argv: list[str] | None = None) -> None:
     print(json.dumps(step))
 
 
-def one_step(url: str, rate: float, seconds: float, *, pinned: bool) -> dict[str, Any]:
-    argv = [
-        *client_prefix(pinned),
-        python(),
-        "-m",
-        "bench.capacity",
-        url,
-        "--rate",
-        repr(rate),
-        "--seconds",
-        repr(seconds),
-    ]
+def one_step(url: str, rate: float, seconds: float, *, pinned: bool, floor_first: bool) -> dict[str, Any]:
+    argv = [*client_prefix(pinned), python(), "-m", "bench.capacity", url, "--rate", repr(rate)]
+    argv += ["--seconds", repr(seconds)] + (["--floor-first"] if floor_first else [])
     out = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=seconds + 60, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"bench.capacity exited with {out.returncode}: {out.stderr[-300:]!r}")
