@@ -17,11 +17,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import attribution, clients, embedding, matrix, memory, timing
+from bench import attribution, capacity, clients, embedding, matrix, memory, timing
 from bench.common import REPO, TIMES, Figure, MeasureResult, machine_facts
 from bench.servers import launched
 
-MEASURES = ("clients", "timing", "embedding", "attribution", "matrix", "memory")
+MEASURES = ("clients", "timing", "embedding", "attribution", "matrix", "memory", "capacity")
 DEFAULT_OUT = REPO / "bench" / "results.json"
 SCHEMA = "launch.bench"
 
@@ -37,6 +37,8 @@ def settings(quick: bool) -> dict[str, Any]:
             "embed_s": 2.0,
             "attr_reps": 3,
             "attr_s": 2.0,
+            "cap_s": 2.0,
+            "cap_reps": 1,
         }
     return {
         "load_s": 4.0,
@@ -46,6 +48,8 @@ def settings(quick: bool) -> dict[str, Any]:
         "embed_s": 3.0,
         "attr_reps": 6,
         "attr_s": 3.0,
+        "cap_s": 4.0,
+        "cap_reps": 3,
     }
 
 
@@ -105,6 +109,8 @@ def in_brief(figure: Figure) -> bool:
         return True
     if figure.measure.startswith("1 "):
         return "c=50, pinned" in figure.name
+    if figure.measure.startswith("7 "):
+        return f"{max(capacity.RATES):g}/s" in figure.name
     if figure.measure.startswith("6 "):
         return "per worker" in figure.name or "-3-" in figure.name
     return "p50" not in figure.name
@@ -150,6 +156,37 @@ def write_results(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the figures and raw data of ``new``'s measures replaced; the merge recorded under ``merges``.
+
+    For adding a measure's rows without re-running the whole bench: the
+    machine facts stay those of the full run, the merged measure keeps its
+    own date and load average in ``merges``.
+    """
+    labels = {f["measure"] for f in new["figures"]}
+    figures = [f for f in old["figures"] if f["measure"] not in labels] + new["figures"]
+    merges = [m for m in old.get("merges", []) if not set(m["measures"]) <= set(new["measures"])]
+    merges.append(
+        {
+            "measures": new["measures"],
+            "date": new["machine"]["date"],
+            "load_average_at_start": new["machine"]["load_average_at_start"],
+            "settings": new["settings"],
+        }
+    )
+    counts = {s: sum(1 for f in figures if f["status"] == s) for s in ("PASS", "MISS", "SKIP", "ERROR")}
+    return {
+        **old,
+        "measures": [*old["measures"], *(m for m in new["measures"] if m not in old["measures"])],
+        "settings": {**old["settings"], **new["settings"]},
+        "counts": counts,
+        "figures": figures,
+        "errors": {**old.get("errors", {}), **new["errors"]},
+        "raw": {**old.get("raw", {}), **new["raw"]},
+        "merges": merges,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short run (a few minutes)")
@@ -160,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         "--markdown", action="store_true", help="print the results file (--out) as a Markdown table; run nothing"
     )
     parser.add_argument("--brief", action="store_true", help="with --markdown: the README's selection of figures")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the measures run in --out (its other figures stay, the merge is recorded)",
+    )
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(args.out.read_text()), brief=args.brief))
@@ -199,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             say(traceback.format_exc())
 
     try:
-        needs_ping = [m for m in ("clients", "timing", "attribution") if m in chosen]
+        needs_ping = [m for m in ("clients", "timing", "attribution", "capacity") if m in chosen]
         if needs_ping:
             # One server for the three measures on the same /ping: uvicorn, 1 worker, sync, no model.
             with launched("uvicorn-1-sync", model="none") as server:
@@ -214,6 +256,11 @@ def main(argv: list[str] | None = None) -> int:
                     attempt(
                         "attribution",
                         lambda: attribution.run(server, reps=conf["attr_reps"], duration=conf["attr_s"], say=say),
+                    )
+                if "capacity" in chosen:
+                    attempt(
+                        "capacity",
+                        lambda: capacity.run(server, duration=conf["cap_s"], reps=conf["cap_reps"], say=say),
                     )
         if "embedding" in chosen:
             attempt(
@@ -263,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, r in results.items()
         },
     }
+    if args.merge and args.out.exists():
+        payload = merged(json.loads(args.out.read_text()), payload)
     write_results(args.out, payload)
     console.print(f"wrote {args.out}")
     return 130 if "interrupted" in errors else 0

@@ -6,6 +6,7 @@ Commands only convert options and call library functions.
 
 from __future__ import annotations
 
+from launcher.cli.capacity import capacity
 from launcher.cli.probe import probe
 from launcher.cli.profiles import profiles
 from launcher.cli.report import report
@@ -16,5 +17,6 @@ main.add_command(profiles)
 main.add_command(probe)
 main.add_command(report)
 main.add_command(systemd_command)
+main.add_command(capacity)
 
 __all__ = ["main"]

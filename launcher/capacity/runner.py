@@ -1,0 +1,239 @@
+"""Run a capacity sweep: start each profile, hold rising arrival rates, narrow on the knee, stop it.
+
+One profile at a time, each a ``launch --profile`` child in its own process
+group (:class:`launcher.child.ServerProcess`: ready via the notify socket once
+every worker loaded its model), always on 127.0.0.1 whatever the profile's
+host says: the load never leaves this machine. Between steps the server is
+given time to work off whatever the previous step left in its handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import importlib.metadata
+import os
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from launcher.capacity.engine import open_loop, wait_idle
+from launcher.capacity.gpu import BusySampler, Gpu, open_gpu
+from launcher.capacity.model import (
+    CapacityRun,
+    ProfileCapacity,
+    SearchPolicy,
+    StepResult,
+    knee,
+    next_rate,
+    size,
+    summarize_step,
+)
+from launcher.child import ServerProcess
+from launcher.errors import ConfigError, StartupError
+from profiles.model import Profile
+
+ROUTES = ("/generate", "/test1", "/test2", "/ping")
+"""Paths of the reference service a sweep may load (with any query)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityTarget:
+    """A profile to sweep and the file it came from (None: built in)."""
+
+    profile: Profile
+    source: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityOptions:
+    """What to send and when to stop."""
+
+    route: str = "/generate"
+    target_s: float = 2.0
+    step_seconds: float = 5.0
+    policy: SearchPolicy = field(default_factory=SearchPolicy)
+    target_rate: float | None = None
+    timeout_s: float | None = None
+    """Per request; default ``max(4 x target, target + 5 s)``: long enough to see how far a miss went."""
+    start_timeout: float = 180.0
+    idle_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        path = self.route.split("?", 1)[0]
+        if path not in ROUTES:
+            raise ConfigError(f"--route {self.route!r}: expected one of {', '.join(ROUTES)} (with any query)")
+        if not 0 < self.step_seconds <= 300:
+            raise ConfigError(f"--step-seconds {self.step_seconds:g}: expected 0 < s <= 300")
+
+    @property
+    def request_timeout(self) -> float:
+        """The per-request timeout in seconds."""
+        return self.timeout_s if self.timeout_s is not None else max(4 * self.target_s, self.target_s + 5.0)
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as recorded in the result file."""
+        return {
+            "route": self.route,
+            "p99_target_s": self.target_s,
+            "step_seconds": self.step_seconds,
+            "start_rate": self.policy.start,
+            "factor": self.policy.factor,
+            "max_rate": self.policy.max_rate,
+            "bisections": self.policy.bisections,
+            "target_rate": self.target_rate,
+            "request_timeout_s": self.request_timeout,
+        }
+
+
+def machine_info(gpu: Gpu | None, gpu_text: str) -> dict[str, Any]:
+    """Cores, GPU, Python and the versions of what is measured."""
+    versions: dict[str, str | None] = {}
+    for package in ("uvicorn", "gunicorn", "hypercorn", "aiohttp", "torch", "diffusers", "nvidia-ml-py"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cores": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "gpu": gpu.name if gpu else None,
+        "gpu_memory_mib": gpu.memory_mib if gpu else None,
+        "gpu_note": gpu_text,
+        "versions": versions,
+    }
+
+
+def sweep_profile(
+    target: CapacityTarget,
+    options: CapacityOptions,
+    *,
+    gpu: Gpu | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> ProfileCapacity:
+    """Start the profile, run the knee search on it, stop it. Ctrl-C returns what was measured, ``interrupted``."""
+    profile = target.profile.replace(host="127.0.0.1")
+    server = ServerProcess(
+        profile=profile,
+        profiles_files=(target.source,) if target.source else (),
+        env={"GRADIO_ANALYTICS_ENABLED": "False"},
+        log_level="warning",
+    )
+    source = str(target.source) if target.source else None
+    progress(f"{profile.name}: starting")
+    try:
+        server.start(timeout=options.start_timeout)
+    except StartupError as exc:
+        server.cleanup()
+        return ProfileCapacity(
+            profile=profile.to_dict(), source=source, status="did_not_start", workers=profile.workers, error=str(exc)
+        )
+    history: list[tuple[float, bool]] = []
+    steps: list[StepResult] = []
+    status = "ok"
+    error: str | None = None
+    gpu_memory: dict[str, float] = {}
+    try:
+        progress(f"{profile.name}: ready in {server.ready_seconds:.1f} s at {server.url}")
+        if gpu is not None:
+            gpu_memory = gpu.process_memory_mib(server.worker_pids_now())
+        while (rate := next_rate(history, options.policy)) is not None:
+            progress(f"{profile.name}: {rate:g}/s for {options.step_seconds:g} s")
+            sampler = BusySampler(gpu=gpu) if gpu is not None else None
+            with sampler or contextlib.nullcontext():
+                run = asyncio.run(
+                    open_loop(
+                        server.url + options.route,
+                        rate,
+                        options.step_seconds,
+                        timeout=options.request_timeout,
+                        target_s=options.target_s,
+                    )
+                )
+            step = summarize_step(
+                run.samples,
+                rate=rate,
+                seconds=options.step_seconds,
+                scheduled=run.scheduled,
+                started_ns=run.started_ns,
+                target_s=options.target_s,
+                stopped_early=run.stopped_early,
+                worker_pids=server.worker_pids_now(),
+                gpu_busy=sampler.mean if sampler is not None else None,
+                gpu_memory_mib=gpu.process_memory_mib(server.worker_pids_now()) if gpu is not None else None,
+            )
+            steps.append(step)
+            history.append((rate, step.passed))
+            progress(f"{profile.name}: {rate:g}/s {'PASS' if step.passed else 'MISS'}: {step.why}")
+            if not server.alive():
+                status, error = "died", f"the server stopped during the {rate:g}/s step: {server.cause()}"
+                break
+            if not asyncio.run(wait_idle(server.url, workers=profile.workers, timeout=options.idle_timeout)):
+                progress(f"{profile.name}: still busy {options.idle_timeout:g} s after the step; going on")
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        server.stop()
+        server.cleanup()
+    found = knee(history)
+    return ProfileCapacity(
+        profile=profile.to_dict(),
+        source=source,
+        status=status,
+        workers=profile.workers,
+        ready_seconds=server.ready_seconds,
+        pids=server.pids,
+        steps=tuple(steps),
+        knee=found,
+        capped=bool(history) and all(ok for _, ok in history) and found is not None,
+        error=error,
+        gpu_memory_mib=gpu_memory,
+    )
+
+
+def run_capacity(
+    targets: Sequence[CapacityTarget],
+    options: CapacityOptions,
+    *,
+    progress: Callable[[str], None] = lambda _: None,
+) -> CapacityRun:
+    """Sweep every target in turn; after Ctrl-C the run holds what was measured, marked incomplete."""
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    gpu, gpu_text = open_gpu()
+    progress(gpu_text if gpu is None else f"GPU: {gpu_text}")
+    machine = machine_info(gpu, gpu_text)
+    results: list[ProfileCapacity] = []
+    try:
+        for target in targets:
+            result = sweep_profile(target, options, gpu=gpu, progress=progress)
+            results.append(result)
+            if result.status == "interrupted":
+                break
+    finally:
+        if gpu is not None:
+            gpu.close()
+    complete = all(r.status != "interrupted" for r in results)
+    sizing = (
+        size(
+            results,
+            target_rate=options.target_rate,
+            cores=int(machine["cores"]),
+            gpu_memory_mib=machine["gpu_memory_mib"],
+        )
+        if options.target_rate
+        else None
+    )
+    return CapacityRun(
+        created=created,
+        machine=machine,
+        options=options.to_json(),
+        profiles=tuple(results),
+        sizing=sizing,
+        complete=complete,
+    )

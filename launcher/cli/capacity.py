@@ -1,0 +1,124 @@
+"""``launch capacity``: open-loop arrival-rate sweeps that find each profile's knee at a p99 target."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from launcher.cli._common import catalog_from, console, fail
+from launcher.errors import ExitCode, LaunchError
+from profiles import ProfileError
+
+
+@click.command()
+@click.option("--profiles", "spec", metavar="SPEC", required=True, help="Comma-separated names or globs.")
+@click.option(
+    "--route",
+    default="/generate",
+    show_default=True,
+    help="Path and query to load: /generate, /test1, /test2 or /ping, e.g. '/test2?seconds=0.2'.",
+)
+@click.option("--p99", "p99", default="2s", show_default=True, help="Latency target for the p99 (ms or s).")
+@click.option(
+    "--step-seconds",
+    type=click.FloatRange(0, 300, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="How long each rate is held.",
+)
+@click.option("--start-rate", default="1/s", show_default=True, help="First rate of the geometric ramp.")
+@click.option("--factor", type=click.FloatRange(1, 10, min_open=True), default=2.0, show_default=True)
+@click.option("--max-rate", default="200/s", show_default=True, help="The ramp stops here.")
+@click.option(
+    "--bisections",
+    type=click.IntRange(0, 10),
+    default=4,
+    show_default=True,
+    help="Steps spent narrowing on the knee after the first miss.",
+)
+@click.option("--target-rate", help="Traffic to size for, e.g. 5/s or 300/min.")
+@click.option("--model", help="Override every profile's model (tiny, none or a folder).")
+@click.option("--timeout", "timeout", help="Per-request timeout (default: max(4 x p99, p99 + 5 s)).")
+@click.option("--start-timeout", type=click.FloatRange(1), default=180.0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the full result.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML chart.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+@click.pass_context
+def capacity(
+    ctx: click.Context,
+    spec: str,
+    route: str,
+    p99: str,
+    step_seconds: float,
+    start_rate: str,
+    factor: float,
+    max_rate: str,
+    bisections: int,
+    target_rate: str | None,
+    model: str | None,
+    timeout: str | None,
+    start_timeout: float,
+    json_path: Path | None,
+    html_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Find the arrival rate each profile sustains with p99 under the target, and size for a target rate.
+
+    Requests are sent open-loop on a fixed schedule (never waiting for
+    answers) to 127.0.0.1 only; latency counts from the scheduled send time.
+    Exit status: 0 done, 5 a profile did not start, 2 usage error, 130 interrupted.
+    """
+    from launcher.capacity.model import SearchPolicy, dump_run, parse_duration, parse_rate
+    from launcher.capacity.report import render_html, render_run
+    from launcher.capacity.runner import CapacityOptions, CapacityTarget, run_capacity
+
+    catalog = catalog_from(ctx)
+    try:
+        chosen = catalog.select(spec)
+        targets = [
+            CapacityTarget(profile=p.replace(model=model) if model else p, source=catalog[p.name].source)
+            for p in chosen
+        ]
+        policy = SearchPolicy(
+            start=parse_rate(start_rate), factor=factor, max_rate=parse_rate(max_rate), bisections=bisections
+        )
+        options = CapacityOptions(
+            route=route if route.startswith("/") else "/" + route,
+            target_s=parse_duration(p99),
+            step_seconds=step_seconds,
+            policy=policy,
+            target_rate=parse_rate(target_rate) if target_rate else None,
+            timeout_s=parse_duration(timeout) if timeout else None,
+            start_timeout=start_timeout,
+        )
+    except (ProfileError, LaunchError) as exc:
+        fail(str(exc), ExitCode.USAGE)
+    except ValueError as exc:  # SearchPolicy: start above max rate
+        fail(f"--start-rate/--max-rate: {exc}", ExitCode.USAGE)
+    for option, path in (("--json", json_path), ("--html", html_path)):
+        if path is not None and path.parent and not path.parent.is_dir():
+            fail(f"{option}: folder {str(path.parent)!r} does not exist", ExitCode.USAGE)
+
+    def progress(line: str) -> None:
+        if not quiet:
+            click.echo(f"capacity: {line}", err=True)
+
+    try:
+        run = run_capacity(targets, options, progress=progress)
+    except KeyboardInterrupt:
+        fail("interrupted", ExitCode.INTERRUPTED)
+    for option, path in (("--json", json_path), ("--html", html_path)):
+        if path is None:
+            continue
+        text = dump_run(run) + "\n" if option == "--json" else render_html(run)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}", ExitCode.USAGE)
+    render_run(run, console())
+    if not run.complete:
+        fail("interrupted; partial results", ExitCode.INTERRUPTED)
+    if any(p.status != "ok" for p in run.profiles):
+        sys.exit(ExitCode.NOT_STARTED)

@@ -1,0 +1,68 @@
+"""``launch capacity`` end to end: a real profile, real load, a knee found; and its usage errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from launcher.cli import main
+
+REPO = Path(__file__).resolve().parents[3]
+SLEEP_S = 0.05
+
+
+@pytest.mark.e2e
+def test_capacity_finds_the_knee_of_one_offload_worker(tmp_path: Path) -> None:
+    out, page = tmp_path / "cap.json", tmp_path / "cap.html"
+    argv = [
+        sys.executable, "-m", "launcher", "capacity",
+        "--profiles", "uvicorn-1-offload", "--model", "none",
+        "--route", f"/test1?seconds={SLEEP_S}", "--p99", "0.5s",
+        "--step-seconds", "1", "--start-rate", "4/s", "--bisections", "3",
+        "--target-rate", "50/s", "--json", str(out), "--html", str(page),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GRADIO_ANALYTICS_ENABLED": "False"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=240, env=env, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert (data["schema"], data["schema_version"], data["complete"]) == ("launch.capacity", 1, True)
+    (profile,) = data["profiles"]
+    # One worker, limiter 1: one 50 ms sleep at a time, so at most 20/s are served;
+    # a step is sustained only if answers keep up with 0.9x its rate.
+    assert profile["knee"] is not None
+    assert 4 <= profile["knee"] <= 1 / SLEEP_S / 0.9
+    rates = [s["rate"] for s in profile["steps"]]
+    assert rates[:4] == [4, 8, 16, 32]  # the geometric ramp, then bisection
+    assert any(not s["passed"] for s in profile["steps"])
+    at_knee = next(s for s in profile["steps"] if s["rate"] == profile["knee"])
+    assert at_knee["p99_s"] <= 0.5 and at_knee["errors"] == 0
+    (busy,) = at_knee["utilisation"].values()  # the server's own work intervals, one worker
+    assert busy >= 0.9 * profile["knee"] * SLEEP_S
+    assert data["sizing"]["workers_needed"] >= 3
+    assert "knee" in done.stdout and "Sizing:" in done.stdout and "no GPU" in done.stdout
+    html = page.read_text()
+    assert "<svg" in html and "<script" not in html
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--p99", "soon"], "unreadable duration"),
+        (["--route", "/admin"], "--route '/admin': expected one of"),
+        (["--target-rate", "5/day"], "unreadable rate"),
+        (["--start-rate", "50/s", "--max-rate", "10/s"], "--start-rate/--max-rate"),
+        (["--profiles", "nope"], "nope"),
+    ],
+)
+def test_capacity_usage_errors_are_one_line_with_exit_2(args: list[str], message: str) -> None:
+    base = {"--profiles": "uvicorn-1-offload"}
+    flat = [x for k, v in base.items() if k not in args for x in (k, v)] + args
+    result = CliRunner().invoke(main, ["capacity", *flat])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
