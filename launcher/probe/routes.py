@@ -12,7 +12,7 @@ The classes, tested in this order:
     a request errored or answered 4xx/5xx.
 ``blocks_event_loop``
     a worker that served the route had its event loop stalled for at least
-    :data:`BLOCK_FLOOR_MS` and half the route's median server time: the route
+    :data:`BLOCK_FLOOR_MS` and 0.8 of the route's median server time: the route
     runs blocking code on the loop, and nothing else on that worker moves.
 ``cpu_bound_threads``
     requests overlapped on one worker, yet that worker burnt CPU for at least
@@ -168,7 +168,7 @@ def classify_burst(facts: BurstFacts) -> BurstVerdict:
     cpu_share = max(shares, default=0.0)
     if failed:
         route_class = FAILS
-    elif stall >= max(BLOCK_FLOOR_MS, 0.5 * median_ms):
+    elif stall >= max(BLOCK_FLOOR_MS, 0.8 * median_ms):
         route_class = BLOCKS
     elif overlap >= 2 and cpu_share >= CPU_SHARE and not serial:
         route_class = CPU_THREADS
