@@ -89,7 +89,7 @@ def test_scenario_file_reads_bursts_and_gradio(tmp_path: Path) -> None:
         ('[[burst]]\npath = "a"\n', "burst[0].path = 'a': expected a path starting with /"),
         ('[[burst]]\npath = "/a"\nmethod = "FETCH"\n', "burst[0].method = 'FETCH': Input should be"),
         ('[[burst]]\npath = "/a"\nspeed = 3\n', "burst[0].speed = 3: Extra inputs are not permitted"),
-        ('[[burst]]\nn = 2\n', "burst[0].path: Field required"),
+        ("[[burst]]\nn = 2\n", "burst[0].path: Field required"),
         ('health = "/h"\n', "no [[burst]] or [[gradio]] entry"),
         ("[[burst]\n", "not valid TOML"),
     ],

@@ -202,3 +202,17 @@ def test_a_scenario_file_mistake_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         f"launch: error: {scenario}: burst[0].n = -1: Input should be greater than or equal to 1"
     )
+
+
+@pytest.mark.e2e
+def test_a_systemd_unit_serves_the_user_app_from_an_absolute_folder() -> None:
+    done = _launch("systemd", "--profile", "gunicorn-3-sync", "--app", "examples.shop:app", "--user")
+    assert done.returncode == 0, done.stderr
+    exec_start = next(line for line in done.stdout.splitlines() if line.startswith("ExecStart="))
+    assert exec_start.endswith(f"--profile gunicorn-3-sync --app examples.shop:app --app-dir {ROOT}")
+    refused = _launch("systemd", "--profile", "gunicorn-3-sync", "--app", "examples.shop:nope", "--user")
+    assert refused.returncode == ExitCode.USAGE
+    assert (
+        refused.stderr.strip()
+        == "launch: error: --app examples.shop:nope: module examples.shop has no attribute 'nope'"
+    )
