@@ -13,10 +13,15 @@ pids, so it is off by default.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from app.notify import send as notify_send
+from app.settings import AppSettings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -92,8 +97,147 @@ def wrap(app: ASGIApp, *, attribution: bool | None = None) -> ASGIApp:
     return AttributionMiddleware(app) if attribution else app
 
 
-def create_app() -> ASGIApp:
-    """The reference service as served by ``launch`` (the workers' factory)."""
-    from app.main import create_app as create_reference_app
+LAG_TICK_S = 0.01
+"""The lag monitor's sleep: how late the loop wakes it from this sleep is the lag."""
+LAG_REPORT_S = 0.1
+"""How often each worker reports its lag (``X_LAUNCH_LAG=MAX_MS,TOTAL_MS``) over the notify channel."""
+LAG_FIELD = "X_LAUNCH_LAG"
 
-    return wrap(create_reference_app())
+
+class WorkerReporter:
+    """What a worker tells the launcher from its event loop: readiness, liveness pings, loop lag.
+
+    The reference service reports READY and WATCHDOG itself (its lifespan loads
+    the model first); for a user's app, which knows nothing of the launcher,
+    :class:`SupervisedApp` does it here. The lag monitor runs for both, only
+    with attribution on (a probing aid).
+    """
+
+    def __init__(self, settings: AppSettings, *, readiness: bool) -> None:
+        self.settings = settings
+        self.readiness = readiness
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def notify(self, **fields: str | int | float) -> None:
+        """Send one message to the launcher's control socket, if there is one."""
+        if self.settings.control_socket:
+            notify_send(self.settings.control_socket, {**fields, "WORKER": os.getpid()})
+
+    def started(self) -> None:
+        """The app's startup completed: report ready, start pinging and watching the loop."""
+        if self.readiness:
+            self.notify(READY=1)
+            if self.settings.watchdog_interval > 0:
+                self._tasks.append(asyncio.create_task(self._watchdog(self.settings.watchdog_interval)))
+        if self.settings.attribution and self.settings.control_socket:
+            self._tasks.append(asyncio.create_task(self._lag_monitor()))
+
+    def stopping(self) -> None:
+        """The app is shutting down: stop the tasks, report stopping."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        if self.readiness:
+            self.notify(STOPPING=1)
+
+    async def _watchdog(self, interval: float) -> None:
+        # From the event loop on purpose: a blocked loop stops the pings.
+        while True:
+            self.notify(WATCHDOG=1)
+            await asyncio.sleep(interval)
+
+    async def _lag_monitor(self) -> None:
+        # Sleep a short tick and measure how late the loop wakes us: anything
+        # past the tick is time the loop could not run callbacks (a blocking
+        # call in an async handler, or the GIL held by other threads). The
+        # worst wake and the sum over each report window go to the launcher;
+        # a window that saw no lag is reported too, so "no lag" is a measurement.
+        window_start = time.monotonic()
+        worst = total = 0.0
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(LAG_TICK_S)
+            now = time.monotonic()
+            lag = max(0.0, now - before - LAG_TICK_S)
+            worst = max(worst, lag)
+            total += lag
+            if now - window_start >= LAG_REPORT_S:
+                self.notify(**{LAG_FIELD: f"{worst * 1e3:.1f},{total * 1e3:.1f}"})
+                window_start, worst, total = now, 0.0, 0.0
+
+
+class SupervisedApp:
+    """Runs the app's lifespan and reports to the launcher around it (readiness, pings, lag).
+
+    A user's app that does not speak the lifespan protocol (it raises on the
+    ``lifespan`` scope before reading anything) is given one here, so it is
+    still reported ready once the server runs it.
+    """
+
+    def __init__(self, app: ASGIApp, reporter: WorkerReporter) -> None:
+        self.app = app
+        self.reporter = reporter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass every scope through; watch the lifespan's startup and shutdown."""
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            received += 1
+            return await receive()
+
+        async def watched_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                self.reporter.started()
+            elif message["type"] == "lifespan.shutdown.complete":
+                self.reporter.stopping()
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except Exception:
+            if received:
+                raise
+            await self._own_lifespan(receive, send)
+
+    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.reporter.started()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.reporter.stopping()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app() -> ASGIApp:
+    """The app served by ``launch`` (the workers' factory): the reference service, or the user's ``--app``.
+
+    The user's app comes from ``LAUNCH_APP`` (:mod:`launcher.userapp`), set by
+    the launcher so that every spawned or forked worker imports it itself.
+    """
+    from launcher.userapp import AppSpec, load
+
+    settings = AppSettings.from_env()
+    user = AppSpec.from_env()
+    if user is None:
+        from app.main import create_app as create_reference_app
+
+        served: ASGIApp = create_reference_app(settings)
+    else:
+        if settings.supervisor_pid is not None and settings.supervisor_pid != os.getpid():
+            from app.runtime import die_with_parent
+
+            # As the reference service does: a SIGKILLed launcher takes its workers with it.
+            with contextlib.suppress(Exception):
+                die_with_parent(settings.supervisor_pid)
+        served = load(user)
+    return SupervisedApp(
+        wrap(served, attribution=settings.attribution), WorkerReporter(settings, readiness=user is not None)
+    )

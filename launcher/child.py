@@ -28,8 +28,9 @@ from pathlib import Path
 
 from launcher import lifeline, notify
 from launcher.errors import StartupError
-from launcher.flags import ADDRESS_FIELDS, profile_arguments
+from launcher.flags import ADDRESS_FIELDS, REFERENCE_ONLY_FIELDS, profile_arguments
 from launcher.procs import group_alive, kill_group
+from launcher.userapp import AppSpec
 from profiles.model import Profile
 
 DEFAULT_START_TIMEOUT = 180.0
@@ -67,6 +68,8 @@ def launch_command(
     log_level: str = "info",
     attribution: bool = True,
     lab: bool = False,
+    app: AppSpec | None = None,
+    health_path: str | None = None,
 ) -> list[str]:
     """The child's argv: the profile by name, every field given explicitly so the child runs exactly ``profile``."""
     argv = [sys.executable, "-m", "launcher"]
@@ -75,7 +78,12 @@ def launch_command(
     argv += ["--profile", profile.name, "--fd", str(fd)]
     # The address comes with the socket; every other field is explicit, so a user profile of the same name
     # (or a catalog that changed since) cannot make the child serve something else.
-    argv += profile_arguments(profile, skip=ADDRESS_FIELDS)
+    # A user's app: the reference service's own fields are left out (they would only be reported as ignored).
+    argv += profile_arguments(profile, skip=ADDRESS_FIELDS | (set(REFERENCE_ONLY_FIELDS) if app else set()))
+    if app is not None:
+        argv += app.cli_args()
+    if health_path is not None:
+        argv += ["--health-path", health_path]
     argv += ["--log-level", log_level]
     # Driven by the probe (or a test): attribution headers on.
     argv.append("--attribution" if attribution else "--no-attribution")
@@ -96,6 +104,10 @@ class ServerProcess:
     attribution: bool = True
     """Attribution headers and worker internals: on, since the child is driven by a probe or a test."""
     lab: bool = False
+    app: AppSpec | None = None
+    """The user's app instead of the reference service."""
+    health_path: str | None = None
+    """Ready once this answers 200 (None: the child's default)."""
     url: str = ""
     pids: tuple[int, ...] = ()
     ready_seconds: float = 0.0
@@ -132,6 +144,8 @@ class ServerProcess:
             log_level=self.log_level,
             attribution=self.attribution,
             lab=self.lab,
+            app=self.app,
+            health_path=self.health_path,
         )
         env = {**os.environ, **self.env, "NOTIFY_SOCKET": self._listener.path, "PYTHONUNBUFFERED": "1"}
         self._started_at = time.monotonic()

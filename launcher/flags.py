@@ -57,6 +57,8 @@ PROFILE_OPTIONS: tuple[ProfileOption, ...] = (
         field="model", flag="--model", type=None, help="'tiny', 'none' or a local diffusers pipeline folder."
     ),
 )
+REFERENCE_ONLY_FIELDS: tuple[str, ...] = ("mode", "concurrency_limit", "limiter", "model")
+"""Fields that configure the reference service itself: they mean nothing for a user's ``--app``."""
 ADDRESS_FIELDS = frozenset({"host", "port"})
 """Fields a child serving on an inherited socket (``--fd``) does not need."""
 

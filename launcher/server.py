@@ -25,9 +25,12 @@ from dataclasses import dataclass, field
 from app.settings import AppSettings, SettingsError
 from app.work import calibrate_cpu_rate
 from launcher import notify, procs
+from launcher.asgi import LAG_FIELD
 from launcher.backends import get_backend
 from launcher.backends.base import LISTEN_BACKLOG, ServeSpec
 from launcher.errors import BackendError, BindError, ConfigError, ServerDiedError, StartupError
+from launcher.userapp import APP_DIR_ENV, APP_ENV, FACTORY_ENV, AppSpec
+from launcher.userapp import check as check_app
 from profiles.model import Profile, is_loopback
 
 logger = logging.getLogger("launch")
@@ -89,10 +92,10 @@ def _env_cpu_rate() -> float | None:
         raise ConfigError(str(exc)) from None
 
 
-def health_ok(url: str, timeout: float = 1.0) -> bool:
-    """True when ``GET url/health`` answers 200 within ``timeout`` (never through a proxy)."""
+def health_ok(url: str, timeout: float = 1.0, path: str = "/health") -> bool:
+    """True when ``GET url + path`` answers 200 within ``timeout`` (never through a proxy)."""
     try:
-        with DIRECT_OPENER.open(f"{url}/health", timeout=timeout) as response:
+        with DIRECT_OPENER.open(f"{url}{path}", timeout=timeout) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -130,6 +133,8 @@ class Monitor:
     on_ready: Callable[[ReadyInfo], None]
     watchdog_seconds: float = 0.0
     systemd_socket: str | None = None
+    health_path: str | None = "/health"
+    """Readiness also needs a 200 here (None: the workers' READY is enough)."""
     workers: dict[int, WorkerState] = field(default_factory=dict)
     ready: ReadyInfo | None = None
     _last_watchdog: float = 0.0
@@ -183,10 +188,18 @@ class Monitor:
             state.last_ping = now
         if message.get("STOPPING") == "1":
             state.stopping = True
+        lag = message.get(LAG_FIELD)
+        if lag is not None:
+            # Event-loop lag reports (attribution on: a probe drives this server) go
+            # through to whoever reads our notify socket, with the worker's pid.
+            relayed: dict[str, str | int | float] = {LAG_FIELD: lag, "WORKER": pid}
+            self.to_systemd(**relayed)
 
     def _check_ready(self, now: float) -> None:
         live = self.live_workers()
-        if len(live) < self.expected_workers or not health_ok(self.url, timeout=0.5):
+        if len(live) < self.expected_workers:
+            return
+        if self.health_path is not None and not health_ok(self.url, timeout=0.5, path=self.health_path):
             return
         self.ready = ReadyInfo(url=self.url, pids=tuple(sorted(w.pid for w in live)), seconds=now - self.started)
         self.on_ready(self.ready)
@@ -244,6 +257,10 @@ class ServeOptions:
     """Attribution headers on every response and worker internals in /health (a probing aid)."""
     lab: bool = False
     """The lab routes that reproduce the write-up's mistakes."""
+    app: AppSpec | None = None
+    """Serve the user's ASGI app instead of the reference service."""
+    health_path: str | None = "/health"
+    """Readiness also waits for a 200 here (None: every worker's startup having completed is enough)."""
 
 
 def _take_watchdog_seconds() -> float:
@@ -267,6 +284,9 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
     """
     profile = options.profile
     started = time.monotonic()
+    if options.app is not None:
+        # Before anything is bound or spawned: a bad --app is one line, not a traceback per worker.
+        check_app(options.app)
     sock = socket_from_fd(options.fd) if options.fd is not None else bind_socket(profile.host, profile.port)
     url = url_of(sock)
     if not is_loopback(sock.getsockname()[0]):
@@ -281,7 +301,8 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
         model=profile.model,
         # One rate for every worker (and, through LAUNCH_CPU_RATE, for every
         # profile of a probe run): CPU work means the same amount everywhere.
-        cpu_rate=options.cpu_rate or _env_cpu_rate() or calibrate_cpu_rate(),
+        # (A user's app has no CPU route of ours: no calibration to wait for.)
+        cpu_rate=options.cpu_rate or _env_cpu_rate() or (None if options.app else calibrate_cpu_rate()),
         control_socket=listener.path,
         # Ping at half the watchdog period so one late ping is not a restart.
         watchdog_interval=watchdog / 2 if watchdog else 0.0,
@@ -293,6 +314,10 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
     # the environment; Gradio must never phone home or open a share link.
     os.environ.update(settings.to_env())
     os.environ.update({"GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SHARE": "False"})
+    for key in (APP_ENV, FACTORY_ENV, APP_DIR_ENV):
+        os.environ.pop(key, None)
+    if options.app is not None:
+        os.environ.update(options.app.to_env())
     monitor = Monitor(
         listener=listener,
         url=url,
@@ -301,6 +326,7 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
         on_ready=on_ready or (lambda info: None),
         watchdog_seconds=watchdog,
         systemd_socket=systemd_socket,
+        health_path=options.health_path,
     )
     monitor.start()
     backend = get_backend(profile.backend)

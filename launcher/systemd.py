@@ -24,7 +24,8 @@ from pathlib import Path, PurePosixPath
 from launcher import __version__
 from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.errors import ConfigError
-from launcher.flags import profile_arguments
+from launcher.flags import REFERENCE_ONLY_FIELDS, profile_arguments
+from launcher.userapp import AppSpec
 from profiles.model import Profile, is_loopback
 
 DEFAULT_WATCHDOG_SECONDS = 30.0
@@ -117,6 +118,8 @@ class UnitOptions:
     """The Python the ``launch`` script runs, symlinks followed: the service must be able to read it too."""
     note: str = ""
     """Free text for the header comment (why this profile was chosen)."""
+    app: AppSpec | None = None
+    """Serve the user's ASGI app (``--app``) instead of the reference service; its folder must be absolute."""
     env_pairs: tuple[tuple[str, str], ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
@@ -230,7 +233,10 @@ def exec_args(options: UnitOptions) -> list[str]:
     for path in options.profiles_files:
         args += ["--profiles-file", str(path)]
     args += ["--profile", profile.name]
-    args += profile_arguments(profile, unless_same_in=options.catalog_profile or profile)
+    skip = REFERENCE_ONLY_FIELDS if options.app is not None else ()
+    args += profile_arguments(profile, skip=skip, unless_same_in=options.catalog_profile or profile)
+    if options.app is not None:
+        args += options.app.cli_args()
     return args
 
 
@@ -244,6 +250,8 @@ def read_paths(options: UnitOptions) -> list[Path]:
     paths = [options.launch_path]
     paths += [p for p in (options.interpreter, options.venv, options.workdir) if p is not None]
     paths += options.profiles_files
+    if options.app is not None and options.app.app_dir is not None:
+        paths.append(Path(options.app.app_dir))
     model = options.profile.model
     if model.startswith("/"):
         paths.append(Path(model))

@@ -29,8 +29,11 @@ if TYPE_CHECKING:
 @click.option(
     "--scenarios",
     metavar="LIST",
-    help="Comma-separated: sleep, cpu, generate, mixed, liveness, timeout (default: all).",
+    help="Comma-separated: sleep, cpu, generate, mixed, liveness, timeout (default: all); with --app: a TOML FILE.",
 )
+@click.option("--app", "app_target", metavar="MODULE:ATTR", help="Probe your own ASGI app (with --scenarios FILE).")
+@click.option("--factory", is_flag=True, help="--app names a factory: call it with no arguments.")
+@click.option("--app-dir", type=click.Path(file_okay=False, exists=True), help="Import --app from this folder.")
 @click.option(
     "--requests", "-n", type=click.IntRange(1, MAX_REQUESTS), default=3, show_default=True, help="N per burst."
 )
@@ -90,6 +93,9 @@ def probe(
     claims_only: bool,
     start_timeout: float,
     quiet: bool,
+    app_target: str | None,
+    factory: bool,
+    app_dir: str | None,
 ) -> None:
     """Start each profile, hit it the way real users do, and judge what happened.
 
@@ -107,6 +113,23 @@ def probe(
     from launcher.probe.store import ResultWriteError
 
     catalog = catalog_from(ctx)
+    if app_target is not None:
+        from launcher.cli._appprobe import probe_user_app
+
+        probe_user_app(
+            catalog,
+            spec=spec,
+            target=app_target,
+            factory=factory,
+            app_dir=app_dir,
+            scenarios=scenarios,
+            json_path=json_path,
+            profiles_files=tuple(ctx.find_root().params.get("profiles_file") or ()),
+            quiet=quiet,
+        )
+        return
+    if factory or app_dir is not None:
+        fail("--factory and --app-dir go with --app MODULE:ATTR", ExitCode.USAGE)
     done: tuple[ProfileResult, ...] = ()
     try:
         chosen = catalog.select(spec)

@@ -13,7 +13,7 @@ import click
 from launcher import __version__
 from launcher.cli._common import catalog_from, fail, profile_overrides
 from launcher.errors import ExitCode, LaunchError
-from launcher.flags import PROFILE_OPTIONS
+from launcher.flags import PROFILE_OPTIONS, REFERENCE_ONLY_FIELDS
 from profiles import ProfileError
 
 if TYPE_CHECKING:
@@ -48,6 +48,20 @@ def profile_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="Worker pid and timing headers on every response, worker internals in /health (a probing aid).",
 )
 @click.option("--lab", is_flag=True, help="Add the lab routes that reproduce the write-up's mistakes (never deploy).")
+@click.option(
+    "--app", "app_target", metavar="MODULE:ATTR", help="Serve your own ASGI app instead of the reference service."
+)
+@click.option("--factory", is_flag=True, help="--app names a factory: call it with no arguments to get the app.")
+@click.option(
+    "--app-dir",
+    type=click.Path(file_okay=False, exists=True),
+    help="Import --app from this folder (default: the working folder).",
+)
+@click.option(
+    "--health-path",
+    metavar="PATH",
+    help="Ready only once GET PATH answers 200 (default: /health for the reference service; none for --app).",
+)
 @click.version_option(__version__, prog_name="launch")
 @click.pass_context
 def main(
@@ -60,6 +74,10 @@ def main(
     access_log: bool,
     attribution: bool,
     lab: bool,
+    app_target: str | None,
+    factory: bool,
+    app_dir: str | None,
+    health_path: str | None,
     **fields: Any,
 ) -> None:
     """Serve, probe and deploy a FastAPI + Gradio model service under named server profiles.
@@ -70,9 +88,11 @@ def main(
     launch probe                          probe profiles and print verdicts
     """
     if ctx.invoked_subcommand is not None:
-        serve_only = {"--profile": profile_name, "--fd": fd}
+        serve_only = {"--profile": profile_name, "--fd": fd, "--health-path": health_path}
         serve_only |= {option.flag: fields[option.field] for option in PROFILE_OPTIONS}
         given = [name for name, value in serve_only.items() if value is not None]
+        if app_target is not None or factory or app_dir is not None:
+            given.append("--app" if app_target is not None else "--factory" if factory else "--app-dir")
         if given:
             raise click.UsageError(f"{given[0]} is for serving a profile; give it without a subcommand")
         return
@@ -86,10 +106,36 @@ def main(
     except ProfileError as exc:
         fail(str(exc), ExitCode.USAGE)
     from launcher.server import ServeOptions
+    from launcher.userapp import AppLoadError, AppSpec
 
+    user_app: AppSpec | None = None
+    if app_target is not None:
+        try:
+            user_app = AppSpec(target=app_target, factory=factory, app_dir=app_dir)
+        except AppLoadError as exc:
+            fail(str(exc), ExitCode.USAGE)
+        if lab:
+            fail("--lab adds routes to the reference service; it cannot be given with --app", ExitCode.USAGE)
+        # Said, not silently dropped: these configure the reference service only.
+        click.echo(
+            f"launch: warning: --app: {', '.join(REFERENCE_ONLY_FIELDS)} of {profile.name} do not apply "
+            "to your app and are ignored",
+            err=True,
+        )
+    elif factory or app_dir is not None:
+        fail("--factory and --app-dir go with --app MODULE:ATTR", ExitCode.USAGE)
+    if health_path is not None and not health_path.startswith("/"):
+        fail(f"--health-path {health_path!r}: expected a path starting with /", ExitCode.USAGE)
     serve_profile(
         ServeOptions(
-            profile=profile, fd=fd, log_level=log_level, access_log=access_log, attribution=attribution, lab=lab
+            profile=profile,
+            fd=fd,
+            log_level=log_level,
+            access_log=access_log,
+            attribution=attribution,
+            lab=lab,
+            app=user_app,
+            health_path=health_path or (None if user_app is not None else "/health"),
         )
     )
 
@@ -103,8 +149,9 @@ def serve_profile(options: ServeOptions) -> None:
 
     def announce(info: ReadyInfo) -> None:
         noun = "worker" if len(info.pids) == 1 else "workers"
+        what = f"{options.app.target} under {profile.name}" if options.app is not None else profile.name
         click.echo(
-            f"launch: serving {profile.name} at {info.url} "
+            f"launch: serving {what} at {info.url} "
             f"({profile.backend}, {len(info.pids)} {noun} ready in {info.seconds:.2f} s; Ctrl-C stops)"
         )
 

@@ -197,6 +197,13 @@ def profile_files(ctx: click.Context, source: Path | None) -> tuple[Path, ...]:
     metavar="SECONDS",
     help="WatchdogSec=; a worker event loop blocked for 1.25-2x this restarts the service (0: off).",
 )
+@click.option("--app", "app_target", metavar="MODULE:ATTR", help="Serve your own ASGI app under the profile.")
+@click.option("--factory", is_flag=True, help="--app names a factory: call it with no arguments.")
+@click.option(
+    "--app-dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Import --app from this folder (default: --workdir, else the current folder).",
+)
 @click.pass_context
 def systemd_command(
     ctx: click.Context,
@@ -210,12 +217,16 @@ def systemd_command(
     env: tuple[str, ...],
     gpu: bool,
     watchdog: float,
+    app_target: str | None,
+    factory: bool,
+    app_dir: Path | None,
 ) -> None:
     """Print (or write) a systemd service unit that serves a profile.
 
     \b
     launch systemd --profile gunicorn-3-offload -o /etc/systemd/system/launch.service
     launch systemd --from-report probe.json --user -o ~/.config/systemd/user/launch.service
+    launch systemd --profile uvicorn-1-sync --app myservice.main:app --workdir /srv/myservice
     """
     if (profile_name is None) == (report is None):
         fail("give exactly one of --profile NAME and --from-report FILE", ExitCode.USAGE)
@@ -243,6 +254,16 @@ def systemd_command(
                 f"profile {profile.name!r} is {named.backend} where the service runs, not {profile.backend}; "
                 "deploy it from the profiles file that defines it"
             )
+        user_app = None
+        if app_target is not None:
+            from launcher.userapp import AppSpec, check
+
+            # The unit runs elsewhere (cwd /): it imports the app from an absolute folder, checked here.
+            folder = Path(os.path.abspath(app_dir or workdir or Path.cwd()))
+            user_app = AppSpec(target=app_target, factory=factory, app_dir=str(folder))
+            check(user_app)
+        elif factory or app_dir is not None:
+            raise ConfigError("--factory and --app-dir go with --app MODULE:ATTR")
         launch_path = find_launch(venv)
         options = UnitOptions(
             profile=profile,
@@ -258,6 +279,7 @@ def systemd_command(
             ready_seconds=ready,
             interpreter=script_interpreter(launch_path),
             note=note,
+            app=user_app,
         )
     except ConfigError as exc:
         fail(str(exc), exc.exit_code)

@@ -1,0 +1,83 @@
+"""``launch probe --app MODULE:ATTR --scenarios FILE``: the user's own service, route by route."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rich.table import Table
+
+from launcher.cli._common import console, fail, one_line
+from launcher.errors import ExitCode, LaunchError
+from profiles import Catalog, ProfileError
+
+
+def probe_user_app(
+    catalog: Catalog,
+    *,
+    spec: str | None,
+    target: str,
+    factory: bool,
+    app_dir: str | None,
+    scenarios: str | None,
+    json_path: Path | None,
+    profiles_files: tuple[Path, ...],
+    quiet: bool,
+) -> None:
+    """Check the app and the scenario file, probe every selected profile, print the per-route table."""
+    from launcher.probe.appprobe import describe, print_stderr, probe_app, run_to_json
+    from launcher.probe.scenario_file import load_scenario_file
+    from launcher.userapp import AppSpec, check
+
+    if not scenarios:
+        fail("--app needs --scenarios FILE (a TOML scenario file: see examples/shop.toml)", ExitCode.USAGE)
+    if json_path is not None and json_path.parent and not json_path.parent.is_dir():
+        fail(f"--json: folder {str(json_path.parent)!r} does not exist", ExitCode.USAGE)
+    try:
+        app = AppSpec(target=target, factory=factory, app_dir=app_dir)
+        scenario_path = Path(scenarios)
+        scenario = load_scenario_file(scenario_path)
+        chosen = catalog.select(spec)
+        # Once, here: a bad --app is one line before any server starts.
+        check(app)
+        run = probe_app(
+            chosen,
+            app,
+            scenario,
+            scenario_path,
+            profiles_files=profiles_files,
+            say=(lambda line: None) if quiet else print_stderr,
+        )
+    except (ProfileError, LaunchError) as exc:
+        fail(one_line(str(exc)), ExitCode.USAGE)
+    except KeyboardInterrupt:
+        fail("interrupted", ExitCode.INTERRUPTED)
+    if json_path is not None:
+        json_path.write_text(json.dumps(run_to_json(run), indent=2) + "\n")
+    out = console()
+    table = Table(title=f"{run.app}: per-route verdicts")
+    table.add_column("route")
+    table.add_column("request")
+    for result in run.profiles:
+        table.add_column(result.profile + (f" (= {', '.join(result.same_as)})" if result.same_as else ""))
+    table.add_column("advice")
+    for index, route in enumerate(run.profiles[0].routes if run.profiles else ()):
+        cells = [describe(result.routes[index]) for result in run.profiles]
+        worst = min((r.routes[index] for r in run.profiles), key=lambda r: _severity(r.route_class))
+        table.add_row(route.route, route.request, *cells, worst.advice)
+    out.print(table)
+    recommendation = run.recommendation
+    for name, why in recommendation.rejected.items():
+        out.print(f"not recommended: {name}: {why}")
+    if recommendation.profile is None:
+        out.print("recommendation: none (no profile qualifies)")
+        sys.exit(ExitCode.NONE_FIT)
+    tied = f" (tied with {', '.join(recommendation.tied_with)})" if recommendation.tied_with else ""
+    out.print(f"recommendation: {recommendation.profile}{tied}: {recommendation.reason}")
+
+
+def _severity(name: str) -> int:
+    from launcher.probe.routes import CLASSES
+
+    return CLASSES.index(name)

@@ -1,0 +1,388 @@
+"""``launch probe --app``: probe the user's own service with their scenario file, route by route.
+
+Each profile runs the user's app as a ``launch --profile NAME --app ...``
+child (:class:`launcher.child.ServerProcess`), one at a time, with attribution
+on: every response names the worker pid and when it ran, and every worker
+reports its event-loop lag over the notify channel. Each burst of the scenario
+file is fired N at once, R times; :mod:`launcher.probe.routes` turns what it
+showed into a class and advice per route. The recommendation across profiles
+follows the reference service's rules (:mod:`launcher.probe.recommend`): a
+profile qualifies when nothing fails that the code itself does not fail
+everywhere and no Gradio click was split over processes; the fastest median
+total wins, with ties (within the measured spread or ``TIE_REL``) broken by
+fewer processes, the backend order, then the name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from launcher import procs
+from launcher.asgi import LAG_FIELD
+from launcher.child import ServerProcess
+from launcher.errors import ConfigError, StartupError
+from launcher.probe.client import RequestSpec, error_class, header_attribution, raise_fd_limit, run_burst
+from launcher.probe.recommend import BACKEND_ORDER, TIE_REL
+from launcher.probe.routes import ADVICE, BLOCKS, FAILS, LABELS, BurstFacts, BurstVerdict, Call, classify_burst
+from launcher.probe.routes import route_class as overall_class
+from launcher.probe.scenario_file import Burst, GradioEndpoint, ScenarioFile
+from launcher.userapp import AppSpec
+from profiles.model import Profile
+
+LAG_SETTLE_S = 0.25
+"""Wait after a burst for the workers' last lag reports (sent every 100 ms) to arrive."""
+LOG_LINES = 5
+
+
+class AppProbeError(ConfigError):
+    """The user's app or scenario cannot be probed (one line; exit 2): no answer on the health route, a 404, ..."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteResult:
+    """One route under one profile, over its repeats."""
+
+    route: str
+    request: str
+    route_class: str
+    blocks_event_loop: bool
+    longest_stall_ms: float
+    advice: str
+    repeats: tuple[BurstVerdict, ...]
+
+    @property
+    def makespan_s(self) -> float:
+        """Median burst makespan over the repeats."""
+        return statistics.median(v.makespan_s for v in self.repeats)
+
+    @property
+    def spread_s(self) -> float:
+        """Max - min burst makespan over the repeats."""
+        figures = [v.makespan_s for v in self.repeats]
+        return max(figures) - min(figures)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppProfileResult:
+    """The user's app under one profile."""
+
+    profile: str
+    same_as: tuple[str, ...]
+    """Other selected profiles that differ only in fields that do not apply to a user's app (probed once)."""
+    backend: str
+    workers: int
+    ready_seconds: float
+    routes: tuple[RouteResult, ...]
+    stop_seconds: float
+    stop_forced: bool
+
+    @property
+    def makespan_s(self) -> float:
+        """Sum over the routes of their median makespan."""
+        return sum(r.makespan_s for r in self.routes)
+
+    @property
+    def spread_s(self) -> float:
+        """Sum over the routes of their spread."""
+        return sum(r.spread_s for r in self.routes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppRecommendation:
+    """The profile to deploy the app under, as it is written now."""
+
+    profile: str | None
+    tied_with: tuple[str, ...]
+    rejected: dict[str, str]
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppProbeRun:
+    """A whole ``launch probe --app`` run."""
+
+    app: str
+    scenario_file: str
+    profiles: tuple[AppProfileResult, ...]
+    recommendation: AppRecommendation
+
+
+def server_key(profile: Profile) -> tuple[object, ...]:
+    """What serving a user's app depends on: profiles equal here serve it identically."""
+    return (profile.backend, profile.workers, profile.timeout, profile.host)
+
+
+def dedupe(profiles: Sequence[Profile]) -> list[tuple[Profile, tuple[str, ...]]]:
+    """The profiles to probe, each with the names of the later ones it stands for."""
+    groups: dict[tuple[object, ...], tuple[Profile, list[str]]] = {}
+    for profile in profiles:
+        key = server_key(profile)
+        if key in groups:
+            groups[key][1].append(profile.name)
+        else:
+            groups[key] = (profile, [])
+    return [(profile, tuple(names)) for profile, names in groups.values()]
+
+
+async def _http_burst(url: str, burst: Burst) -> list[Call]:
+    raise_fd_limit(4 * burst.n + 256)
+    # A connection per request, as separate users: the kernel spreads them over workers.
+    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    timeout = aiohttp.ClientTimeout(total=burst.timeout)
+
+    async def one(session: aiohttp.ClientSession, t0: float) -> Call:
+        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
+        sent = time.monotonic_ns()
+        try:
+            async with session.request(
+                burst.method, url + burst.url_path, json=burst.json_body, timeout=timeout
+            ) as response:
+                await response.read()
+                received = time.monotonic_ns()
+                found = header_attribution(response.headers)
+                return Call(
+                    start_ns=found.get("start_ns", sent),
+                    end_ns=found.get("end_ns", received),
+                    pid=found.get("pid"),
+                    ok=response.status < 400,
+                    status=response.status,
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return Call(start_ns=sent, end_ns=time.monotonic_ns(), pid=None, ok=False, error=error_class(exc))
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+        t0 = time.monotonic() + 0.05
+        return list(await asyncio.gather(*(one(session, t0) for _ in range(burst.n))))
+
+
+def _gradio_burst(url: str, endpoint: GradioEndpoint, workers: int) -> list[Call]:
+    specs = [
+        RequestSpec(kind="demo", work=endpoint.label, api_name=endpoint.api_name, args=tuple(endpoint.inputs))
+        for _ in range(endpoint.n)
+    ]
+    records = asyncio.run(run_burst(url, specs, timeout=endpoint.timeout, workers=workers, health=False))
+    return [
+        Call(
+            start_ns=r.start_ns or r.sent_ns,
+            end_ns=r.end_ns or r.received_ns,
+            # The worker that ran the click's event stream is the one that ran the event.
+            pid=r.pid or r.steps.get("stream") or r.steps.get("join"),
+            ok=r.ok,
+            status=r.status,
+            error=r.error,
+        )
+        for r in records
+        if r.kind == "demo"
+    ]
+
+
+def _lag(server: ServerProcess, since: float, until: float) -> tuple[dict[int, float], dict[int, float]]:
+    stall: dict[int, float] = {}
+    blocked: dict[int, float] = {}
+    for event in list(server.events):
+        raw = event.fields.get(LAG_FIELD)
+        worker = event.fields.get("WORKER", "")
+        if raw is None or not worker.isdigit() or not since <= event.at <= until:
+            continue
+        worst, _, total = raw.partition(",")
+        try:
+            pid, worst_ms, total_ms = int(worker), float(worst), float(total)
+        except ValueError:
+            continue
+        stall[pid] = max(stall.get(pid, 0.0), worst_ms)
+        blocked[pid] = blocked.get(pid, 0.0) + total_ms
+    return stall, blocked
+
+
+def _fire(
+    server: ServerProcess, profile: Profile, entry: Burst | GradioEndpoint, scenario_path: Path, index: int
+) -> BurstFacts:
+    pids = server.worker_pids_now()
+    cpu_before = {pid: procs.cpu_seconds(pid) for pid in pids}
+    since = time.monotonic()
+    if isinstance(entry, Burst):
+        calls = asyncio.run(_http_burst(server.url, entry))
+        if any(c.status == 404 for c in calls):
+            raise AppProbeError(
+                f"{scenario_path}: burst[{index}].path = {entry.path!r}: {entry.method} {entry.url_path} "
+                f"answered 404 under {profile.name}: no such route in the app"
+            )
+    else:
+        calls = _gradio_burst(server.url, entry, profile.workers)
+    time.sleep(LAG_SETTLE_S)
+    stall, blocked = _lag(server, since, time.monotonic())
+    cpu: dict[int, float] = {}
+    for pid, start in cpu_before.items():
+        end = procs.cpu_seconds(pid)
+        if start is not None and end is not None:
+            cpu[pid] = end - start
+    return BurstFacts(calls=tuple(calls), stall_ms=stall, blocked_ms=blocked, cpu_s=cpu)
+
+
+def _route_result(entry: Burst | GradioEndpoint, verdicts: list[BurstVerdict]) -> RouteResult:
+    name = overall_class(verdicts)
+    request = f"{entry.method} {entry.url_path}" if isinstance(entry, Burst) else f"gradio {entry.api_name}"
+    return RouteResult(
+        route=entry.label,
+        request=request,
+        route_class=name,
+        blocks_event_loop=any(v.route_class == BLOCKS for v in verdicts),
+        longest_stall_ms=max(v.longest_stall_ms for v in verdicts),
+        advice=ADVICE[name],
+        repeats=tuple(verdicts),
+    )
+
+
+def probe_app_profile(
+    profile: Profile,
+    same_as: tuple[str, ...],
+    app: AppSpec,
+    scenario: ScenarioFile,
+    scenario_path: Path,
+    *,
+    profiles_files: tuple[Path, ...] = (),
+    say: Callable[[str], None] = lambda line: None,
+) -> AppProfileResult:
+    """Serve ``app`` under ``profile``, fire every burst, classify every route; never leaves it running."""
+    server = ServerProcess(profile=profile, profiles_files=profiles_files, app=app, health_path=scenario.health)
+    say(f"{profile.name}: starting {app.target}")
+    try:
+        server.start(timeout=scenario.health_timeout)
+    except StartupError as exc:
+        tail = " | ".join(server.log_tail(LOG_LINES).split(" | ")[-LOG_LINES:])
+        server.cleanup()
+        if "was not ready after" in str(exc):
+            raise AppProbeError(
+                f"{app.target} under {profile.name} did not answer GET {scenario.health} with 200 within "
+                f"{scenario.health_timeout:g} s (health in {scenario_path}); last log lines: {tail}"
+            ) from None
+        raise AppProbeError(f"{app.target} under {profile.name} did not start: {exc}; last log lines: {tail}") from None
+    routes: list[RouteResult] = []
+    try:
+        entries: list[tuple[int, Burst | GradioEndpoint]] = [*enumerate(scenario.burst), *enumerate(scenario.gradio)]
+        for index, entry in entries:
+            verdicts = []
+            for repeat in range(entry.repeats):
+                say(f"{profile.name}: {entry.label} ({entry.n} at once, repeat {repeat + 1}/{entry.repeats})")
+                verdicts.append(classify_burst(_fire(server, profile, entry, scenario_path, index)))
+            routes.append(_route_result(entry, verdicts))
+    finally:
+        stopped = server.stop()
+        server.cleanup()
+    return AppProfileResult(
+        profile=profile.name,
+        same_as=same_as,
+        backend=profile.backend,
+        workers=profile.workers,
+        ready_seconds=round(server.ready_seconds, 3),
+        routes=tuple(routes),
+        stop_seconds=round(stopped.seconds, 3),
+        stop_forced=stopped.forced,
+    )
+
+
+def recommend(results: Sequence[AppProfileResult]) -> AppRecommendation:
+    """The reference service's rules, over what a user's app showed (see the module's docstring)."""
+    failing_everywhere = (
+        {
+            route.route
+            for route in results[0].routes
+            if all(any(r.route == route.route and r.route_class == FAILS for r in p.routes) for p in results)
+        }
+        if results
+        else set()
+    )
+    rejected: dict[str, str] = {}
+    for result in results:
+        split = [r for r in result.routes for v in r.repeats if "queue_split" in v.errors]
+        failing = [r for r in result.routes if r.route_class == FAILS and r.route not in failing_everywhere]
+        if split:
+            rejected[result.profile] = f"{split[0].route}: Gradio clicks split over {result.workers} worker processes"
+        elif failing:
+            rejected[result.profile] = f"{failing[0].route} fails under this profile only"
+        elif result.stop_forced:
+            rejected[result.profile] = "did not stop cleanly (SIGKILL needed)"
+    candidates = [r for r in results if r.profile not in rejected]
+    if not candidates:
+        return AppRecommendation(profile=None, tied_with=(), rejected=rejected, reason="no profile qualifies")
+    best = min(candidates, key=lambda r: r.makespan_s)
+    tied = [
+        r
+        for r in candidates
+        if r.makespan_s - best.makespan_s <= max(r.spread_s, best.spread_s, TIE_REL * best.makespan_s)
+    ]
+
+    def order(r: AppProfileResult) -> tuple[int, int, str]:
+        rank = BACKEND_ORDER.index(r.backend) if r.backend in BACKEND_ORDER else len(BACKEND_ORDER)
+        return (r.workers, rank, r.profile)
+
+    tied.sort(key=order)
+    chosen = tied[0]
+    reason = f"fastest median total {chosen.makespan_s:.2f} s over {len(chosen.routes)} bursts"
+    if len(tied) > 1:
+        reason = (
+            f"tie on the median total ({', '.join(f'{r.profile} {r.makespan_s:.2f} s' for r in tied)}): "
+            "fewest processes, then the simplest backend"
+        )
+    return AppRecommendation(
+        profile=chosen.profile, tied_with=tuple(r.profile for r in tied[1:]), rejected=rejected, reason=reason
+    )
+
+
+def probe_app(
+    profiles: Sequence[Profile],
+    app: AppSpec,
+    scenario: ScenarioFile,
+    scenario_path: Path,
+    *,
+    profiles_files: tuple[Path, ...] = (),
+    say: Callable[[str], None] = lambda line: None,
+) -> AppProbeRun:
+    """Probe ``app`` under each of ``profiles`` (deduplicated) with ``scenario``."""
+    results = [
+        probe_app_profile(profile, same_as, app, scenario, scenario_path, profiles_files=profiles_files, say=say)
+        for profile, same_as in dedupe(profiles)
+    ]
+    return AppProbeRun(
+        app=app.target,
+        scenario_file=str(scenario_path),
+        profiles=tuple(results),
+        recommendation=recommend(results),
+    )
+
+
+def run_to_json(run: AppProbeRun) -> dict[str, Any]:
+    """The run as JSON data: each route carries ``class`` and ``blocks_event_loop``."""
+    data = asdict(run)
+    for profile, result in zip(data["profiles"], run.profiles, strict=True):
+        profile["makespan_s"] = round(result.makespan_s, 3)
+        for route in profile["routes"]:
+            route["class"] = route.pop("route_class")
+            for repeat in route["repeats"]:
+                repeat["class"] = repeat.pop("route_class")
+    return data
+
+
+def describe(route: RouteResult) -> str:
+    """The class in words, with the longest stall when the loop was blocked."""
+    text = LABELS[route.route_class]
+    if route.route_class == BLOCKS:
+        text += f" ({route.longest_stall_ms:.0f} ms stall)"
+    if route.route_class == FAILS:
+        errors = sorted({e for v in route.repeats for e in v.errors})
+        text += f" ({', '.join(errors)})"
+    return text
+
+
+def print_stderr(line: str) -> None:
+    """A progress line on stderr."""
+    print(f"launch: {line}", file=sys.stderr, flush=True)

@@ -1,0 +1,173 @@
+"""The user's own ASGI app (``--app MODULE:ATTR``): where it is, how workers load it, how it is checked first.
+
+Workers are spawned or forked by the backend and re-import the served factory
+(:func:`launcher.asgi.create_app`) by name, so the app's import string travels
+as environment variables (:meth:`AppSpec.to_env`) and each worker imports it
+itself, the way ``uvicorn module:attr`` does. Before any server starts, the
+launcher imports it once in a throw-away interpreter (:func:`check`): a module
+that does not import, a missing attribute, something that is not an ASGI app or
+a factory that raises is then one line and exit 2, not a traceback per worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from launcher.errors import ConfigError
+
+APP_ENV = "LAUNCH_APP"
+FACTORY_ENV = "LAUNCH_APP_FACTORY"
+APP_DIR_ENV = "LAUNCH_APP_DIR"
+CHECK_TIMEOUT_S = 60.0
+"""How long importing the user's app (and calling its factory) may take in the check."""
+
+
+class AppLoadError(ConfigError):
+    """The user's app cannot be imported or is not an ASGI app (one line)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSpec:
+    """``MODULE:ATTR``, whether ATTR is a factory, and the folder to import it from."""
+
+    target: str
+    factory: bool = False
+    app_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        module, sep, attr = self.target.partition(":")
+        if not sep or not module or not attr:
+            raise AppLoadError(f"--app {self.target!r}: expected MODULE:ATTR, e.g. myservice.main:app")
+
+    @property
+    def module(self) -> str:
+        """The module part of the import string."""
+        return self.target.partition(":")[0]
+
+    @property
+    def attr(self) -> str:
+        """The attribute part (dotted names allowed, as in uvicorn)."""
+        return self.target.partition(":")[2]
+
+    def to_env(self) -> dict[str, str]:
+        """The variables :meth:`from_env` reads back in a worker."""
+        env = {APP_ENV: self.target, FACTORY_ENV: "1" if self.factory else "0"}
+        if self.app_dir is not None:
+            env[APP_DIR_ENV] = str(Path(self.app_dir).resolve())
+        return env
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AppSpec | None:
+        """The user's app named in the environment, or None (the reference service)."""
+        env = os.environ if environ is None else environ
+        target = env.get(APP_ENV, "")
+        if not target:
+            return None
+        return cls(target=target, factory=env.get(FACTORY_ENV) == "1", app_dir=env.get(APP_DIR_ENV) or None)
+
+    def cli_args(self) -> list[str]:
+        """The ``launch`` options that name this app (for a child or a unit)."""
+        args = ["--app", self.target]
+        if self.factory:
+            args.append("--factory")
+        if self.app_dir is not None:
+            args += ["--app-dir", str(Path(self.app_dir).resolve())]
+        return args
+
+
+def is_asgi_app(obj: object) -> bool:
+    """An async callable: a coroutine function, or an object whose ``__call__`` is one (FastAPI, Starlette)."""
+    if inspect.iscoroutinefunction(obj):
+        return True
+    call = getattr(obj, "__call__", None)  # noqa: B004 - the bound method itself is inspected
+    return not inspect.isclass(obj) and call is not None and inspect.iscoroutinefunction(call)
+
+
+def load(spec: AppSpec) -> Any:
+    """Import and return the user's ASGI app; :class:`AppLoadError` (one line) when it cannot be had."""
+    if spec.app_dir is not None:
+        folder = str(Path(spec.app_dir).resolve())
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    elif "" not in sys.path and os.getcwd() not in sys.path:
+        # As uvicorn does: the working folder is importable.
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(spec.module)
+    except Exception as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == spec.module:
+            raise AppLoadError(f"--app {spec.target}: no module named {spec.module!r}") from None
+        raise AppLoadError(f"--app {spec.target}: importing {spec.module} failed: {_one_line(exc)}") from None
+    obj: Any = module
+    for part in spec.attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AppLoadError(f"--app {spec.target}: module {spec.module} has no attribute {spec.attr!r}") from None
+    if spec.factory:
+        if not callable(obj):
+            raise AppLoadError(f"--app {spec.target} --factory: {spec.attr} is not callable")
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise AppLoadError(f"--app {spec.target} --factory: the factory raised {_one_line(exc)}") from None
+    if not is_asgi_app(obj):
+        hint = " (a factory? add --factory)" if callable(obj) and not spec.factory else ""
+        raise AppLoadError(
+            f"--app {spec.target}: {spec.attr} is a {type(obj).__name__}, not an ASGI app "
+            f"(an async callable taking scope, receive, send){hint}"
+        )
+    return obj
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def check(spec: AppSpec, *, timeout: float = CHECK_TIMEOUT_S) -> None:
+    """Load the app in a separate interpreter; :class:`AppLoadError` with its one line when that fails.
+
+    A separate process: the user's module must not be imported into the
+    launcher itself (its import-time side effects, threads or a loaded model
+    would be forked into every gunicorn worker).
+    """
+    env = {**os.environ, **spec.to_env()}
+    code = "import sys, launcher.userapp as u; sys.exit(u.check_main())"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise AppLoadError(f"--app {spec.target}: importing it took more than {timeout:g} s") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise AppLoadError(lines[-1] if lines else f"--app {spec.target}: the check exited with {done.returncode}")
+
+
+def check_main() -> int:
+    """The check's child: load the app named in the environment; one line on stderr when that fails."""
+    spec = AppSpec.from_env()
+    if spec is None:
+        return 0
+    try:
+        load(spec)
+    except AppLoadError as exc:
+        sys.stderr.flush()
+        print(str(exc), file=sys.stderr)
+        return 2
+    return 0
