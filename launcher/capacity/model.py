@@ -327,7 +327,10 @@ class SearchPolicy:
     @property
     def max_steps(self) -> int:
         """An upper bound on the steps :func:`next_rate` can ask for."""
-        ramp = math.ceil(math.log(self.max_rate / self.start) / math.log(self.factor) - 1e-9) + 1
+        # Rates are rounded to three significant digits (down by up to 0.5 %), so a
+        # step may climb a little less than ``factor``: bound with the slowest climb.
+        slowest = self.factor * (1 - 0.005)
+        ramp = math.ceil(math.log(self.max_rate / self.start) / math.log(slowest) - 1e-9) + 1
         return ramp + self.bisections
 
 
