@@ -69,7 +69,7 @@ def scenario_cell(runs: Sequence[ScenarioResult]) -> Text:
     errors = sum(sum(f["errors"].values()) for f in figures if isinstance(f["errors"], dict))
     ok = all(v.passed for s in runs for v in s.verdicts)
     shown = f"{median:.2f}" + (f"±{spread / 2:.2f}" if len(runs) > 1 else "")
-    return Text(f"{shown} / {overlap} / {p99:.0f} / {errors}", style="" if ok else "red")
+    return Text(f"{shown}/{overlap}/{p99:.0f}/{errors}", style="" if ok else "red")
 
 
 def predicted_mark(result: ProfileResult) -> Text:

@@ -280,11 +280,18 @@ class TestHealthFast:
         assert verdict.passed
         assert "over 10 checks" in verdict.observed
 
-    def test_slow_p99_fails(self) -> None:
+    def test_one_slow_check_is_reported_but_does_not_fail(self) -> None:
+        # A lone slow check is scheduling noise on a shared machine, not a starved loop.
         records = [health(101, i * 0.1, i * 0.1 + 0.02) for i in range(10)] + [health(101, 2.0, 2.5)]
         verdict = check_health_fast(scenario("sleep", records))
-        assert not verdict.passed
+        assert verdict.passed
         assert "p99 500.0 ms" in verdict.observed
+
+    def test_a_slow_median_fails(self) -> None:
+        records = [health(101, i * 0.1, i * 0.1 + 0.3) for i in range(10)]
+        verdict = check_health_fast(scenario("sleep", records))
+        assert not verdict.passed
+        assert "median 300.0 ms" in verdict.observed
 
     def test_threshold(self) -> None:
         at = [health(101, 0, HEALTH_FAST_S)]
