@@ -191,7 +191,7 @@ class RayServe:
         def graceful() -> None:
             try:
                 if self.address is None:
-                    serve.shutdown()
+                    serve.shutdown()  # type: ignore[no-untyped-call]
                 else:
                     # Not our cluster: remove our applications, leave Serve and Ray running.
                     for app in applications(self.spec.profile):
@@ -206,7 +206,7 @@ class RayServe:
         if worker.is_alive():
             logger.warning("Serve's shutdown took over %.0f s; stopping Ray", SERVE_SHUTDOWN_SECONDS)
         # A local instance: stops the GCS, the raylet and its workers. A cluster's: only disconnects.
-        ray.shutdown()  # type: ignore[no-untyped-call]
+        ray.shutdown()
 
 
 def expected_reports(profile: Profile) -> int:
