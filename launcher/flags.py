@@ -54,6 +54,12 @@ PROFILE_OPTIONS: tuple[ProfileOption, ...] = (
         field="limiter", flag="--limiter", type=click.IntRange(1), help="Override the offload limiter's capacity."
     ),
     ProfileOption(
+        field="max_ongoing_requests",
+        flag="--max-ongoing-requests",
+        type=click.IntRange(1, 1024),
+        help="Ray Serve: requests one replica runs at once (Ray's default: 5).",
+    ),
+    ProfileOption(
         field="model", flag="--model", type=None, help="'tiny', 'none' or a local diffusers pipeline folder."
     ),
 )

@@ -318,10 +318,12 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
         os.environ.pop(key, None)
     if options.app is not None:
         os.environ.update(options.app.to_env())
+    backend = get_backend(profile.backend)
     monitor = Monitor(
         listener=listener,
         url=url,
-        expected_workers=profile.workers,
+        # The split topology's demo replica reports ready too; a backend may know better (Ray on a cluster).
+        expected_workers=getattr(backend, "expected_reports", lambda p: p.processes)(profile),
         started=started,
         on_ready=on_ready or (lambda info: None),
         watchdog_seconds=watchdog,
@@ -329,11 +331,13 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
         health_path=options.health_path,
     )
     monitor.start()
-    backend = get_backend(profile.backend)
     # The backend gets its own descriptor: gunicorn and hypercorn close the
     # socket they were given, and ours must stay valid until we close it.
     handoff = sock.dup()
     handoff.set_inheritable(True)
+    if getattr(backend, "binds_own_socket", False):
+        # Ray's proxy binds the port itself (launcher.backends.ray, which closes the handoff): ours must go too.
+        sock.close()
     try:
         backend.serve(
             ServeSpec(profile=profile, sock=handoff, log_level=options.log_level, access_log=options.access_log)

@@ -1,9 +1,9 @@
-"""The built-in profiles: every backend x workers {1, 3} x mode (5 backends: 30 in all)."""
+"""The built-in profiles: every backend x workers {1, 3} x mode (7 backends: 42 in all)."""
 
 from __future__ import annotations
 
 from app.settings import MODES
-from profiles.model import BACKEND_NAMES, DEFAULT_TIMEOUT, Profile
+from profiles.model import BACKEND_NAMES, DEFAULT_TIMEOUT, RAY_BACKENDS, SPLIT_API_PREFIX, SPLIT_BACKEND, Profile
 
 BUILTIN_WORKERS: tuple[int, ...] = (1, 3)
 
@@ -25,12 +25,17 @@ def builtin_profiles() -> dict[str, Profile]:
             for mode in MODES:
                 name = f"{backend}-{workers}-{mode}"
                 noun = "worker" if workers == 1 else "workers"
+                if backend in RAY_BACKENDS:
+                    noun = "replica" if workers == 1 else "replicas"
+                what = f"{backend}, {workers} {noun}"
+                if backend == SPLIT_BACKEND:
+                    what = f"ray-split, demo in 1 replica at /, API in {workers} {noun} under {SPLIT_API_PREFIX}"
                 profiles[name] = Profile(
                     name=name,
                     backend=backend,
                     workers=workers,
                     timeout=DEFAULT_TIMEOUT,
                     mode=mode,
-                    description=f"{backend}, {workers} {noun}, {_MODE_NOTES[mode]}",
+                    description=f"{what}, {_MODE_NOTES[mode]}",
                 )
     return profiles

@@ -12,11 +12,21 @@ from app.settings import MODES, HandlerMode
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A whole profile name (use ``fullmatch``: ``$`` would accept a trailing newline)."""
-BACKEND_NAMES: tuple[str, ...] = ("uvicorn", "gunicorn", "hypercorn", "granian", "gunicorn-asgi")
+BACKEND_NAMES: tuple[str, ...] = ("uvicorn", "gunicorn", "hypercorn", "granian", "gunicorn-asgi", "ray", "ray-split")
 """The servers a profile can name. Profiles own the names (they sit below the launcher); the launcher's
 backend registry maps each to its module, and tests/launcher/test_backends_registry.py checks the two agree."""
 DEFAULT_TIMEOUT = 30.0
 """gunicorn's default worker timeout, as the write-up ran it."""
+RAY_BACKENDS = frozenset({"ray", "ray-split"})
+"""Backends that serve through Ray Serve: replicas play the part of workers."""
+SPLIT_BACKEND = "ray-split"
+"""The split topology: the Gradio demo in one replica at ``/``, the API in ``workers`` replicas under
+:data:`SPLIT_API_PREFIX`, behind one port (Ray Serve's proxy routes by prefix)."""
+SPLIT_API_PREFIX = "/api"
+SPLIT_DEMO_REPLICAS = 1
+"""One demo replica: one Gradio queue, so a click's join and its event stream always meet."""
+DEFAULT_MAX_ONGOING_REQUESTS = 5
+"""Ray Serve's own default (``ray.serve._private.constants.DEFAULT_MAX_ONGOING_REQUESTS``, Ray 2.60)."""
 
 
 class ProfileError(ValueError):
@@ -41,6 +51,8 @@ class Profile:
     port: int = 8000
     model: str = "tiny"
     """``tiny`` (built-in tiny pipeline), ``none``, or a local diffusers pipeline folder."""
+    max_ongoing_requests: int = DEFAULT_MAX_ONGOING_REQUESTS
+    """Ray Serve only: requests one replica runs at once; the proxy queues the rest."""
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -65,7 +77,7 @@ class Profile:
         expect("mode", self.mode, (str,), "a string")
         if self.mode not in MODES:
             raise ProfileError(f"mode = {self.mode!r}: expected one of {', '.join(MODES)}")
-        for key in ("concurrency_limit", "limiter"):
+        for key in ("concurrency_limit", "limiter", "max_ongoing_requests"):
             value = getattr(self, key)
             expect(key, value, (int,), "an integer")
             if not 1 <= value <= 1024:
@@ -85,6 +97,21 @@ class Profile:
         """The mode as an enum."""
         return HandlerMode(self.mode)
 
+    @property
+    def demo_processes(self) -> int:
+        """How many processes hold the Gradio demo (each with its own queue)."""
+        return demo_processes(self.backend, self.workers)
+
+    @property
+    def processes(self) -> int:
+        """Serving processes (workers or replicas) that report ready: the split topology adds its demo replica."""
+        return self.workers + (SPLIT_DEMO_REPLICAS if self.backend == SPLIT_BACKEND else 0)
+
+    @property
+    def api_prefix(self) -> str:
+        """Where the API routes live: ``/api`` in the split topology, else at the root."""
+        return SPLIT_API_PREFIX if self.backend == SPLIT_BACKEND else ""
+
     def replace(self, **changes: Any) -> Profile:
         """A copy with ``changes`` applied and validated again."""
         unknown = sorted(set(changes) - set(FIELDS))
@@ -98,6 +125,11 @@ class Profile:
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Profile))
+
+
+def demo_processes(backend: str, workers: int) -> int:
+    """Processes holding the demo for ``backend`` with ``workers``: one in the split topology, else every worker."""
+    return SPLIT_DEMO_REPLICAS if backend == SPLIT_BACKEND else workers
 
 
 def _check_host(host: str) -> None:

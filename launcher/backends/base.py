@@ -41,6 +41,12 @@ class Backend(Protocol):
     server installs its own SIGINT/SIGTERM handling; a stop by signal returns
     normally. A failure raises :class:`launcher.errors.BackendError` -- never
     ``SystemExit``, which the servers use internally and the backend catches.
+
+    Two optional attributes, read with ``getattr`` by :func:`launcher.server.serve`
+    (only the Ray backends have them): ``binds_own_socket = True`` makes the
+    launcher close its socket before ``serve`` (the backend's server binds the
+    same address itself), and ``expected_reports(profile) -> int`` says how
+    many processes will report ready (default: ``profile.processes``).
     """
 
     name: str

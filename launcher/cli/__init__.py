@@ -11,6 +11,7 @@ from launcher.cli.probe import probe
 from launcher.cli.profiles import profiles
 from launcher.cli.report import report
 from launcher.cli.root import main
+from launcher.cli.serve_config import serve_config
 from launcher.cli.systemd import systemd_command
 
 main.add_command(profiles)
@@ -18,5 +19,6 @@ main.add_command(probe)
 main.add_command(report)
 main.add_command(systemd_command)
 main.add_command(capacity)
+main.add_command(serve_config)
 
 __all__ = ["main"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from launcher.cli._common import catalog_from, fail, profile_overrides
 from launcher.errors import ExitCode, LaunchError
 from launcher.flags import PROFILE_OPTIONS, REFERENCE_ONLY_FIELDS
 from profiles import ProfileError
+from profiles.model import RAY_BACKENDS
 
 if TYPE_CHECKING:
     from launcher.server import ServeOptions
@@ -62,6 +64,12 @@ def profile_options(command: Callable[..., Any]) -> Callable[..., Any]:
     metavar="PATH",
     help="Ready only once GET PATH answers 200 (default: /health for the reference service; none for --app).",
 )
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    envvar="RAY_ADDRESS",
+    help="Ray backends: deploy onto this running cluster (never stopped), not a local instance [env: RAY_ADDRESS].",
+)
 @click.version_option(__version__, prog_name="launch")
 @click.pass_context
 def main(
@@ -78,6 +86,7 @@ def main(
     factory: bool,
     app_dir: str | None,
     health_path: str | None,
+    ray_address: str | None,
     **fields: Any,
 ) -> None:
     """Serve, probe and deploy a FastAPI + Gradio model service under named server profiles.
@@ -124,6 +133,11 @@ def main(
         )
     elif factory or app_dir is not None:
         fail("--factory and --app-dir go with --app MODULE:ATTR", ExitCode.USAGE)
+    if ray_address and profile.backend in RAY_BACKENDS:
+        # What ray.init reads, and launcher.backends.ray's sign to join a cluster instead of starting one.
+        os.environ["RAY_ADDRESS"] = ray_address
+    elif ray_address and ctx.get_parameter_source("ray_address") == click.core.ParameterSource.COMMANDLINE:
+        fail(f"--ray-address is for the Ray backends; {profile.name} runs on {profile.backend}", ExitCode.USAGE)
     if health_path is not None and not health_path.startswith("/"):
         fail(f"--health-path {health_path!r}: expected a path starting with /", ExitCode.USAGE)
     serve_profile(

@@ -32,6 +32,7 @@ from launcher.probe.model import (
     ScenarioResult,
     Status,
 )
+from profiles.model import demo_processes
 
 LIVENESS_DEGRADED_P50_S = 0.100
 """A /health check sent while work ran, answered after this (median over every such
@@ -90,7 +91,8 @@ def has_demo(result: ProfileResult) -> bool:
 
 def demo_hazard(result: ProfileResult) -> str | None:
     """The "demo split over N processes" hazard, structural or observed; None when the demo lives in one process."""
-    workers = int(result.profile.get("workers", 1))
+    # Processes that hold the demo: every worker, but one replica in the split topology (its API replicas hold none).
+    workers = demo_processes(str(result.profile.get("backend", "")), int(result.profile.get("workers", 1)))
     pids = demo_pids(result.scenarios)
     split = [r for s in result.scenarios for r in split_clicks(s.records)]
     if not has_demo(result):

@@ -131,7 +131,17 @@ class _State:
 
 
 def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[RequestSpec]:
-    """The requests of one burst."""
+    """The requests of one burst; API paths under the profile's API prefix (``/api`` in the split topology)."""
+    specs = _plan(scenario, profile, options)
+    if not profile.api_prefix:
+        return specs
+    return [
+        dataclasses.replace(spec, path=profile.api_prefix + spec.path) if spec.kind == "api" and spec.path else spec
+        for spec in specs
+    ]
+
+
+def _plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[RequestSpec]:
     n, s = options.requests, options.seconds
     if scenario == "sleep":
         return [RequestSpec(kind="api", work="sleep", path=f"/test1?seconds={s:g}") for _ in range(n)]

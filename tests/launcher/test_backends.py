@@ -13,12 +13,14 @@ from launcher import procs
 from launcher.backends import BACKEND_NAMES
 from launcher.child import ServerProcess
 from launcher.procs import group_alive
+from profiles.model import RAY_BACKENDS
 from tests.conftest import builtin
 from tests.http import burst, get, get_json
 
 pytestmark = pytest.mark.e2e  # every test here starts real servers
 
-MATRIX = [f"{backend}-{workers}-sync" for backend in BACKEND_NAMES for workers in (1, 3)]
+# The Ray backends have their own tests (tests/launcher/test_ray.py): replicas are not the launcher's workers.
+MATRIX = [f"{backend}-{workers}-sync" for backend in BACKEND_NAMES if backend not in RAY_BACKENDS for workers in (1, 3)]
 EVENT_STREAM_BROKEN = frozenset({"granian", "gunicorn-asgi"})
 """Backends under which a Gradio demo click never completes, even with one worker (measured).
 

@@ -25,11 +25,13 @@ from launcher.errors import ExitCode
 from launcher.probe import metrics
 from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent, run_probe
 from launcher.procs import group_alive
+from profiles.model import RAY_BACKENDS
 from tests.conftest import builtin
 from tests.http import get_json
 
 BACKENDS = ("uvicorn", "gunicorn", "hypercorn")
-MATRIX = [(backend, workers) for backend in BACKEND_NAMES for workers in (1, 3)]
+# The Ray backends' signal and clean-up tests are in tests/launcher/test_ray.py.
+MATRIX = [(backend, workers) for backend in BACKEND_NAMES if backend not in RAY_BACKENDS for workers in (1, 3)]
 IN_PROCESS_AT_ONE_WORKER = ("uvicorn", "hypercorn")
 """Backends that serve one worker in the launcher itself; the others always fork or spawn workers."""
 

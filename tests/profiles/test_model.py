@@ -102,7 +102,7 @@ def test_unknown_mode_lists_the_modes() -> None:
 
 
 def test_unknown_backend_lists_the_backends() -> None:
-    expected = "uvicorn, gunicorn, hypercorn, granian, gunicorn-asgi"
+    expected = "uvicorn, gunicorn, hypercorn, granian, gunicorn-asgi, ray, ray-split"
     with pytest.raises(ProfileError, match=rf"^backend = 'daphne': expected one of {expected}$"):
         make(backend="daphne")
 
@@ -181,15 +181,15 @@ def test_to_dict_has_every_field() -> None:
     assert Profile(**data) == profile
 
 
-def test_builtin_profiles_are_the_30_named_combinations() -> None:
+def test_builtin_profiles_are_the_42_named_combinations() -> None:
     profiles = builtin_profiles()
     expected = {
         f"{backend}-{workers}-{mode}"
-        for backend in ("uvicorn", "gunicorn", "hypercorn", "granian", "gunicorn-asgi")
+        for backend in ("uvicorn", "gunicorn", "hypercorn", "granian", "gunicorn-asgi", "ray", "ray-split")
         for workers in (1, 3)
         for mode in ("sync", "async", "offload")
     }
-    assert len(profiles) == 30
+    assert len(profiles) == 42
     assert set(profiles) == expected
     for name, profile in profiles.items():
         backend, workers, mode = name.rsplit("-", 2)
@@ -197,10 +197,12 @@ def test_builtin_profiles_are_the_30_named_combinations() -> None:
         assert (profile.backend, profile.workers, profile.mode) == (backend, int(workers), mode)
         assert profile.timeout == 30.0
         assert profile.host == "127.0.0.1" and profile.model == "tiny"
-        assert profile.description.startswith(f"{backend}, {workers} worker")
+        # Ray's replicas play the part of workers; the split topology names its two halves.
+        noun = "replica" if backend.startswith("ray") else "worker"
+        assert profile.description.startswith(f"{backend}, ") and f"{workers} {noun}" in profile.description
 
 
 def test_builtin_profiles_are_fresh_each_call() -> None:
     first = builtin_profiles()
     first.clear()
-    assert len(builtin_profiles()) == 30
+    assert len(builtin_profiles()) == 42

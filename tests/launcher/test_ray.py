@@ -1,0 +1,221 @@
+"""Ray Serve: the ray and ray-split backends served for real, their clean-up, the split topology, serve-config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from launcher.backends.ray_config import applications, replica_cpus
+from launcher.backends.ray_reaper import OWNER_ENV
+from launcher.child import ServerProcess
+from launcher.cli import main
+from launcher.probe.client import RequestSpec, run_burst
+from launcher.probe.runner import ProbeOptions, plan
+from profiles.model import SPLIT_API_PREFIX
+from tests.conftest import builtin
+from tests.http import get, get_json
+
+pytest.importorskip("ray.serve.schema", reason="the ray extra: pip install -e '.[ray]'")
+
+RAY_CMDLINE = ("raylet", "gcs_server", "ray::", "ray/dashboard", "ray/_private", "ray/autoscaler", "ray_reaper")
+"""What a process of a Ray session (or our reaper) has in its command line."""
+CLEANUP_SECONDS = 30.0
+
+
+def session_processes(launcher_pid: int) -> list[psutil.Process]:
+    """The processes of the Ray session a launcher started: by the marker it puts in their environment."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(OWNER_ENV, "").startswith(f"{launcher_pid}-"):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def ray_cmdlines(pids: set[int]) -> list[str]:
+    """Command lines of those of ``pids`` still alive that look like Ray's (pids are not reused that fast)."""
+    alive = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            line = " ".join(proc.cmdline())
+            if proc.status() != psutil.STATUS_ZOMBIE and any(mark in line for mark in RAY_CMDLINE):
+                alive.append(f"{pid}: {line[:120]}")
+        except psutil.Error:
+            continue
+    return alive
+
+
+def wait_gone(pids: set[int], seconds: float) -> tuple[list[str], float]:
+    """Wait until none of ``pids`` is a live Ray process; (what is left, seconds waited)."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if not ray_cmdlines(pids):
+            return [], time.monotonic() - started
+        time.sleep(0.1)
+    return ray_cmdlines(pids), time.monotonic() - started
+
+
+# --- no process: the configuration -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ray-1-sync", "ray-3-offload", "ray-split-3-async"])
+def test_serve_config_is_accepted_by_rays_own_schema(name: str, runner: CliRunner, tmp_path: Path) -> None:
+    from ray.serve.schema import ServeDeploySchema
+
+    out = tmp_path / "serve.json"
+    result = runner.invoke(main, ["serve-config", "--profile", name, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    config = ServeDeploySchema.model_validate(json.loads(out.read_text()))
+    profile = builtin(name)
+    apps = {app.name: app for app in config.applications}
+    assert set(apps) == {a.name for a in applications(profile)}
+    for expected in applications(profile):
+        app = apps[expected.name]
+        assert app.route_prefix == expected.route_prefix
+        (deployment,) = app.deployments
+        assert deployment.num_replicas == expected.replicas
+        assert deployment.max_ongoing_requests == profile.max_ongoing_requests == 5
+        assert app.runtime_env["env_vars"]["LAUNCH_MODE"] == profile.mode
+        # Never the launcher-only settings: a replica with a supervisor pid would exit.
+        assert "LAUNCH_SUPERVISOR_PID" not in app.runtime_env["env_vars"]
+    yaml_result = runner.invoke(main, ["serve-config", "--profile", name, "--format", "yaml"])
+    assert yaml_result.exit_code == 0
+    import yaml  # type: ignore[import-untyped]
+
+    assert ServeDeploySchema.model_validate(yaml.safe_load(yaml_result.output)) == config
+
+
+def test_serve_config_refuses_a_profile_that_is_not_ray(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["serve-config", "--profile", "uvicorn-1-sync"])
+    assert result.exit_code == 2 and "serve-config is for the ray backends" in result.output
+
+
+def test_replica_cpu_shares_fit_the_machine_in_rays_fixed_point() -> None:
+    # 3 replicas of 2/3 CPU rounded up (0.6667) would need 2.0001 CPUs: the third would never be scheduled.
+    assert replica_cpus(builtin("ray-3-sync"), 2.0) * 3 <= 2.0
+    assert replica_cpus(builtin("ray-split-3-sync"), 2.0) * 4 <= 2.0
+    assert replica_cpus(builtin("ray-1-sync"), 16.0) == 1.0
+    assert replica_cpus(builtin("ray-1-sync"), None) == 1.0
+
+
+def test_the_split_topologys_api_requests_go_under_its_prefix() -> None:
+    options = ProbeOptions()
+    split = plan("mixed", builtin("ray-split-3-sync"), options)
+    assert all(s.path.startswith(f"{SPLIT_API_PREFIX}/test1") for s in split if s.kind == "api")
+    assert all(s.path == "" for s in split if s.kind == "demo")
+    assert all(s.path.startswith("/test1") for s in plan("mixed", builtin("ray-3-sync"), options) if s.kind == "api")
+
+
+# --- real Ray instances ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def split_server() -> Iterator[ServerProcess]:
+    """One split-topology server for the module: the demo in one replica, the API in three."""
+    server = ServerProcess(profile=builtin("ray-split-3-sync", model="none"))
+    server.start()
+    try:
+        yield server
+    finally:
+        launcher = server.pid or 0
+        ray = {p.pid for p in session_processes(launcher)}
+        server.stop()
+        left, _ = wait_gone(ray, CLEANUP_SECONDS)
+        server.cleanup()
+        assert left == []
+
+
+def _serves(server: ServerProcess, api: str) -> None:
+    profile = server.profile
+    assert len(server.pids) == profile.processes
+    status, health = get_json(f"{server.url}/health")
+    assert status == 200 and health["status"] == "ok" and health["pid"] in server.pids
+    status, page, headers = get(f"{server.url}/")
+    assert status == 200 and b"<html" in page.lower() and headers["content-type"].startswith("text/html")
+    status, config = get_json(f"{server.url}/config")
+    assert status == 200 and {d.get("api_name") for d in config["dependencies"]} >= {"sleep", "cpu", "generate"}
+    bodies = [get_json(f"{server.url}{api}/test1?seconds=0.2")[1] for _ in range(2 * profile.workers)]
+    assert all(b["work"] == "sleep" and b["pid"] in server.pids for b in bodies)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["ray-1-sync", "ray-3-sync"])
+def test_ray_serves_page_and_api_and_leaves_nothing(name: str, serve: Callable[..., ServerProcess]) -> None:
+    server = serve(builtin(name, model="none"))
+    _serves(server, "")
+    launcher = server.pid or 0
+    ray = {p.pid for p in session_processes(launcher)}
+    # The replicas are Ray's processes of this session, each one reported ready.
+    assert set(server.pids) <= ray
+    stopped = server.stop(sig=signal.SIGTERM, timeout=40)
+    assert stopped.returncode == 0, server.log_tail()
+    assert not stopped.forced, f"needed SIGKILL: {server.log_tail()}"
+    assert wait_gone(ray, 5)[0] == []
+
+
+@pytest.mark.e2e
+def test_split_serves_the_demo_at_root_and_the_api_under_its_prefix(split_server: ServerProcess) -> None:
+    _serves(split_server, SPLIT_API_PREFIX)
+    api_pids = {get_json(f"{split_server.url}{SPLIT_API_PREFIX}/health")[1]["pid"] for _ in range(6)}
+    demo_pid = get_json(f"{split_server.url}/health")[1]["pid"]
+    assert demo_pid not in api_pids
+
+
+@pytest.mark.e2e
+def test_split_loses_no_demo_click_and_keeps_the_queue_in_one_process(split_server: ServerProcess) -> None:
+    clicks = [RequestSpec(kind="demo", work="sleep", api_name="/sleep", args=(0.1,)) for _ in range(10)]
+    records = []
+    for _ in range(3):
+        burst = asyncio.run(run_burst(split_server.url, clicks, timeout=60, workers=1, health=False))
+        records += [r for r in burst if r.kind == "demo"]
+    assert len(records) == 30
+    lost = [f"{r.error}: {r.detail}" for r in records if not r.ok]
+    assert lost == [], lost
+    # Attribution: every step of every click (queue join, event stream, the work) answered by one process.
+    pids = {pid for r in records for pid in (*r.steps.values(), r.pid)}
+    assert len(pids) == 1 and pids <= set(split_server.pids), pids
+    assert all({"join", "stream"} <= set(r.steps) for r in records)
+
+
+@pytest.mark.e2e
+def test_split_runs_api_cpu_work_on_several_processes(split_server: ServerProcess) -> None:
+    cpu = [RequestSpec(kind="api", work="cpu", path=f"{SPLIT_API_PREFIX}/test2?seconds=0.3") for _ in range(6)]
+    records = asyncio.run(run_burst(split_server.url, cpu, timeout=60, workers=3, health=False))
+    work = [r for r in records if r.kind == "api"]
+    assert all(r.ok for r in work), [r.error for r in work]
+    pids = {r.pid for r in work}
+    assert len(pids) > 1, pids
+    demo_pid = get_json(f"{split_server.url}/health")[1]["pid"]
+    assert demo_pid not in pids
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_a_stopped_or_killed_launcher_leaves_no_ray_process(
+    sig: signal.Signals, serve: Callable[..., ServerProcess]
+) -> None:
+    server = serve(builtin("ray-1-sync", model="none"))
+    launcher = server.pid or 0
+    ray = {p.pid for p in session_processes(launcher)}
+    names = " ".join(" ".join(psutil.Process(p).cmdline()) for p in ray)
+    assert "raylet" in names and "gcs_server" in names and "ray::ServeReplica" in names, names
+    # The signal to the launcher alone (as a supervisor or a user would), not its process group:
+    # Ray's workers are in groups of their own, which only the reaper reaches.
+    os.kill(launcher, sig)
+    left, seconds = wait_gone(ray, CLEANUP_SECONDS)
+    assert left == [], left
+    assert session_processes(launcher) == []
+    print(f"{sig.name}: every Ray process of the session gone {seconds:.1f} s after the signal")
+    server.stop()
