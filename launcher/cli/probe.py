@@ -16,7 +16,7 @@ from app.settings import MAX_SECONDS, MAX_STEPS
 from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.cli._common import catalog_from, console, fail, one_line
 from launcher.errors import ExitCode, LaunchError
-from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
+from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS, OPT_IN_BACKENDS
 from profiles import ProfileError
 
 if TYPE_CHECKING:
@@ -133,6 +133,10 @@ def probe(
     done: tuple[ProfileResult, ...] = ()
     try:
         chosen = catalog.select(spec)
+        if not spec:
+            # Ray profiles start a Ray instance each (30-50 s, several processes on top of the
+            # replicas): probed when named (`--profiles 'ray*'`), not in the default run.
+            chosen = [p for p in chosen if p.backend not in OPT_IN_BACKENDS]
         names = tuple(s.strip() for s in scenarios.split(",") if s.strip()) if scenarios else SCENARIOS
         common: dict[str, Any] = {
             "scenarios": names,

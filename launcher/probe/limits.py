@@ -7,3 +7,5 @@ MAX_REQUESTS = 1000
 MAX_REPEATS = 20
 DEFAULT_REPEATS = 2
 """Every burst twice by default: a median and a spread for every figure, at the cost of the bursts' time."""
+OPT_IN_BACKENDS: tuple[str, ...] = ("ray", "ray-split")
+"""Backends whose profiles a default ``launch probe`` leaves out: each start brings up a Ray instance."""
