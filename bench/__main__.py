@@ -17,11 +17,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import attribution, clients, embedding, matrix, memory, timing
+from bench import attribution, clients, embedding, matrix, memory, startup, timing
 from bench.common import REPO, TIMES, Figure, MeasureResult, machine_facts
 from bench.servers import launched
 
-MEASURES = ("clients", "timing", "embedding", "attribution", "matrix", "memory")
+MEASURES = ("clients", "timing", "embedding", "attribution", "startup", "matrix", "memory")
 DEFAULT_OUT = REPO / "bench" / "results.json"
 SCHEMA = "launch.bench"
 
@@ -37,6 +37,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "embed_s": 2.0,
             "attr_reps": 3,
             "attr_s": 2.0,
+            "startup_reps": 2,
         }
     return {
         "load_s": 4.0,
@@ -46,6 +47,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "embed_s": 3.0,
         "attr_reps": 6,
         "attr_s": 3.0,
+        "startup_reps": 5,
     }
 
 
@@ -222,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                     reps=conf["embed_reps"], rate_reps=conf["embed_rate_reps"], duration=conf["embed_s"], say=say
                 ),
             )
+        if "startup" in chosen:
+            attempt("startup", lambda: startup.run(reps=conf["startup_reps"], say=say))
         if "matrix" in chosen:
             attempt("matrix", lambda: matrix.run(quick=args.quick, say=say))
         if "memory" in chosen:
