@@ -15,6 +15,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from launcher.probe.expectations import expectations
 from launcher.probe.judge import judge
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
 from launcher.probe.logs import parse_log_events
+from launcher.probe.memory import available_mib, estimate
 from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult, Status
 from launcher.server import health_ok
 from profiles.model import Profile
@@ -130,6 +132,22 @@ class _State:
     complete: bool = True
 
 
+@dataclass(kw_only=True)
+class _Pending:
+    """A profile whose bursts are done, kept serving (idle) until its timeout scenario runs beside the others'.
+
+    The timeout scenario is one request that sleeps or blocks past gunicorn's
+    worker timeout (30 s by default): a wait, not a CPU measurement. Fired one
+    profile at a time, six of them took 225 s of a 560 s run; fired side by
+    side on the same servers with the same timeout, they take about one.
+    """
+
+    target: ProfileTarget
+    server: ServerProcess
+    scenarios: list[ScenarioResult]
+    report: Callable[[str, str, float], None]
+
+
 def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[RequestSpec]:
     """The requests of one burst."""
     n, s = options.requests, options.seconds
@@ -225,11 +243,14 @@ def probe_profile(
     cpu_rate: float,
     report: Callable[[str, str, float], None],
     results: list[ProfileResult],
-) -> ProfileResult:
+    pending: list[_Pending] | None = None,
+) -> ProfileResult | None:
     """Start one profile, run its scenarios, stop it; never leaves it running.
 
     The result is appended to ``results`` even when Ctrl-C ends the run
-    mid-profile, so what was measured is kept.
+    mid-profile, so what was measured is kept. With ``pending`` (a list), the
+    timeout scenario is not fired here: the server is left running, idle, on
+    that list (returns None), for :func:`_run_pending_timeouts`.
     """
     profile = target.profile
     server = ServerProcess(
@@ -268,9 +289,14 @@ def probe_profile(
         return result
     scenarios: list[ScenarioResult] = []
     status = Status.OK
+    deferred = False
+    idle = tuple(f"idle:{p.target.profile.name}" for p in pending or ())
     try:
         for scenario in options.scenarios:
             if not applies(scenario, profile):
+                continue
+            if scenario == "timeout" and pending is not None:
+                deferred = True
                 continue
             repeats = 1 if scenario in ONCE_SCENARIOS else options.repeat
             for repeat in range(repeats):
@@ -287,6 +313,7 @@ def probe_profile(
                         options=options,
                         cores=cores,
                         report=report,
+                        overlapped_with=idle,
                     )
                 )
             if status != Status.OK:
@@ -295,24 +322,102 @@ def probe_profile(
         status = Status.INTERRUPTED
         raise
     finally:
-        report("stopping", "", 0.0)
-        stopped = server.stop()
-        final = ProfileResult(
-            profile=profile.to_dict(),
-            source=str(target.source) if target.source else None,
-            status=status,
-            ready_seconds=server.ready_seconds,
-            pids=server.pids,
-            launcher_pid=server.pid,
-            log_tail=server.log_tail(),
-            scenarios=tuple(scenarios),
-            stop_seconds=stopped.seconds,
-            stop_forced=stopped.forced,
-        )
-        server.cleanup()
-        final = dataclasses.replace(final, assessment=assess(final))
-        results.append(final)
+        if deferred and status == Status.OK and pending is not None and server.alive():
+            pending.append(_Pending(target=target, server=server, scenarios=scenarios, report=report))
+        else:
+            deferred = False
+            _finish(target, server, scenarios, status, report=report, results=results)
+    return None if deferred else results[-1]
+
+
+def _finish(
+    target: ProfileTarget,
+    server: ServerProcess,
+    scenarios: list[ScenarioResult],
+    status: Status,
+    *,
+    report: Callable[[str, str, float], None],
+    results: list[ProfileResult],
+) -> ProfileResult:
+    """Stop ``server``, judge what it measured and append the result to ``results``."""
+    profile = target.profile
+    report("stopping", "", 0.0)
+    stopped = server.stop()
+    final = ProfileResult(
+        profile=profile.to_dict(),
+        source=str(target.source) if target.source else None,
+        status=status,
+        ready_seconds=server.ready_seconds,
+        pids=server.pids,
+        launcher_pid=server.pid,
+        log_tail=server.log_tail(),
+        scenarios=tuple(scenarios),
+        stop_seconds=stopped.seconds,
+        stop_forced=stopped.forced,
+    )
+    server.cleanup()
+    final = dataclasses.replace(final, assessment=assess(final))
+    results.append(final)
     return final
+
+
+def _run_pending_timeouts(
+    pending: list[_Pending], options: ProbeOptions, *, cores: int, results: list[ProfileResult]
+) -> list[ProfileResult]:
+    """Fire the timeout scenario of every pending profile at once, then stop and judge each in turn.
+
+    Nothing else runs meanwhile: the servers are the ones whose bursts just
+    ran, with their own timeout, and each request is a wait (a sleep, or an
+    event loop blocked in a sleep); what each one overlapped with is recorded.
+    Stops are one at a time, so each stop time is its own.
+    """
+    taken = list(pending)
+    pending.clear()
+    names = [p.target.profile.name for p in taken]
+    done: dict[int, ScenarioResult] = {}
+    failures: list[BaseException] = []
+
+    def fire(index: int, item: _Pending) -> None:
+        try:
+            others = tuple(f"timeout:{n}" for j, n in enumerate(names) if j != index)
+            done[index] = _run_scenario(
+                item.server,
+                item.target.profile,
+                "timeout",
+                repeat=0,
+                repeats=1,
+                options=options,
+                cores=cores,
+                report=lambda phase, detail, expected: None,
+                overlapped_with=others,
+            )
+        except BaseException as exc:  # reported in the main thread
+            failures.append(exc)
+
+    for item in taken:
+        item.report("timeout", f"1 request, side by side with {len(taken) - 1} other profile(s)", 0.0)
+    threads = [
+        threading.Thread(target=fire, args=(i, item), name=f"launch-timeout-{i}", daemon=True)
+        for i, item in enumerate(taken)
+        if item.server.alive()
+    ]
+    finished: list[ProfileResult] = []
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        # Stopped whatever happened (Ctrl-C included), in the order they were probed.
+        for index, item in enumerate(taken):
+            scenarios = [*item.scenarios, *([done[index]] if index in done else [])]
+            status = Status.OK if item.server.alive() else Status.DIED
+            result = _finish(item.target, item.server, scenarios, status, report=item.report, results=results)
+            item.report("done", "passed" if result.passed else "failed", 0.0)
+            finished.append(result)
+    if failures:
+        raise failures[0]
+    return finished
 
 
 def _run_scenario(
@@ -325,6 +430,7 @@ def _run_scenario(
     options: ProbeOptions,
     cores: int,
     report: Callable[[str, str, float], None],
+    overlapped_with: tuple[str, ...] = (),
 ) -> ScenarioResult:
     """Fire one burst of ``scenario`` at a ready server and judge it."""
     specs = plan(scenario, profile, options)
@@ -366,6 +472,7 @@ def _run_scenario(
         cpu_seconds=_cpu_used(cpu_before),
         repeat=repeat,
         note=_server_error(log) if scenario == "noawait" else "",
+        overlapped_with=overlapped_with,
     )
     return dataclasses.replace(measured, verdicts=tuple(expectations(profile, measured, cores=cores)))
 
@@ -399,7 +506,24 @@ def run_probe(
     cpu_rate = options.cpu_rate or calibrate_cpu_rate()
     state = _State(results=list(done))
     total = len(targets)
+    # Profiles kept serving, idle, until their timeout scenarios run side by side (see _Pending).
+    pending: list[_Pending] = []
+
+    def flush() -> bool:
+        finished = _run_pending_timeouts(pending, options, cores=cores, results=state.results)
+        if finished and on_profile is not None:
+            on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
+        return options.fail_fast and any(not r.passed for r in finished)
+
     for index, target in enumerate(targets, start=1):
+        if pending and estimate(target.profile).mib > available_mib()[0]:
+            # The next profile would not fit beside the idle ones: their timeouts run now.
+            try:
+                if flush():
+                    break
+            except KeyboardInterrupt:
+                state.complete = False
+                break
 
         def report(phase: str, detail: str, expected: float, _i: int = index, _t: ProfileTarget = target) -> None:
             if progress is not None:
@@ -416,16 +540,30 @@ def run_probe(
 
         try:
             result = probe_profile(
-                target, options, cores=cores, cpu_rate=cpu_rate, report=report, results=state.results
+                target, options, cores=cores, cpu_rate=cpu_rate, report=report, results=state.results, pending=pending
             )
         except KeyboardInterrupt:
             state.complete = False
             break
+        if result is None:
+            continue  # finished with the other timeout scenarios
         report("done", "passed" if result.passed else "failed", 0.0)
         if on_profile is not None:
             on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
         if options.fail_fast and not result.passed:
             break
+    if pending and state.complete:
+        try:
+            flush()
+        except KeyboardInterrupt:
+            state.complete = False
+    for item in pending:  # interrupted (or fail-fast) before their timeout scenario: stopped, kept as they are
+        _finish(item.target, item.server, item.scenarios, Status.INTERRUPTED, report=item.report, results=state.results)
+    pending.clear()
+    # In the order they were probed, whichever finished first.
+    order = {id(t.profile): i for i, t in enumerate(targets)}
+    position = {t.profile.name: order[id(t.profile)] for t in targets}
+    state.results.sort(key=lambda r: (r not in done, position.get(r.name, -1)))
     return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=state.complete)
 
 
