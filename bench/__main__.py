@@ -21,7 +21,7 @@ from bench import attribution, clients, embedding, matrix, memory, startup, timi
 from bench.common import REPO, TIMES, Figure, MeasureResult, machine_facts
 from bench.servers import launched
 
-MEASURES = ("clients", "timing", "embedding", "attribution", "startup", "matrix", "memory")
+MEASURES = ("clients", "timing", "embedding", "attribution", "startup", "matrix", "versus", "memory")
 DEFAULT_OUT = REPO / "bench" / "results.json"
 SCHEMA = "launch.bench"
 
@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             attempt("startup", lambda: startup.run(reps=conf["startup_reps"], say=say))
         if "matrix" in chosen:
             attempt("matrix", lambda: matrix.run(quick=args.quick, say=say))
+        if "versus" in chosen:
+            attempt("versus", lambda: matrix.run_versus(say=say))
         if "memory" in chosen:
             attempt("memory", lambda: memory.run(quick=args.quick, say=say))
     except KeyboardInterrupt:
