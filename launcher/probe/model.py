@@ -247,6 +247,9 @@ class ProfileResult:
     scenarios: tuple[ScenarioResult, ...] = ()
     stop_seconds: float | None = None
     stop_forced: bool = False
+    start_overlapped_with: tuple[str, ...] = ()
+    """``stop:PROFILE`` for a profile still stopping while this one started (its ready time shared the CPU with
+    that stop); no burst ever overlaps a stop. Empty: the start was alone."""
     assessment: Assessment | None = None
     """The two verdicts and the figures the recommendation compares; judged once, by the probe."""
 

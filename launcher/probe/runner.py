@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import functools
 import importlib.metadata
 import os
 import platform
@@ -146,6 +147,39 @@ class _Pending:
     server: ServerProcess
     scenarios: list[ScenarioResult]
     report: Callable[[str, str, float], None]
+    start_overlaps: tuple[str, ...] = ()
+
+
+@dataclass(kw_only=True)
+class _Stopping:
+    """Profiles being stopped in the background while the next one starts (a stop measures nothing).
+
+    :meth:`wait` is called before any burst, so no CPU-measuring burst ever
+    runs while a server stops; ``on_finished`` gets each stopped profile's
+    result there, in the probe's own thread.
+    """
+
+    on_finished: Callable[[ProfileResult], None]
+    threads: list[tuple[str, threading.Thread, list[ProfileResult]]] = field(default_factory=list)
+
+    def begin(self, name: str, stop: Callable[[], ProfileResult]) -> None:
+        """Run ``stop`` (stop, judge, append) in a thread."""
+        holder: list[ProfileResult] = []
+        thread = threading.Thread(target=lambda: holder.append(stop()), name=f"launch-stop-{name}", daemon=True)
+        thread.start()
+        self.threads.append((name, thread, holder))
+
+    def busy(self) -> tuple[str, ...]:
+        """``stop:PROFILE`` for each stop still running."""
+        return tuple(f"stop:{name}" for name, thread, _ in self.threads if thread.is_alive())
+
+    def wait(self) -> None:
+        """Wait for every stop in progress and hand over its result."""
+        threads, self.threads = self.threads, []
+        for _name, thread, holder in threads:
+            thread.join()
+            for result in holder:
+                self.on_finished(result)
 
 
 def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[RequestSpec]:
@@ -244,13 +278,17 @@ def probe_profile(
     report: Callable[[str, str, float], None],
     results: list[ProfileResult],
     pending: list[_Pending] | None = None,
+    stopping: _Stopping | None = None,
 ) -> ProfileResult | None:
     """Start one profile, run its scenarios, stop it; never leaves it running.
 
     The result is appended to ``results`` even when Ctrl-C ends the run
     mid-profile, so what was measured is kept. With ``pending`` (a list), the
     timeout scenario is not fired here: the server is left running, idle, on
-    that list (returns None), for :func:`_run_pending_timeouts`.
+    that list (returns None), for :func:`_run_pending_timeouts`. With
+    ``stopping``, the server is stopped in the background after its bursts
+    (returns None; the result reaches ``stopping.on_finished``), and this
+    profile's start overlaps the stop of the previous one, never a burst.
     """
     profile = target.profile
     server = ServerProcess(
@@ -261,6 +299,7 @@ def probe_profile(
         lab="noawait" in options.scenarios,
     )
     report("starting", "", 0.0)
+    start_overlaps = stopping.busy() if stopping is not None else ()
     try:
         server.start(timeout=options.start_timeout)
     except KeyboardInterrupt:
@@ -287,6 +326,8 @@ def probe_profile(
         server.cleanup()
         results.append(result)
         return result
+    if stopping is not None:
+        stopping.wait()  # no burst while another server stops
     scenarios: list[ScenarioResult] = []
     status = Status.OK
     deferred = False
@@ -323,10 +364,29 @@ def probe_profile(
         raise
     finally:
         if deferred and status == Status.OK and pending is not None and server.alive():
-            pending.append(_Pending(target=target, server=server, scenarios=scenarios, report=report))
+            pending.append(
+                _Pending(
+                    target=target, server=server, scenarios=scenarios, report=report, start_overlaps=start_overlaps
+                )
+            )
+        elif stopping is not None and status == Status.OK:
+            deferred = True
+            stopping.begin(
+                profile.name,
+                functools.partial(
+                    _finish,
+                    target,
+                    server,
+                    scenarios,
+                    status,
+                    report=report,
+                    results=results,
+                    start_overlaps=start_overlaps,
+                ),
+            )
         else:
             deferred = False
-            _finish(target, server, scenarios, status, report=report, results=results)
+            _finish(target, server, scenarios, status, report=report, results=results, start_overlaps=start_overlaps)
     return None if deferred else results[-1]
 
 
@@ -338,6 +398,7 @@ def _finish(
     *,
     report: Callable[[str, str, float], None],
     results: list[ProfileResult],
+    start_overlaps: tuple[str, ...] = (),
 ) -> ProfileResult:
     """Stop ``server``, judge what it measured and append the result to ``results``."""
     profile = target.profile
@@ -354,6 +415,7 @@ def _finish(
         scenarios=tuple(scenarios),
         stop_seconds=stopped.seconds,
         stop_forced=stopped.forced,
+        start_overlapped_with=start_overlaps,
     )
     server.cleanup()
     final = dataclasses.replace(final, assessment=assess(final))
@@ -412,7 +474,15 @@ def _run_pending_timeouts(
         for index, item in enumerate(taken):
             scenarios = [*item.scenarios, *([done[index]] if index in done else [])]
             status = Status.OK if item.server.alive() else Status.DIED
-            result = _finish(item.target, item.server, scenarios, status, report=item.report, results=results)
+            result = _finish(
+                item.target,
+                item.server,
+                scenarios,
+                status,
+                report=item.report,
+                results=results,
+                start_overlaps=item.start_overlaps,
+            )
             item.report("done", "passed" if result.passed else "failed", 0.0)
             finished.append(result)
     if failures:
@@ -508,8 +578,22 @@ def run_probe(
     total = len(targets)
     # Profiles kept serving, idle, until their timeout scenarios run side by side (see _Pending).
     pending: list[_Pending] = []
+    reporters: dict[str, Callable[[str, str, float], None]] = {}
+    failed_fast = False
+
+    def stopped(result: ProfileResult) -> None:
+        nonlocal failed_fast
+        reporters[result.name]("done", "passed" if result.passed else "failed", 0.0)
+        if on_profile is not None:
+            on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
+        failed_fast = failed_fast or (options.fail_fast and not result.passed)
+
+    # With --fail-fast a failure must be known before the next profile starts: stops stay in line.
+    stopping = None if options.fail_fast else _Stopping(on_finished=stopped)
 
     def flush() -> bool:
+        if stopping is not None:
+            stopping.wait()
         finished = _run_pending_timeouts(pending, options, cores=cores, results=state.results)
         if finished and on_profile is not None:
             on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
@@ -538,31 +622,51 @@ def run_probe(
                     )
                 )
 
+        reporters[target.profile.name] = report
         try:
             result = probe_profile(
-                target, options, cores=cores, cpu_rate=cpu_rate, report=report, results=state.results, pending=pending
+                target,
+                options,
+                cores=cores,
+                cpu_rate=cpu_rate,
+                report=report,
+                results=state.results,
+                pending=pending,
+                stopping=stopping,
             )
         except KeyboardInterrupt:
             state.complete = False
             break
         if result is None:
-            continue  # finished with the other timeout scenarios
+            continue  # finished in the background, or with the other timeout scenarios
         report("done", "passed" if result.passed else "failed", 0.0)
         if on_profile is not None:
             on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
         if options.fail_fast and not result.passed:
             break
-    if pending and state.complete:
-        try:
+    try:
+        if stopping is not None:
+            stopping.wait()
+        if pending and state.complete and not failed_fast:
             flush()
-        except KeyboardInterrupt:
-            state.complete = False
-    for item in pending:  # interrupted (or fail-fast) before their timeout scenario: stopped, kept as they are
-        _finish(item.target, item.server, item.scenarios, Status.INTERRUPTED, report=item.report, results=state.results)
-    pending.clear()
+    except KeyboardInterrupt:
+        state.complete = False
+    finally:
+        if stopping is not None:
+            stopping.wait()
+        for item in pending:  # interrupted (or fail-fast) before their timeout scenario: stopped, kept as they are
+            _finish(
+                item.target,
+                item.server,
+                item.scenarios,
+                Status.INTERRUPTED,
+                report=item.report,
+                results=state.results,
+                start_overlaps=item.start_overlaps,
+            )
+        pending.clear()
     # In the order they were probed, whichever finished first.
-    order = {id(t.profile): i for i, t in enumerate(targets)}
-    position = {t.profile.name: order[id(t.profile)] for t in targets}
+    position = {t.profile.name: i for i, t in enumerate(targets)}
     state.results.sort(key=lambda r: (r not in done, position.get(r.name, -1)))
     return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=state.complete)
 

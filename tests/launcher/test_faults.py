@@ -198,7 +198,7 @@ def test_worker_killed_mid_burst_is_named_and_the_probe_goes_on(tmp_path: Path) 
     target = ProfileTarget(profile=builtin("uvicorn-3-sync", model="none"))
     run = run_probe(
         [target],
-        ProbeOptions(scenarios=("sleep", "cpu", "liveness"), requests=6, seconds=2.0),
+        ProbeOptions(scenarios=("sleep", "cpu", "liveness"), requests=6, seconds=2.0, repeat=1),
         progress=progress,
     )
     (result,) = run.profiles

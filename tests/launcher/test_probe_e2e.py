@@ -96,13 +96,13 @@ def test_probe_reports_a_profile_that_does_not_start(runner: CliRunner, tmp_path
     assert data["recommendation"] is None
 
 
-def test_timeout_scenarios_run_side_by_side_on_the_profiles_own_servers() -> None:
+def test_timeout_scenarios_side_by_side_and_stops_beside_the_next_start() -> None:
     # Issue 14: the timeout scenarios are waits, fired together once the CPU-measuring bursts are done, on the
-    # same servers with the profile's own timeout; each burst says what ran beside it.
+    # same servers with the profile's own timeout; a stop overlaps the next start only; all of it is recorded.
     from launcher.probe.runner import ProbeOptions, ProfileTarget, run_probe
     from tests.conftest import builtin
 
-    names = ("gunicorn-1-async", "gunicorn-1-sync", "uvicorn-1-sync")
+    names = ("gunicorn-1-async", "gunicorn-1-sync", "uvicorn-1-sync", "hypercorn-1-sync")
     targets = [ProfileTarget(profile=builtin(name, model="none", timeout=2)) for name in names]
     run = run_probe(targets, ProbeOptions(scenarios=("sleep", "timeout", "liveness"), repeat=1, seconds=0.3))
     assert [p.name for p in run.profiles] == list(names), "results keep the order profiles were probed in"
@@ -116,6 +116,9 @@ def test_timeout_scenarios_run_side_by_side_on_the_profiles_own_servers() -> Non
     assert max(s.finished_ns for s in bursts) < min(first.started_ns, second.started_ns)
     assert all(all(o.startswith("idle:") for o in s.overlapped_with) for s in bursts)
     assert by_name["uvicorn-1-sync"].scenarios[0].overlapped_with == tuple(f"idle:{n}" for n in names[:2])
+    # A stop measures nothing: the next profile starts while it runs (recorded), its bursts wait for it.
+    assert by_name["hypercorn-1-sync"].start_overlapped_with == ("stop:uvicorn-1-sync",)
+    assert by_name["uvicorn-1-sync"].start_overlapped_with == ()
     # The verdicts are the same as one at a time: the async worker is killed, the sync sleep completes.
     assert all(v.passed for s in timeouts.values() for v in s.verdicts), [s.verdicts for s in timeouts.values()]
     assert all(p.status == "ok" and not p.stop_forced for p in run.profiles)
