@@ -195,8 +195,9 @@ def run(*, quick: bool, say: Callable[[str], None] = print) -> MeasureResult:
 
 
 VERSUS_MEASURE = "5 matrix"
-VERSUS_PROFILES = ("gunicorn-1-sync", "gunicorn-1-async", "uvicorn-1-sync")
-"""The subset the old-vs-new pair runs by default: two timeout scenarios and one profile without."""
+VERSUS_PROFILES = tuple(f"gunicorn-{w}-{m}" for w in (1, 3) for m in ("sync", "async", "offload"))
+"""The subset the old-vs-new pair runs by default: the six profiles with a timeout scenario (a full pair of
+default runs, 18 profiles each, takes over 20 minutes on 2 cores)."""
 
 
 def _union_s(spans: list[tuple[int, int]]) -> float:

@@ -1,9 +1,13 @@
 """Run the probe: start each profile, fire its bursts, judge them, stop it.
 
-One profile at a time, so one profile's CPU work never disturbs another's
-measurements. Each profile runs as a ``launch --profile`` child in its own
-process group (:class:`launcher.child.ServerProcess`); whatever happens --
-a failed start, a crash, Ctrl-C -- it is stopped before the next one starts,
+One profile's bursts at a time, so one profile's CPU work never disturbs
+another's measurements. What measures nothing overlaps, and is recorded: a
+profile's stop runs while the next one starts (``start_overlapped_with``),
+and the gunicorn timeout scenarios -- waits -- run side by side, each on a
+fresh server of its profile, once every other burst is done (``overlapped_with``). Each profile
+runs as a ``launch --profile`` child in its own process group
+(:class:`launcher.child.ServerProcess`); whatever happens -- a failed start,
+a crash, Ctrl-C -- every child is stopped before :func:`run_probe` returns,
 and the results gathered so far are kept.
 """
 
@@ -135,19 +139,10 @@ class _State:
 
 @dataclass(kw_only=True)
 class _Pending:
-    """A profile whose bursts are done, kept serving (idle) until its timeout scenario runs beside the others'.
-
-    The timeout scenario is one request that sleeps or blocks past gunicorn's
-    worker timeout (30 s by default): a wait, not a CPU measurement. Fired one
-    profile at a time, six of them took 225 s of a 560 s run; fired side by
-    side on the same servers with the same timeout, they take about one.
-    """
+    """A profile whose timeout scenario runs at the end, beside the other profiles' (see :func:`_run_timeouts`)."""
 
     target: ProfileTarget
-    server: ServerProcess
-    scenarios: list[ScenarioResult]
     report: Callable[[str, str, float], None]
-    start_overlaps: tuple[str, ...] = ()
 
 
 @dataclass(kw_only=True)
@@ -284,20 +279,14 @@ def probe_profile(
 
     The result is appended to ``results`` even when Ctrl-C ends the run
     mid-profile, so what was measured is kept. With ``pending`` (a list), the
-    timeout scenario is not fired here: the server is left running, idle, on
-    that list (returns None), for :func:`_run_pending_timeouts`. With
+    timeout scenario is not fired here: the profile goes on that list, for
+    :func:`_run_timeouts`. With
     ``stopping``, the server is stopped in the background after its bursts
     (returns None; the result reaches ``stopping.on_finished``), and this
     profile's start overlaps the stop of the previous one, never a burst.
     """
     profile = target.profile
-    server = ServerProcess(
-        profile=profile,
-        profiles_files=(target.source,) if target.source else (),
-        env={"LAUNCH_CPU_RATE": repr(cpu_rate)},
-        attribution=True,
-        lab="noawait" in options.scenarios,
-    )
+    server = _server_for(target, options, cpu_rate)
     report("starting", "", 0.0)
     start_overlaps = stopping.busy() if stopping is not None else ()
     try:
@@ -330,14 +319,13 @@ def probe_profile(
         stopping.wait()  # no burst while another server stops
     scenarios: list[ScenarioResult] = []
     status = Status.OK
-    deferred = False
-    idle = tuple(f"idle:{p.target.profile.name}" for p in pending or ())
+    background = False
     try:
         for scenario in options.scenarios:
             if not applies(scenario, profile):
                 continue
             if scenario == "timeout" and pending is not None:
-                deferred = True
+                pending.append(_Pending(target=target, report=report))
                 continue
             repeats = 1 if scenario in ONCE_SCENARIOS else options.repeat
             for repeat in range(repeats):
@@ -354,7 +342,6 @@ def probe_profile(
                         options=options,
                         cores=cores,
                         report=report,
-                        overlapped_with=idle,
                     )
                 )
             if status != Status.OK:
@@ -363,14 +350,8 @@ def probe_profile(
         status = Status.INTERRUPTED
         raise
     finally:
-        if deferred and status == Status.OK and pending is not None and server.alive():
-            pending.append(
-                _Pending(
-                    target=target, server=server, scenarios=scenarios, report=report, start_overlaps=start_overlaps
-                )
-            )
-        elif stopping is not None and status == Status.OK:
-            deferred = True
+        if stopping is not None and status == Status.OK:
+            background = True
             stopping.begin(
                 profile.name,
                 functools.partial(
@@ -385,9 +366,8 @@ def probe_profile(
                 ),
             )
         else:
-            deferred = False
             _finish(target, server, scenarios, status, report=report, results=results, start_overlaps=start_overlaps)
-    return None if deferred else results[-1]
+    return None if background else results[-1]
 
 
 def _finish(
@@ -423,71 +403,105 @@ def _finish(
     return final
 
 
-def _run_pending_timeouts(
-    pending: list[_Pending], options: ProbeOptions, *, cores: int, results: list[ProfileResult]
-) -> list[ProfileResult]:
-    """Fire the timeout scenario of every pending profile at once, then stop and judge each in turn.
+def _run_timeouts(
+    pending: list[_Pending], options: ProbeOptions, *, cores: int, cpu_rate: float, results: list[ProfileResult]
+) -> None:
+    """Run the pending timeout scenarios side by side, each on a fresh server of its profile; merge them in.
 
-    Nothing else runs meanwhile: the servers are the ones whose bursts just
-    ran, with their own timeout, and each request is a wait (a sleep, or an
-    event loop blocked in a sleep); what each one overlapped with is recorded.
-    Stops are one at a time, so each stop time is its own.
+    Called once every other burst of the run is done, so nothing here
+    overlaps a CPU measurement. Each request sleeps, or blocks its worker's
+    event loop, past the profile's own timeout (30 s by default) on a server
+    started for it the way the profile's first one was: a wait, and the same
+    evidence as fired on the first server, which the scenario does not depend
+    on. Not kept alive from the bursts: an idle server is not free (an idle
+    gunicorn worker used 5 % of a core here), and it would have disturbed the
+    later profiles' bursts. The servers start side by side too (their start
+    times are not the profile's figures), in batches that fit in memory, and
+    stop one at a time. Each scenario is appended to its profile's result,
+    which is judged again.
     """
-    taken = list(pending)
+    batches: list[list[_Pending]] = []
+    room = available_mib()[0]
+    ok = {r.name for r in results if r.status == Status.OK}
+    for item in pending:
+        if item.target.profile.name not in ok:
+            continue  # its server died or was interrupted during the bursts: no timeout scenario, as before
+        need = estimate(item.target.profile).mib
+        if not batches or need > room:
+            batches.append([])
+            room = available_mib()[0]
+        batches[-1].append(item)
+        room -= need
     pending.clear()
-    names = [p.target.profile.name for p in taken]
+    for batch in batches:
+        _run_timeout_batch(batch, options, cores=cores, cpu_rate=cpu_rate, results=results)
+
+
+def _run_timeout_batch(
+    batch: list[_Pending], options: ProbeOptions, *, cores: int, cpu_rate: float, results: list[ProfileResult]
+) -> None:
+    names = [item.target.profile.name for item in batch]
+    servers = [_server_for(item.target, options, cpu_rate) for item in batch]
     done: dict[int, ScenarioResult] = {}
-    failures: list[BaseException] = []
+    errors: dict[int, str] = {}
 
-    def fire(index: int, item: _Pending) -> None:
+    def start_and_fire(index: int) -> None:
+        item, server = batch[index], servers[index]
         try:
-            others = tuple(f"timeout:{n}" for j, n in enumerate(names) if j != index)
-            done[index] = _run_scenario(
-                item.server,
-                item.target.profile,
-                "timeout",
-                repeat=0,
-                repeats=1,
-                options=options,
-                cores=cores,
-                report=lambda phase, detail, expected: None,
-                overlapped_with=others,
-            )
-        except BaseException as exc:  # reported in the main thread
-            failures.append(exc)
+            server.start(timeout=options.start_timeout)
+        except StartupError as exc:
+            errors[index] = str(exc)
+            return
+        others = tuple(f"timeout:{n}" for j, n in enumerate(names) if j != index)
+        measured = _run_scenario(
+            server,
+            item.target.profile,
+            "timeout",
+            repeat=0,
+            repeats=1,
+            options=options,
+            cores=cores,
+            report=lambda phase, detail, expected: None,
+            overlapped_with=others,
+        )
+        done[index] = dataclasses.replace(
+            measured, note=f"own server (launcher pid {server.pid}), started for this scenario"
+        )
 
-    for item in taken:
-        item.report("timeout", f"1 request, side by side with {len(taken) - 1} other profile(s)", 0.0)
-    threads = [
-        threading.Thread(target=fire, args=(i, item), name=f"launch-timeout-{i}", daemon=True)
-        for i, item in enumerate(taken)
-        if item.server.alive()
-    ]
-    finished: list[ProfileResult] = []
+    for item in batch:
+        item.report("timeout", f"1 request on a fresh server, side by side with {len(batch) - 1} other(s)", 0.0)
+    # Started one at a time here, fired together: a thread per profile only waits (start, then the request).
+    threads = [threading.Thread(target=start_and_fire, args=(i,), daemon=True) for i in range(len(batch))]
     try:
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     finally:
-        # Stopped whatever happened (Ctrl-C included), in the order they were probed.
-        for index, item in enumerate(taken):
-            scenarios = [*item.scenarios, *([done[index]] if index in done else [])]
-            status = Status.OK if item.server.alive() else Status.DIED
-            result = _finish(
-                item.target,
-                item.server,
-                scenarios,
-                status,
-                report=item.report,
-                results=results,
-                start_overlaps=item.start_overlaps,
-            )
-            item.report("done", "passed" if result.passed else "failed", 0.0)
-            finished.append(result)
-    if failures:
-        raise failures[0]
-    return finished
+        for server in servers:  # whatever happened, Ctrl-C included
+            server.stop()
+            server.cleanup()
+    for index in range(len(batch)):
+        position = max((i for i, r in enumerate(results) if r.name == names[index]), default=None)
+        if position is None:
+            continue
+        old = results[position]
+        if index in done:
+            merged = dataclasses.replace(old, scenarios=(*old.scenarios, done[index]))
+        else:  # its server did not start: the scenario is missing, and the result says why
+            merged = dataclasses.replace(old, error=old.error or f"timeout scenario: {errors.get(index, 'not run')}")
+        results[position] = dataclasses.replace(merged, assessment=assess(merged))
+
+
+def _server_for(target: ProfileTarget, options: ProbeOptions, cpu_rate: float) -> ServerProcess:
+    """The child that serves ``target`` for the probe."""
+    return ServerProcess(
+        profile=target.profile,
+        profiles_files=(target.source,) if target.source else (),
+        env={"LAUNCH_CPU_RATE": repr(cpu_rate)},
+        attribution=True,
+        lab="noawait" in options.scenarios,
+    )
 
 
 def _run_scenario(
@@ -576,7 +590,7 @@ def run_probe(
     cpu_rate = options.cpu_rate or calibrate_cpu_rate()
     state = _State(results=list(done))
     total = len(targets)
-    # Profiles kept serving, idle, until their timeout scenarios run side by side (see _Pending).
+    # Profiles whose timeout scenario runs at the end, side by side with the others' (see _run_timeouts).
     pending: list[_Pending] = []
     reporters: dict[str, Callable[[str, str, float], None]] = {}
     failed_fast = False
@@ -591,23 +605,7 @@ def run_probe(
     # With --fail-fast a failure must be known before the next profile starts: stops stay in line.
     stopping = None if options.fail_fast else _Stopping(on_finished=stopped)
 
-    def flush() -> bool:
-        if stopping is not None:
-            stopping.wait()
-        finished = _run_pending_timeouts(pending, options, cores=cores, results=state.results)
-        if finished and on_profile is not None:
-            on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
-        return options.fail_fast and any(not r.passed for r in finished)
-
     for index, target in enumerate(targets, start=1):
-        if pending and estimate(target.profile).mib > available_mib()[0]:
-            # The next profile would not fit beside the idle ones: their timeouts run now.
-            try:
-                if flush():
-                    break
-            except KeyboardInterrupt:
-                state.complete = False
-                break
 
         def report(phase: str, detail: str, expected: float, _i: int = index, _t: ProfileTarget = target) -> None:
             if progress is not None:
@@ -638,7 +636,7 @@ def run_probe(
             state.complete = False
             break
         if result is None:
-            continue  # finished in the background, or with the other timeout scenarios
+            continue  # stopping in the background: reported by ``stopped``
         report("done", "passed" if result.passed else "failed", 0.0)
         if on_profile is not None:
             on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
@@ -648,22 +646,17 @@ def run_probe(
         if stopping is not None:
             stopping.wait()
         if pending and state.complete and not failed_fast:
-            flush()
+            timed = list(pending)
+            _run_timeouts(pending, options, cores=cores, cpu_rate=cpu_rate, results=state.results)
+            for item in timed:
+                item.report("done", "timeout scenario merged", 0.0)
+            if on_profile is not None:
+                on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
     except KeyboardInterrupt:
         state.complete = False
     finally:
         if stopping is not None:
             stopping.wait()
-        for item in pending:  # interrupted (or fail-fast) before their timeout scenario: stopped, kept as they are
-            _finish(
-                item.target,
-                item.server,
-                item.scenarios,
-                Status.INTERRUPTED,
-                report=item.report,
-                results=state.results,
-                start_overlaps=item.start_overlaps,
-            )
         pending.clear()
     # In the order they were probed, whichever finished first.
     position = {t.profile.name: i for i, t in enumerate(targets)}
