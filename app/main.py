@@ -24,9 +24,11 @@ from app.settings import AppSettings
 
 def create_app(settings: AppSettings | None = None) -> FastAPI:
     """Build the service for one worker from ``settings`` (default: ``LAUNCH_*`` variables)."""
-    # Imported here: Gradio is only needed once a demo is mounted.
-    import gradio as gr
+    # Imported here: Gradio is only needed once a demo is mounted; and
+    # without its IDE-stub writer, which costs a third of its import.
+    from app.gradio_import import import_gradio
 
+    gr = import_gradio()
     from app.demo import build_demo
 
     runtime = Runtime(settings or AppSettings.from_env())

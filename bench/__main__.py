@@ -17,11 +17,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import attribution, capacity, clients, embedding, matrix, memory, timing
+from bench import attribution, capacity, clients, embedding, matrix, memory, startup, timing
 from bench.common import REPO, TIMES, Figure, MeasureResult, machine_facts
 from bench.servers import launched
 
-MEASURES = ("clients", "timing", "embedding", "attribution", "matrix", "memory", "capacity")
+MEASURES = ("clients", "timing", "embedding", "attribution", "startup", "matrix", "versus", "memory", "capacity")
 DEFAULT_OUT = REPO / "bench" / "results.json"
 SCHEMA = "launch.bench"
 
@@ -39,6 +39,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "attr_s": 2.0,
             "cap_s": 2.0,
             "cap_reps": 1,
+            "startup_reps": 2,
         }
     return {
         "load_s": 4.0,
@@ -50,6 +51,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "attr_s": 3.0,
         "cap_s": 4.0,
         "cap_reps": 3,
+        "startup_reps": 5,
     }
 
 
@@ -269,8 +271,12 @@ def main(argv: list[str] | None = None) -> int:
                     reps=conf["embed_reps"], rate_reps=conf["embed_rate_reps"], duration=conf["embed_s"], say=say
                 ),
             )
+        if "startup" in chosen:
+            attempt("startup", lambda: startup.run(reps=conf["startup_reps"], say=say))
         if "matrix" in chosen:
             attempt("matrix", lambda: matrix.run(quick=args.quick, say=say))
+        if "versus" in chosen:
+            attempt("versus", lambda: matrix.run_versus(say=say))
         if "memory" in chosen:
             attempt("memory", lambda: memory.run(quick=args.quick, say=say))
     except KeyboardInterrupt:

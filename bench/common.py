@@ -284,7 +284,7 @@ def stop_group(proc: subprocess.Popen[Any], *, grace: float = 15.0) -> float:
 
 @contextlib.contextmanager
 def group_process(
-    argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None
+    argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None, cwd: Path = REPO
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A child in its own session; its whole group is killed on the way out, whatever happens."""
     own_log = log is None
@@ -300,7 +300,7 @@ def group_process(
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **BASE_ENV, **(env or {})},
-            cwd=REPO,
+            cwd=cwd,
             start_new_session=True,
         )
     proc.log_path = log  # type: ignore[attr-defined]
@@ -346,6 +346,31 @@ def first_200(
             conn.close()
         time.sleep(0.01)
     raise RuntimeError(f"no 200 on {path} after {timeout:g} s: {log_tail(proc)}")
+
+
+BASELINE_COMMIT = "289eb54"
+"""The code before the speed work (issue 14): what the startup and matrix measures compare against."""
+
+
+def baseline_tree(commit: str = BASELINE_COMMIT) -> Path:
+    """A git worktree of ``commit`` (detached, made once under the temp folder), to run the old code beside this one.
+
+    Its processes get ``PYTHONPATH`` and the working directory set to the tree
+    (:func:`tree_env`), so ``python -m launcher`` there is the old launcher
+    with this venv's libraries: only the code differs.
+    """
+    tree = Path(tempfile.gettempdir()) / f"launch-baseline-{commit}"
+    if not (tree / "launcher" / "__init__.py").is_file():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), commit], check=True, capture_output=True
+        )
+    return tree
+
+
+def tree_env(tree: Path) -> dict[str, str]:
+    """Environment that makes a child import the launcher, app and profiles of ``tree``."""
+    return {"PYTHONPATH": str(tree)}
 
 
 def python() -> str:

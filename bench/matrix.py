@@ -12,8 +12,13 @@ and the drain after the last answer are shown too.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 # The runner imports these lazily, at the end of a run: imported here, the
@@ -21,7 +26,18 @@ from typing import Any
 # being edited during a long run.
 import launcher.probe.claims
 import launcher.probe.recommend  # noqa: F401
-from bench.common import TIMES, MeasureResult, judged
+from bench.common import (
+    BASELINE_COMMIT,
+    REPO,
+    TIMES,
+    MeasureResult,
+    alternate,
+    baseline_tree,
+    judged,
+    paired_ratio,
+    python,
+    tree_env,
+)
 from launcher.probe.model import ProbeRun
 from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent, run_probe
 from profiles import builtin_profiles
@@ -175,4 +191,88 @@ def run(*, quick: bool, say: Callable[[str], None] = print) -> MeasureResult:
         ],
     }
     result.seconds = wall
+    return result
+
+
+VERSUS_MEASURE = "5 matrix"
+VERSUS_PROFILES = tuple(f"gunicorn-{w}-{m}" for w in (1, 3) for m in ("sync", "async", "offload"))
+"""The subset the old-vs-new pair runs by default: the six profiles with a timeout scenario (a full pair of
+default runs, 18 profiles each, takes over 20 minutes on 2 cores)."""
+
+
+def _union_s(spans: list[tuple[int, int]]) -> float:
+    """Seconds covered by the union of ``(start_ns, end_ns)`` spans (side-by-side scenarios count once)."""
+    total, end = 0, None
+    for start, stop in sorted(spans):
+        if end is None or start > end:
+            total += stop - start
+            end = stop
+        elif stop > end:
+            total += stop - end
+            end = stop
+    return total / 1e9
+
+
+def probe_parts(payload: dict[str, Any], wall: float) -> dict[str, float]:
+    """Where a saved probe run's wall time went: start, bursts, timeout, stop, overhead (seconds)."""
+    profiles = payload.get("profiles", [])
+    spans = [(s["started_ns"], s["finished_ns"], s["scenario"]) for p in profiles for s in p.get("scenarios", [])]
+    parts = {
+        "start": sum(p.get("ready_seconds") or 0.0 for p in profiles),
+        "bursts": _union_s([(a, b) for a, b, name in spans if name != "timeout"]),
+        "timeout": _union_s([(a, b) for a, b, name in spans if name == "timeout"]),
+        "stop": sum(p.get("stop_seconds") or 0.0 for p in profiles),
+    }
+    parts["overhead"] = wall - sum(parts.values())
+    return parts
+
+
+def probe_once(tree: Path, profiles: tuple[str, ...], out: Path) -> tuple[float, dict[str, Any]]:
+    """``launch probe`` (default scenarios and repeats) of ``profiles`` with the code of ``tree``: wall s and JSON."""
+    argv = [python(), "-m", "launcher", "probe", "--profiles", ",".join(profiles), "--json", str(out), "--quiet"]
+    started = time.monotonic()
+    done = subprocess.run(argv, env={**os.environ, **tree_env(tree)}, cwd=tree, capture_output=True, check=False)
+    wall = time.monotonic() - started
+    if not out.is_file():
+        raise RuntimeError(f"probe with {tree} wrote no result (exit {done.returncode}): {done.stderr[-400:]!r}")
+    return wall, json.loads(out.read_text())
+
+
+def run_versus(
+    *, profiles: tuple[str, ...] = VERSUS_PROFILES, reps: int = 1, say: Callable[[str], None] = print
+) -> MeasureResult:
+    """The default probe of ``profiles``, this code vs the baseline commit, alternating; wall time ratio new/old."""
+    result = MeasureResult()
+    trees = {"new": REPO, "old": baseline_tree()}
+    runs: dict[str, list[dict[str, Any]]] = {"new": [], "old": []}
+    with tempfile.TemporaryDirectory(prefix="bench-versus-") as scratch:
+        for rep in range(reps):
+            for side in alternate(("new", "old"), rep):
+                wall, payload = probe_once(trees[side], profiles, Path(scratch) / f"{side}-{rep}.json")
+                parts = probe_parts(payload, wall)
+                rec = (payload.get("recommendation") or {}).get("profile", {}).get("name")
+                runs[side].append({"wall_s": wall, "parts_s": parts, "recommendation": rec})
+                say(
+                    f"  {side}: wall {wall:.1f} s = "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+                    + f"; recommends {rec}"
+                )
+    value = paired_ratio([r["wall_s"] for r in runs["new"]], [r["wall_s"] for r in runs["old"]])
+    new, old = runs["new"][-1], runs["old"][-1]
+    result.figures.append(
+        judged(
+            VERSUS_MEASURE,
+            f"probe wall time, this code / {BASELINE_COMMIT}, {len(profiles)} profiles",
+            value,
+            TIMES,
+            at_most=1 / 3,
+            detail=", ".join(
+                f"{side} {r['wall_s']:.0f} s ("
+                + ", ".join(f"{k} {v:.0f}" for k, v in r["parts_s"].items())
+                + f"; recommends {r['recommendation']})"
+                for side, r in (("new", new), ("old", old))
+            ),
+        )
+    )
+    result.raw = {"profiles": list(profiles), "reps": reps, "runs": runs}
     return result

@@ -16,6 +16,8 @@ WORKER_CLASS = "launcher.backends.gunicorn_worker.LaunchUvicornWorker"
 def _application_class() -> type[Any]:
     from gunicorn.app.base import BaseApplication
 
+    from launcher.backends.gunicorn_worker import LaunchArbiter
+
     class LaunchApplication(BaseApplication):  # type: ignore[misc]
         """gunicorn application whose settings come from a dict, not a command line."""
 
@@ -27,6 +29,15 @@ def _application_class() -> type[Any]:
             for key, value in self._options.items():
                 # cfg.set raises on an unknown setting: nothing is dropped silently.
                 self.cfg.set(key, value)
+
+        def run(self) -> None:
+            # BaseApplication.run with our arbiter (stop signals held across each fork).
+            try:
+                LaunchArbiter(self).run()
+            except RuntimeError as exc:
+                print(f"\nError: {exc}\n", file=sys.stderr)
+                sys.stderr.flush()
+                sys.exit(1)
 
         def load(self) -> Any:
             # Runs in each worker after fork (no preload): the model is

@@ -171,6 +171,9 @@ class ScenarioResult:
     """CPU time (user + system) each worker pid used during the burst, read
     from /proc before and after it. A physical measure of the work done,
     immune to how fast the CPU loop happened to run this time."""
+    overlapped_with: tuple[str, ...] = ()
+    """What else ran during this burst: ``timeout:PROFILE`` for another profile's timeout scenario fired side by
+    side with it, ``idle:PROFILE`` for a server kept waiting (no request) for its timeout scenario. Empty: alone."""
 
     @property
     def cpu_by_pid(self) -> dict[int, float]:
@@ -244,6 +247,9 @@ class ProfileResult:
     scenarios: tuple[ScenarioResult, ...] = ()
     stop_seconds: float | None = None
     stop_forced: bool = False
+    start_overlapped_with: tuple[str, ...] = ()
+    """``stop:PROFILE`` for a profile still stopping while this one started (its ready time shared the CPU with
+    that stop); no burst ever overlaps a stop. Empty: the start was alone."""
     assessment: Assessment | None = None
     """The two verdicts and the figures the recommendation compares; judged once, by the probe."""
 

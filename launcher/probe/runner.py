@@ -1,9 +1,13 @@
 """Run the probe: start each profile, fire its bursts, judge them, stop it.
 
-One profile at a time, so one profile's CPU work never disturbs another's
-measurements. Each profile runs as a ``launch --profile`` child in its own
-process group (:class:`launcher.child.ServerProcess`); whatever happens --
-a failed start, a crash, Ctrl-C -- it is stopped before the next one starts,
+One profile's bursts at a time, so one profile's CPU work never disturbs
+another's measurements. What measures nothing overlaps, and is recorded: a
+profile's stop runs while the next one starts (``start_overlapped_with``),
+and the gunicorn timeout scenarios -- waits -- run side by side, each on a
+fresh server of its profile, once every other burst is done (``overlapped_with``). Each profile
+runs as a ``launch --profile`` child in its own process group
+(:class:`launcher.child.ServerProcess`); whatever happens -- a failed start,
+a crash, Ctrl-C -- every child is stopped before :func:`run_probe` returns,
 and the results gathered so far are kept.
 """
 
@@ -12,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import functools
 import importlib.metadata
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +37,7 @@ from launcher.probe.expectations import expectations
 from launcher.probe.judge import judge
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
 from launcher.probe.logs import parse_log_events
+from launcher.probe.memory import available_mib, estimate
 from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult, Status
 from launcher.server import health_ok
 from profiles.model import Profile
@@ -128,6 +135,46 @@ class ProfileTarget:
 class _State:
     results: list[ProfileResult] = field(default_factory=list)
     complete: bool = True
+
+
+@dataclass(kw_only=True)
+class _Pending:
+    """A profile whose timeout scenario runs at the end, beside the other profiles' (see :func:`_run_timeouts`)."""
+
+    target: ProfileTarget
+    report: Callable[[str, str, float], None]
+
+
+@dataclass(kw_only=True)
+class _Stopping:
+    """Profiles being stopped in the background while the next one starts (a stop measures nothing).
+
+    :meth:`wait` is called before any burst, so no CPU-measuring burst ever
+    runs while a server stops; ``on_finished`` gets each stopped profile's
+    result there, in the probe's own thread.
+    """
+
+    on_finished: Callable[[ProfileResult], None]
+    threads: list[tuple[str, threading.Thread, list[ProfileResult]]] = field(default_factory=list)
+
+    def begin(self, name: str, stop: Callable[[], ProfileResult]) -> None:
+        """Run ``stop`` (stop, judge, append) in a thread."""
+        holder: list[ProfileResult] = []
+        thread = threading.Thread(target=lambda: holder.append(stop()), name=f"launch-stop-{name}", daemon=True)
+        thread.start()
+        self.threads.append((name, thread, holder))
+
+    def busy(self) -> tuple[str, ...]:
+        """``stop:PROFILE`` for each stop still running."""
+        return tuple(f"stop:{name}" for name, thread, _ in self.threads if thread.is_alive())
+
+    def wait(self) -> None:
+        """Wait for every stop in progress and hand over its result."""
+        threads, self.threads = self.threads, []
+        for _name, thread, holder in threads:
+            thread.join()
+            for result in holder:
+                self.on_finished(result)
 
 
 def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[RequestSpec]:
@@ -245,21 +292,23 @@ def probe_profile(
     cpu_rate: float,
     report: Callable[[str, str, float], None],
     results: list[ProfileResult],
-) -> ProfileResult:
+    pending: list[_Pending] | None = None,
+    stopping: _Stopping | None = None,
+) -> ProfileResult | None:
     """Start one profile, run its scenarios, stop it; never leaves it running.
 
     The result is appended to ``results`` even when Ctrl-C ends the run
-    mid-profile, so what was measured is kept.
+    mid-profile, so what was measured is kept. With ``pending`` (a list), the
+    timeout scenario is not fired here: the profile goes on that list, for
+    :func:`_run_timeouts`. With
+    ``stopping``, the server is stopped in the background after its bursts
+    (returns None; the result reaches ``stopping.on_finished``), and this
+    profile's start overlaps the stop of the previous one, never a burst.
     """
     profile = target.profile
-    server = ServerProcess(
-        profile=profile,
-        profiles_files=(target.source,) if target.source else (),
-        env={"LAUNCH_CPU_RATE": repr(cpu_rate)},
-        attribution=True,
-        lab="noawait" in options.scenarios,
-    )
+    server = _server_for(target, options, cpu_rate)
     report("starting", "", 0.0)
+    start_overlaps = stopping.busy() if stopping is not None else ()
     try:
         server.start(timeout=options.start_timeout)
     except KeyboardInterrupt:
@@ -286,11 +335,17 @@ def probe_profile(
         server.cleanup()
         results.append(result)
         return result
+    if stopping is not None:
+        stopping.wait()  # no burst while another server stops
     scenarios: list[ScenarioResult] = []
     status = Status.OK
+    background = False
     try:
         for scenario in options.scenarios:
             if not applies(scenario, profile):
+                continue
+            if scenario == "timeout" and pending is not None:
+                pending.append(_Pending(target=target, report=report))
                 continue
             repeats = 1 if scenario in ONCE_SCENARIOS else options.repeat
             for repeat in range(repeats):
@@ -315,24 +370,158 @@ def probe_profile(
         status = Status.INTERRUPTED
         raise
     finally:
-        report("stopping", "", 0.0)
-        stopped = server.stop()
-        final = ProfileResult(
-            profile=profile.to_dict(),
-            source=str(target.source) if target.source else None,
-            status=status,
-            ready_seconds=server.ready_seconds,
-            pids=server.pids,
-            launcher_pid=server.pid,
-            log_tail=server.log_tail(),
-            scenarios=tuple(scenarios),
-            stop_seconds=stopped.seconds,
-            stop_forced=stopped.forced,
-        )
-        server.cleanup()
-        final = dataclasses.replace(final, assessment=assess(final))
-        results.append(final)
+        if stopping is not None and status == Status.OK:
+            background = True
+            stopping.begin(
+                profile.name,
+                functools.partial(
+                    _finish,
+                    target,
+                    server,
+                    scenarios,
+                    status,
+                    report=report,
+                    results=results,
+                    start_overlaps=start_overlaps,
+                ),
+            )
+        else:
+            _finish(target, server, scenarios, status, report=report, results=results, start_overlaps=start_overlaps)
+    return None if background else results[-1]
+
+
+def _finish(
+    target: ProfileTarget,
+    server: ServerProcess,
+    scenarios: list[ScenarioResult],
+    status: Status,
+    *,
+    report: Callable[[str, str, float], None],
+    results: list[ProfileResult],
+    start_overlaps: tuple[str, ...] = (),
+) -> ProfileResult:
+    """Stop ``server``, judge what it measured and append the result to ``results``."""
+    profile = target.profile
+    report("stopping", "", 0.0)
+    stopped = server.stop()
+    final = ProfileResult(
+        profile=profile.to_dict(),
+        source=str(target.source) if target.source else None,
+        status=status,
+        ready_seconds=server.ready_seconds,
+        pids=server.pids,
+        launcher_pid=server.pid,
+        log_tail=server.log_tail(),
+        scenarios=tuple(scenarios),
+        stop_seconds=stopped.seconds,
+        stop_forced=stopped.forced,
+        start_overlapped_with=start_overlaps,
+    )
+    server.cleanup()
+    final = dataclasses.replace(final, assessment=assess(final))
+    results.append(final)
     return final
+
+
+def _run_timeouts(
+    pending: list[_Pending], options: ProbeOptions, *, cores: int, cpu_rate: float, results: list[ProfileResult]
+) -> None:
+    """Run the pending timeout scenarios side by side, each on a fresh server of its profile; merge them in.
+
+    Called once every other burst of the run is done, so nothing here
+    overlaps a CPU measurement. Each request sleeps, or blocks its worker's
+    event loop, past the profile's own timeout (30 s by default) on a server
+    started for it the way the profile's first one was: a wait, and the same
+    evidence as fired on the first server, which the scenario does not depend
+    on. Not kept alive from the bursts: an idle server is not free (an idle
+    gunicorn worker used 5 % of a core here), and it would have disturbed the
+    later profiles' bursts. The servers start side by side too (their start
+    times are not the profile's figures), in batches that fit in memory, and
+    stop one at a time. Each scenario is appended to its profile's result,
+    which is judged again.
+    """
+    batches: list[list[_Pending]] = []
+    room = available_mib()[0]
+    ok = {r.name for r in results if r.status == Status.OK}
+    for item in pending:
+        if item.target.profile.name not in ok:
+            continue  # its server died or was interrupted during the bursts: no timeout scenario, as before
+        need = estimate(item.target.profile).mib
+        if not batches or need > room:
+            batches.append([])
+            room = available_mib()[0]
+        batches[-1].append(item)
+        room -= need
+    pending.clear()
+    for batch in batches:
+        _run_timeout_batch(batch, options, cores=cores, cpu_rate=cpu_rate, results=results)
+
+
+def _run_timeout_batch(
+    batch: list[_Pending], options: ProbeOptions, *, cores: int, cpu_rate: float, results: list[ProfileResult]
+) -> None:
+    names = [item.target.profile.name for item in batch]
+    servers = [_server_for(item.target, options, cpu_rate) for item in batch]
+    done: dict[int, ScenarioResult] = {}
+    errors: dict[int, str] = {}
+
+    def start_and_fire(index: int) -> None:
+        item, server = batch[index], servers[index]
+        try:
+            server.start(timeout=options.start_timeout)
+        except StartupError as exc:
+            errors[index] = str(exc)
+            return
+        others = tuple(f"timeout:{n}" for j, n in enumerate(names) if j != index)
+        measured = _run_scenario(
+            server,
+            item.target.profile,
+            "timeout",
+            repeat=0,
+            repeats=1,
+            options=options,
+            cores=cores,
+            report=lambda phase, detail, expected: None,
+            overlapped_with=others,
+        )
+        done[index] = dataclasses.replace(
+            measured, note=f"own server (launcher pid {server.pid}), started for this scenario"
+        )
+
+    for item in batch:
+        item.report("timeout", f"1 request on a fresh server, side by side with {len(batch) - 1} other(s)", 0.0)
+    # Started one at a time here, fired together: a thread per profile only waits (start, then the request).
+    threads = [threading.Thread(target=start_and_fire, args=(i,), daemon=True) for i in range(len(batch))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for server in servers:  # whatever happened, Ctrl-C included
+            server.stop()
+            server.cleanup()
+    for index in range(len(batch)):
+        position = max((i for i, r in enumerate(results) if r.name == names[index]), default=None)
+        if position is None:
+            continue
+        old = results[position]
+        if index in done:
+            merged = dataclasses.replace(old, scenarios=(*old.scenarios, done[index]))
+        else:  # its server did not start: the scenario is missing, and the result says why
+            merged = dataclasses.replace(old, error=old.error or f"timeout scenario: {errors.get(index, 'not run')}")
+        results[position] = dataclasses.replace(merged, assessment=assess(merged))
+
+
+def _server_for(target: ProfileTarget, options: ProbeOptions, cpu_rate: float) -> ServerProcess:
+    """The child that serves ``target`` for the probe."""
+    return ServerProcess(
+        profile=target.profile,
+        profiles_files=(target.source,) if target.source else (),
+        env={"LAUNCH_CPU_RATE": repr(cpu_rate)},
+        attribution=True,
+        lab="noawait" in options.scenarios,
+    )
 
 
 def _run_scenario(
@@ -345,6 +534,7 @@ def _run_scenario(
     options: ProbeOptions,
     cores: int,
     report: Callable[[str, str, float], None],
+    overlapped_with: tuple[str, ...] = (),
 ) -> ScenarioResult:
     """Fire one burst of ``scenario`` at a ready server and judge it."""
     specs = plan(scenario, profile, options)
@@ -386,6 +576,7 @@ def _run_scenario(
         cpu_seconds=_cpu_used(cpu_before),
         repeat=repeat,
         note=_server_error(log) if scenario == "noawait" else "",
+        overlapped_with=overlapped_with,
     )
     return dataclasses.replace(measured, verdicts=tuple(expectations(profile, measured, cores=cores)))
 
@@ -419,6 +610,21 @@ def run_probe(
     cpu_rate = options.cpu_rate or calibrate_cpu_rate()
     state = _State(results=list(done))
     total = len(targets)
+    # Profiles whose timeout scenario runs at the end, side by side with the others' (see _run_timeouts).
+    pending: list[_Pending] = []
+    reporters: dict[str, Callable[[str, str, float], None]] = {}
+    failed_fast = False
+
+    def stopped(result: ProfileResult) -> None:
+        nonlocal failed_fast
+        reporters[result.name]("done", "passed" if result.passed else "failed", 0.0)
+        if on_profile is not None:
+            on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
+        failed_fast = failed_fast or (options.fail_fast and not result.passed)
+
+    # With --fail-fast a failure must be known before the next profile starts: stops stay in line.
+    stopping = None if options.fail_fast else _Stopping(on_finished=stopped)
+
     for index, target in enumerate(targets, start=1):
 
         def report(phase: str, detail: str, expected: float, _i: int = index, _t: ProfileTarget = target) -> None:
@@ -434,18 +640,47 @@ def run_probe(
                     )
                 )
 
+        reporters[target.profile.name] = report
         try:
             result = probe_profile(
-                target, options, cores=cores, cpu_rate=cpu_rate, report=report, results=state.results
+                target,
+                options,
+                cores=cores,
+                cpu_rate=cpu_rate,
+                report=report,
+                results=state.results,
+                pending=pending,
+                stopping=stopping,
             )
         except KeyboardInterrupt:
             state.complete = False
             break
+        if result is None:
+            continue  # stopping in the background: reported by ``stopped``
         report("done", "passed" if result.passed else "failed", 0.0)
         if on_profile is not None:
             on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
         if options.fail_fast and not result.passed:
             break
+    try:
+        if stopping is not None:
+            stopping.wait()
+        if pending and state.complete and not failed_fast:
+            timed = list(pending)
+            _run_timeouts(pending, options, cores=cores, cpu_rate=cpu_rate, results=state.results)
+            for item in timed:
+                item.report("done", "timeout scenario merged", 0.0)
+            if on_profile is not None:
+                on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
+    except KeyboardInterrupt:
+        state.complete = False
+    finally:
+        if stopping is not None:
+            stopping.wait()
+        pending.clear()
+    # In the order they were probed, whichever finished first.
+    position = {t.profile.name: i for i, t in enumerate(targets)}
+    state.results.sort(key=lambda r: (r not in done, position.get(r.name, -1)))
     return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=state.complete)
 
 

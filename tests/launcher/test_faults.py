@@ -221,6 +221,42 @@ def test_worker_killed_mid_burst_is_named_and_the_probe_goes_on(tmp_path: Path) 
     assert not result.passed
 
 
+STOP_BOUND_S = 5.0
+"""Issue 14: a stop in any state, the replacement of a timed-out worker included, within 5 s and without SIGKILL."""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("when", ["at_once", "in_lifespan"])
+def test_stop_while_gunicorn_replaces_a_timed_out_worker_is_bounded(
+    when: str, serve: Callable[..., ServerProcess]
+) -> None:
+    # The probe's timeout scenario ends this way: a blocking async request
+    # past a short worker timeout, the arbiter kills that worker and forks a
+    # replacement, and the stop follows the failed request at once (the fork
+    # window, where the arbiter's handlers in the new worker swallowed
+    # SIGTERM) or lands while the replacement loads its model.
+    server = serve(builtin("gunicorn-3-async", timeout=2))
+    before = set(server.pids)
+    started = time.monotonic()
+    _quietly(f"{server.url}/test1?seconds=8")
+    assert time.monotonic() - started < 7, "the worker timeout did not end the request"
+    if when == "in_lifespan":
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            fresh = [p for p in procs.descendants(server.pid or 0) if p not in before]
+            if any(f"[{p}] [INFO] Waiting for application startup" in server.log_text() for p in fresh):
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail(f"no replacement reached its lifespan: {server.log_tail()}")
+    everything = [server.pid or 0, *procs.descendants(server.pid or 0)]
+    stopped = server.stop(timeout=STOP_BOUND_S + 5)
+    assert not stopped.forced, f"needed SIGKILL: {server.log_tail()}"
+    assert stopped.seconds <= STOP_BOUND_S, server.log_tail()
+    assert stopped.returncode == 0, server.log_tail()
+    assert _wait_gone(everything, 1) == []
+
+
 @pytest.mark.e2e
 def test_a_profile_that_never_becomes_ready_is_bounded(tmp_path: Path) -> None:
     # Loading torch and the model takes several seconds: far past a 2 s bound.

@@ -105,3 +105,31 @@ def test_probe_reports_a_profile_that_does_not_start(runner: CliRunner, tmp_path
     assert profile["status"] == "did_not_start"
     assert "no-such-model" in profile["log_tail"]
     assert data["recommendation"] is None
+
+
+def test_timeout_scenarios_side_by_side_and_stops_beside_the_next_start() -> None:
+    # Issue 14: the timeout scenarios are waits, fired together on fresh servers of their profiles once every
+    # CPU-measuring burst is done; a stop overlaps the next start only; all of it is recorded.
+    from launcher.probe.runner import ProbeOptions, ProfileTarget, run_probe
+    from tests.conftest import builtin
+
+    names = ("gunicorn-1-async", "gunicorn-1-sync", "uvicorn-1-sync", "hypercorn-1-sync")
+    targets = [ProfileTarget(profile=builtin(name, model="none", timeout=2)) for name in names]
+    run = run_probe(targets, ProbeOptions(scenarios=("sleep", "timeout", "liveness"), repeat=1, seconds=0.3))
+    assert [p.name for p in run.profiles] == list(names), "results keep the order profiles were probed in"
+    by_name = {p.name: p for p in run.profiles}
+    timeouts = {n: next(s for s in by_name[n].scenarios if s.scenario == "timeout") for n in names[:2]}
+    first, second = timeouts[names[0]], timeouts[names[1]]
+    assert first.overlapped_with == (f"timeout:{names[1]}",) and second.overlapped_with == (f"timeout:{names[0]}",)
+    assert first.started_ns < second.finished_ns and second.started_ns < first.finished_ns, "not side by side"
+    assert all(s.note.startswith("own server") for s in timeouts.values())
+    # Every CPU-measuring burst ran alone, before any timeout scenario.
+    bursts = [s for p in run.profiles for s in p.scenarios if s.scenario != "timeout"]
+    assert max(s.finished_ns for s in bursts) < min(first.started_ns, second.started_ns)
+    assert all(s.overlapped_with == () for s in bursts)
+    # A stop measures nothing: the next profile starts while it runs (recorded), its bursts wait for it.
+    assert by_name["hypercorn-1-sync"].start_overlapped_with == ("stop:uvicorn-1-sync",)
+    assert by_name["gunicorn-1-async"].start_overlapped_with == ()
+    # The verdicts are the same as on the first server: the async worker is killed, the sync sleep completes.
+    assert all(v.passed for s in timeouts.values() for v in s.verdicts), [s.verdicts for s in timeouts.values()]
+    assert all(p.status == "ok" and not p.stop_forced for p in run.profiles)
