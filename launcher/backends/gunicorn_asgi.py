@@ -23,7 +23,9 @@ class Backend(gunicorn.Backend):
     def options(self, spec: ServeSpec) -> dict[str, Any]:
         """The gunicorn settings, with ``worker_class = "asgi"``."""
         return {
-            **gunicorn.gunicorn_options(spec, worker_class="asgi"),
+            # gunicorn's "asgi" worker class, unblocking the stop signals the
+            # launcher's arbiter holds across each fork (see gunicorn_worker).
+            **gunicorn.gunicorn_options(spec, worker_class="launcher.backends.gunicorn_worker.LaunchASGIWorker"),
             # "on", not gunicorn's "auto": the app loads its model and reports
             # readiness in its lifespan, so a lifespan that fails must stop
             # the server rather than let it serve without a model.

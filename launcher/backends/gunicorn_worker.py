@@ -29,6 +29,7 @@ import signal
 import sys
 
 from gunicorn.arbiter import Arbiter
+from gunicorn.workers.gasgi import ASGIWorker
 from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
@@ -82,3 +83,12 @@ class LaunchUvicornWorker(UvicornWorker):  # type: ignore[misc]
         await server.serve(sockets=self.sockets)
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+class LaunchASGIWorker(ASGIWorker):  # type: ignore[misc]
+    """gunicorn's native ``asgi`` worker, receiving a stop sent while it was forked (see the module's docstring)."""
+
+    def init_signals(self) -> None:
+        """Gunicorn's signal set-up, then the stop signals held since the fork are let through."""
+        super().init_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)

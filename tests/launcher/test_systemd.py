@@ -439,7 +439,7 @@ def await_ready(end: FakeSystemd, proc: subprocess.Popen[bytes], log: Path) -> t
 def stop_launcher(end: FakeSystemd, proc: subprocess.Popen[bytes], log: Path) -> None:
     """SIGTERM to the main process only (KillMode=mixed), then STOPPING=1, exit 0 and an empty group."""
     os.kill(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0, log.read_text(errors="replace")
+    assert proc.wait(timeout=120) == 0, log.read_text(errors="replace")
     end.collect(0.3)  # datagrams stay queued after the sender exited
     assert any(m.fields.get("STOPPING") == "1" for m in end.received), [m.fields for m in end.received[-5:]]
     deadline = time.monotonic() + 10
