@@ -32,10 +32,22 @@ def format_message(fields: Mapping[str, str | int | float]) -> bytes:
     return "\n".join(lines).encode()
 
 
-def send(path: str, fields: Mapping[str, str | int | float]) -> bool:
-    """Send one datagram to ``path``; returns False (never raises) when nobody listens."""
+SEND_TIMEOUT_S = 1.0
+"""Longest a send may wait for room in the receiver's queue: it runs on a worker's event loop."""
+
+
+def send(path: str, fields: Mapping[str, str | int | float], *, wait: bool = True) -> bool:
+    """Send one datagram to ``path``; returns False (never raises) when nobody listens or there is no room.
+
+    A datagram socket's send blocks while the receiver's queue is full (a
+    launcher that has stopped reading, as it does while it shuts down), and
+    it is called from event loops: it waits at most :data:`SEND_TIMEOUT_S`,
+    and not at all with ``wait=False`` (periodic reports, where a dropped one
+    is replaced by the next).
+    """
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.settimeout(SEND_TIMEOUT_S if wait else 0.0)
             sock.sendto(format_message(fields), _address(path))
     except OSError:
         return False

@@ -77,10 +77,10 @@ class Runtime:
             self._limiter = anyio.CapacityLimiter(self.settings.limiter)
         return self._limiter
 
-    def notify(self, **fields: str | int | float) -> None:
-        """Report to the launcher's control socket, if there is one."""
+    def notify(self, *, wait: bool = True, **fields: str | int | float) -> None:
+        """Report to the launcher's control socket, if there is one (``wait=False``: drop it when full)."""
         if self.settings.control_socket:
-            send(self.settings.control_socket, {**fields, "WORKER": os.getpid()})
+            send(self.settings.control_socket, {**fields, "WORKER": os.getpid()}, wait=wait)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any) -> AsyncIterator[None]:
@@ -111,7 +111,7 @@ class Runtime:
         # Sent from the event loop on purpose: a loop blocked by an async
         # handler stops the pings, which is what the watchdog must catch.
         while True:
-            self.notify(WATCHDOG=1)
+            self.notify(WATCHDOG=1, wait=False)
             await asyncio.sleep(interval)
 
     def handler(

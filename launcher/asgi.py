@@ -102,6 +102,8 @@ LAG_TICK_S = 0.01
 LAG_REPORT_S = 0.1
 """How often each worker reports its lag (``X_LAUNCH_LAG=MAX_MS,TOTAL_MS``) over the notify channel."""
 LAG_FIELD = "X_LAUNCH_LAG"
+RELAY_LAG_ENV = "LAUNCH_RELAY_LAG"
+"""Set by a probe that reads the launcher's notify socket: the launcher passes lag reports on to it."""
 
 
 class WorkerReporter:
@@ -118,10 +120,10 @@ class WorkerReporter:
         self.readiness = readiness
         self._tasks: list[asyncio.Task[None]] = []
 
-    def notify(self, **fields: str | int | float) -> None:
-        """Send one message to the launcher's control socket, if there is one."""
+    def notify(self, *, wait: bool = True, **fields: str | int | float) -> None:
+        """Send one message to the launcher's control socket, if there is one (``wait=False``: drop it if full)."""
         if self.settings.control_socket:
-            notify_send(self.settings.control_socket, {**fields, "WORKER": os.getpid()})
+            notify_send(self.settings.control_socket, {**fields, "WORKER": os.getpid()}, wait=wait)
 
     def started(self) -> None:
         """The app's startup completed: report ready, start pinging and watching the loop."""
@@ -132,18 +134,22 @@ class WorkerReporter:
         if self.settings.attribution and self.settings.control_socket:
             self._tasks.append(asyncio.create_task(self._lag_monitor()))
 
-    def stopping(self) -> None:
-        """The app is shutting down: stop the tasks, report stopping."""
+    def stop_tasks(self) -> None:
+        """Stop pinging and watching the loop (idempotent): the launcher stops reading as it shuts down."""
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
+
+    def stopping(self) -> None:
+        """The app has shut down: stop the tasks, report stopping."""
+        self.stop_tasks()
         if self.readiness:
             self.notify(STOPPING=1)
 
     async def _watchdog(self, interval: float) -> None:
         # From the event loop on purpose: a blocked loop stops the pings.
         while True:
-            self.notify(WATCHDOG=1)
+            self.notify(WATCHDOG=1, wait=False)
             await asyncio.sleep(interval)
 
     async def _lag_monitor(self) -> None:
@@ -162,7 +168,7 @@ class WorkerReporter:
             worst = max(worst, lag)
             total += lag
             if now - window_start >= LAG_REPORT_S:
-                self.notify(**{LAG_FIELD: f"{worst * 1e3:.1f},{total * 1e3:.1f}"})
+                self.notify(wait=False, **{LAG_FIELD: f"{worst * 1e3:.1f},{total * 1e3:.1f}"})
                 window_start, worst, total = now, 0.0, 0.0
 
 
@@ -188,7 +194,10 @@ class SupervisedApp:
         async def counted_receive() -> Message:
             nonlocal received
             received += 1
-            return await receive()
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                self.reporter.stop_tasks()
+            return message
 
         async def watched_send(message: Message) -> None:
             if message["type"] == "lifespan.startup.complete":

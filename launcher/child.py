@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher import lifeline, notify
+from launcher.asgi import RELAY_LAG_ENV
 from launcher.errors import StartupError
 from launcher.flags import ADDRESS_FIELDS, REFERENCE_ONLY_FIELDS, profile_arguments
 from launcher.procs import group_alive, kill_group
@@ -148,6 +149,8 @@ class ServerProcess:
             health_path=self.health_path,
         )
         env = {**os.environ, **self.env, "NOTIFY_SOCKET": self._listener.path, "PYTHONUNBUFFERED": "1"}
+        if self.attribution:
+            env[RELAY_LAG_ENV] = "1"  # this process reads the notify socket: lag reports are wanted
         self._started_at = time.monotonic()
         with open(self.log_path, "ab") as log:
             self._proc = lifeline.popen(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from app.settings import AppSettings, SettingsError
 from app.work import calibrate_cpu_rate
 from launcher import notify, procs
-from launcher.asgi import LAG_FIELD
+from launcher.asgi import LAG_FIELD, RELAY_LAG_ENV
 from launcher.backends import get_backend
 from launcher.backends.base import LISTEN_BACKLOG, ServeSpec
 from launcher.errors import BackendError, BindError, ConfigError, ServerDiedError, StartupError
@@ -133,6 +133,9 @@ class Monitor:
     on_ready: Callable[[ReadyInfo], None]
     watchdog_seconds: float = 0.0
     systemd_socket: str | None = None
+    relay_lag: bool = False
+    """Pass workers' event-loop lag reports on to the notify socket: only when a probe reads it
+    (``LAUNCH_RELAY_LAG=1``); systemd has no use for them, and they would crowd its queue."""
     health_path: str | None = "/health"
     """Readiness also needs a 200 here (None: the workers' READY is enough)."""
     workers: dict[int, WorkerState] = field(default_factory=dict)
@@ -189,11 +192,12 @@ class Monitor:
         if message.get("STOPPING") == "1":
             state.stopping = True
         lag = message.get(LAG_FIELD)
-        if lag is not None:
+        if lag is not None and self.relay_lag:
             # Event-loop lag reports (attribution on: a probe drives this server) go
             # through to whoever reads our notify socket, with the worker's pid.
             relayed: dict[str, str | int | float] = {LAG_FIELD: lag, "WORKER": pid}
-            self.to_systemd(**relayed)
+            if self.systemd_socket:
+                notify.send(self.systemd_socket, relayed, wait=False)
 
     def _check_ready(self, now: float) -> None:
         live = self.live_workers()
@@ -328,6 +332,7 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
         on_ready=on_ready or (lambda info: None),
         watchdog_seconds=watchdog,
         systemd_socket=systemd_socket,
+        relay_lag=os.environ.pop(RELAY_LAG_ENV, "") == "1",
         health_path=options.health_path,
     )
     monitor.start()
