@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import importlib.metadata
 import os
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from launcher.capacity.model import (
 )
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
+from launcher.probe.runner import machine_info as probe_machine_info
 from profiles.model import Profile
 
 ROUTES = ("/generate", "/test1", "/test2", "/ping")
@@ -91,22 +90,12 @@ class CapacityOptions:
 
 def machine_info(gpu: Gpu | None, gpu_text: str) -> dict[str, Any]:
     """Cores, GPU, Python and the versions of what is measured."""
-    versions: dict[str, str | None] = {}
-    for package in ("uvicorn", "gunicorn", "hypercorn", "aiohttp", "torch", "diffusers", "nvidia-ml-py"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
     return {
-        "cores": len(os.sched_getaffinity(0)),
-        "cpu_count": os.cpu_count(),
+        **probe_machine_info(("uvicorn", "gunicorn", "hypercorn", "aiohttp", "torch", "diffusers", "nvidia-ml-py")),
         "load_average": os.getloadavg(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
         "gpu": gpu.name if gpu else None,
         "gpu_memory_mib": gpu.memory_mib if gpu else None,
         "gpu_note": gpu_text,
-        "versions": versions,
     }
 
 

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from app.settings import MAX_SECONDS, MAX_STEPS
 from app.work import calibrate_cpu_rate
@@ -232,20 +233,23 @@ def applies(scenario: str, profile: Profile) -> bool:
     return scenario in BURST_SCENARIOS
 
 
-def machine_info() -> dict[str, object]:
-    """Cores, Python and the versions of what is measured."""
+MEASURED_PACKAGES: tuple[str, ...] = (
+    "uvicorn",
+    "gunicorn",
+    "hypercorn",
+    "granian",
+    "uvicorn-worker",
+    "fastapi",
+    "gradio",
+    "torch",
+    "diffusers",
+)
+
+
+def machine_info(packages: tuple[str, ...] = MEASURED_PACKAGES) -> dict[str, Any]:
+    """Cores, Python and the versions of ``packages`` (None: not installed)."""
     versions: dict[str, str | None] = {}
-    for package in (
-        "uvicorn",
-        "gunicorn",
-        "hypercorn",
-        "granian",
-        "uvicorn-worker",
-        "fastapi",
-        "gradio",
-        "torch",
-        "diffusers",
-    ):
+    for package in packages:
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
