@@ -131,9 +131,7 @@ async def open_loop(
         started = time.monotonic_ns() + LEAD_NS
         for index, offset in enumerate(offsets):
             due = started + round(offset * 1e9)
-            delay = (due - time.monotonic_ns()) / 1e9
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await _until(due)
             if certainly_missed(time.monotonic_ns()):
                 stopped = True
                 break
@@ -152,6 +150,13 @@ async def open_loop(
     )
 
 
+async def _until(due_ns: int) -> None:
+    """Sleep until the monotonic clock reaches ``due_ns`` (at once if it already has)."""
+    delay = (due_ns - time.monotonic_ns()) / 1e9
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
 async def closed_loop(url: str, rate: float, seconds: float, *, timeout: float) -> list[Sample]:
     """The contrast: one kept-alive connection, each request sent when it is due AND the previous one answered.
 
@@ -166,9 +171,7 @@ async def closed_loop(url: str, rate: float, seconds: float, *, timeout: float) 
         started = time.monotonic_ns() + LEAD_NS
         for index, offset in enumerate(offsets):
             due = started + round(offset * 1e9)
-            delay = (due - time.monotonic_ns()) / 1e9
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await _until(due)
             samples.append(await _request(session, url, index=index, due_ns=due, timeout=timeout))
     return samples
 
