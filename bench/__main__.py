@@ -204,6 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="replace only the measures run in --out (its other figures stay, the merge is recorded)",
     )
+    parser.add_argument(
+        "--versus-full",
+        action="store_true",
+        help="versus: each side's full default probe, not the six gunicorn profiles (about 40 minutes on 2 cores)",
+    )
+    parser.add_argument(
+        "--keep-runs", type=Path, default=None, help="versus: keep each probe run's JSON in this folder"
+    )
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(args.out.read_text()), brief=args.brief))
@@ -276,7 +284,12 @@ def main(argv: list[str] | None = None) -> int:
         if "matrix" in chosen:
             attempt("matrix", lambda: matrix.run(quick=args.quick, say=say))
         if "versus" in chosen:
-            attempt("versus", lambda: matrix.run_versus(say=say))
+            attempt(
+                "versus",
+                lambda: matrix.run_versus(
+                    profiles=None if args.versus_full else matrix.VERSUS_PROFILES, keep=args.keep_runs, say=say
+                ),
+            )
         if "memory" in chosen:
             attempt("memory", lambda: memory.run(quick=args.quick, say=say))
     except KeyboardInterrupt:

@@ -227,9 +227,14 @@ def probe_parts(payload: dict[str, Any], wall: float) -> dict[str, float]:
     return parts
 
 
-def probe_once(tree: Path, profiles: tuple[str, ...], out: Path) -> tuple[float, dict[str, Any]]:
-    """``launch probe`` (default scenarios and repeats) of ``profiles`` with the code of ``tree``: wall s and JSON."""
-    argv = [python(), "-m", "launcher", "probe", "--profiles", ",".join(profiles), "--json", str(out), "--quiet"]
+def probe_once(tree: Path, profiles: tuple[str, ...] | None, out: Path) -> tuple[float, dict[str, Any]]:
+    """``launch probe`` (default scenarios and repeats) of ``profiles`` with the code of ``tree``: wall s and JSON.
+
+    ``profiles`` None: that code's own default, every profile it probes unasked.
+    """
+    argv = [python(), "-m", "launcher", "probe", "--json", str(out), "--quiet"]
+    if profiles is not None:
+        argv[4:4] = ["--profiles", ",".join(profiles)]
     started = time.monotonic()
     done = subprocess.run(argv, env={**os.environ, **tree_env(tree)}, cwd=tree, capture_output=True, check=False)
     wall = time.monotonic() - started
@@ -239,19 +244,31 @@ def probe_once(tree: Path, profiles: tuple[str, ...], out: Path) -> tuple[float,
 
 
 def run_versus(
-    *, profiles: tuple[str, ...] = VERSUS_PROFILES, reps: int = 1, say: Callable[[str], None] = print
+    *,
+    profiles: tuple[str, ...] | None = VERSUS_PROFILES,
+    reps: int = 1,
+    keep: Path | None = None,
+    say: Callable[[str], None] = print,
 ) -> MeasureResult:
-    """The default probe of ``profiles``, this code vs the baseline commit, alternating; wall time ratio new/old."""
+    """The default probe of ``profiles``, this code vs the baseline commit, alternating; wall time ratio new/old.
+
+    ``profiles`` None: each side's full default run (the old code has no granian or gunicorn-asgi profile,
+    so the two runs probe different counts; the per-profile ratio is reported beside the wall ratio).
+    ``keep``: a folder to keep each run's probe JSON in.
+    """
     result = MeasureResult()
     trees = {"new": REPO, "old": baseline_tree()}
     runs: dict[str, list[dict[str, Any]]] = {"new": [], "old": []}
     with tempfile.TemporaryDirectory(prefix="bench-versus-") as scratch:
+        folder = keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
         for rep in range(reps):
             for side in alternate(("new", "old"), rep):
-                wall, payload = probe_once(trees[side], profiles, Path(scratch) / f"{side}-{rep}.json")
+                wall, payload = probe_once(trees[side], profiles, folder / f"{side}-{rep}.json")
                 parts = probe_parts(payload, wall)
                 rec = (payload.get("recommendation") or {}).get("profile", {}).get("name")
-                runs[side].append({"wall_s": wall, "parts_s": parts, "recommendation": rec})
+                count = len(payload.get("profiles", []))
+                runs[side].append({"wall_s": wall, "parts_s": parts, "recommendation": rec, "profiles": count})
                 say(
                     f"  {side}: wall {wall:.1f} s = "
                     + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
@@ -259,10 +276,30 @@ def run_versus(
                 )
     value = paired_ratio([r["wall_s"] for r in runs["new"]], [r["wall_s"] for r in runs["old"]])
     new, old = runs["new"][-1], runs["old"][-1]
+    counts = (
+        f"{len(profiles)} profiles"
+        if profiles is not None
+        else f"default runs, {new['profiles']} vs {old['profiles']} profiles"
+    )
+    if profiles is None:
+        per_profile = paired_ratio(
+            [r["wall_s"] / max(r["profiles"], 1) for r in runs["new"]],
+            [r["wall_s"] / max(r["profiles"], 1) for r in runs["old"]],
+        )
+        result.figures.append(
+            judged(
+                VERSUS_MEASURE,
+                f"probe wall time per profile, this code / {BASELINE_COMMIT}, default runs",
+                per_profile,
+                TIMES,
+                detail=f"new {new['wall_s'] / max(new['profiles'], 1):.1f} s per profile, "
+                f"old {old['wall_s'] / max(old['profiles'], 1):.1f} s",
+            )
+        )
     result.figures.append(
         judged(
             VERSUS_MEASURE,
-            f"probe wall time, this code / {BASELINE_COMMIT}, {len(profiles)} profiles",
+            f"probe wall time, this code / {BASELINE_COMMIT}, {counts}",
             value,
             TIMES,
             at_most=1 / 3,
@@ -274,5 +311,5 @@ def run_versus(
             ),
         )
     )
-    result.raw = {"profiles": list(profiles), "reps": reps, "runs": runs}
+    result.raw = {"profiles": list(profiles) if profiles is not None else "default", "reps": reps, "runs": runs}
     return result
