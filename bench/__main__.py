@@ -17,11 +17,22 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import attribution, capacity, clients, embedding, matrix, memory, startup, timing
+from bench import attribution, capacity, clients, embedding, matrix, memory, startup, timing, topology
 from bench.common import REPO, TIMES, Figure, MeasureResult, machine_facts
 from bench.servers import launched
 
-MEASURES = ("clients", "timing", "embedding", "attribution", "startup", "matrix", "versus", "memory", "capacity")
+MEASURES = (
+    "clients",
+    "timing",
+    "embedding",
+    "attribution",
+    "startup",
+    "matrix",
+    "versus",
+    "memory",
+    "capacity",
+    "topology",
+)
 DEFAULT_OUT = REPO / "bench" / "results.json"
 SCHEMA = "launch.bench"
 
@@ -40,6 +51,8 @@ def settings(quick: bool) -> dict[str, Any]:
             "cap_s": 2.0,
             "cap_reps": 1,
             "startup_reps": 2,
+            "topo_reps": 2,
+            "topo_s": 2.0,
         }
     return {
         "load_s": 4.0,
@@ -292,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "memory" in chosen:
             attempt("memory", lambda: memory.run(quick=args.quick, say=say))
+        if "topology" in chosen:
+            attempt("topology", lambda: topology.run(reps=conf["topo_reps"], duration=conf["topo_s"], say=say))
     except KeyboardInterrupt:
         errors["interrupted"] = "Ctrl-C: results so far are kept"
     figures: list[Figure] = []

@@ -284,7 +284,12 @@ def stop_group(proc: subprocess.Popen[Any], *, grace: float = 15.0) -> float:
 
 @contextlib.contextmanager
 def group_process(
-    argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None, cwd: Path = REPO
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path = REPO,
+    grace: float = 15.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A child in its own session; its whole group is killed on the way out, whatever happens."""
     own_log = log is None
@@ -307,7 +312,7 @@ def group_process(
     try:
         yield proc
     finally:
-        stop_group(proc)
+        stop_group(proc, grace=grace)
         if own_log:
             log.unlink(missing_ok=True)
 

@@ -4,8 +4,10 @@ For each backend, 1 worker, ``--model none``, mode ``sync``:
 
 - A (embedded): ``python -m launcher --profile BACKEND-1-sync --model none --port P``;
 - B (CLI): ``uvicorn --factory app.main:create_app``, ``gunicorn -k uvicorn_worker.UvicornWorker
-  'app.main:create_app()'`` or ``hypercorn 'app.main:create_app()'`` with
-  ``LAUNCH_MODEL=none LAUNCH_MODE=sync``.
+  'app.main:create_app()'``, ``hypercorn 'app.main:create_app()'``, ``granian --interface asgi
+  --factory app.main:create_app``, ``gunicorn -k asgi 'app.main:create_app()'`` with
+  ``LAUNCH_MODEL=none LAUNCH_MODE=sync``; for Ray, ``serve run`` of the config file
+  ``launch serve-config --profile ray-1-sync`` writes (no model, the bench's port).
 
 Start: each start alone on the machine, timed from ``Popen`` to the first 200
 on ``/health`` (polled every 10 ms), A and B alternating.
@@ -21,8 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench.common import (
@@ -41,32 +45,38 @@ from bench.common import (
 )
 from bench.loadgen import ToolError, best_tool, run_load
 from bench.servers import APP_ENV, embedded_command, native_command
+from launcher.probe.limits import OPT_IN_BACKENDS
 
 MEASURE = "3 embedding"
-BACKENDS = ("uvicorn", "gunicorn", "hypercorn")
+BACKENDS = ("uvicorn", "gunicorn", "hypercorn", "granian", "gunicorn-asgi", "ray")
 SIDES = ("embedded", "native")
 TARGET_TIME = 1.05
 TARGET_RATE = 0.98
 CONNECTIONS = 50
 
 
-def _argv(side: str, backend: str, port: int) -> tuple[list[str], dict[str, str]]:
+def _argv(side: str, backend: str, port: int, folder: Path) -> tuple[list[str], dict[str, str]]:
     if side == "embedded":
         return embedded_command(backend, port), {}
-    return native_command(backend, port), dict(APP_ENV)
+    return native_command(backend, port, folder), dict(APP_ENV)
 
 
-def time_start(side: str, backend: str) -> float:
+def _grace(backend: str) -> float:
+    # Ray's graceful shutdown (Serve, then the GCS and raylet) takes longer than a server's stop.
+    return 30.0 if backend in OPT_IN_BACKENDS else 15.0
+
+
+def time_start(side: str, backend: str, folder: Path) -> float:
     """Seconds from Popen to the first 200 on /health; the server is stopped again."""
     port = free_port()
-    argv, env = _argv(side, backend, port)
+    argv, env = _argv(side, backend, port, folder)
     started = time.monotonic()
-    with group_process(argv, env=env) as proc:
+    with group_process(argv, env=env, grace=_grace(backend)) as proc:
         return first_200(proc, port, started=started)
 
 
 def compare_rates(
-    backend: str, *, reps: int, duration: float, tool: str, say: Callable[[str], None]
+    backend: str, *, reps: int, duration: float, tool: str, folder: Path, say: Callable[[str], None]
 ) -> list[dict[str, Any]]:
     """Both sides serving at once; the load alternates between them ``reps`` times."""
     runs: list[dict[str, Any]] = []
@@ -74,8 +84,8 @@ def compare_rates(
         servers: dict[str, tuple[int, list[int]]] = {}
         for side in SIDES:
             port = free_port()
-            argv, env = _argv(side, backend, port)
-            proc = stack.enter_context(group_process(argv, env=env))
+            argv, env = _argv(side, backend, port, folder)
+            proc = stack.enter_context(group_process(argv, env=env, grace=_grace(backend)))
             first_200(proc, port, started=time.monotonic())
             servers[side] = (port, [proc.pid])
         # Every worker up (gunicorn's answers before its arbiter settles): a moment, then pin.
@@ -108,6 +118,11 @@ def compare_rates(
 
 
 def run(*, reps: int, rate_reps: int, duration: float, say: Callable[[str], None] = print) -> MeasureResult:
+    with tempfile.TemporaryDirectory(prefix="bench-embedding-") as folder:
+        return _run(reps=reps, rate_reps=rate_reps, duration=duration, folder=Path(folder), say=say)
+
+
+def _run(*, reps: int, rate_reps: int, duration: float, folder: Path, say: Callable[[str], None]) -> MeasureResult:
     started = time.monotonic()
     result = MeasureResult()
     tool = best_tool()
@@ -118,7 +133,7 @@ def run(*, reps: int, rate_reps: int, duration: float, say: Callable[[str], None
         for rep in range(reps):
             for side in alternate(SIDES, rep):
                 try:
-                    seconds = time_start(side, backend)
+                    seconds = time_start(side, backend, folder)
                 except RuntimeError as exc:
                     say(f"  {backend} {side}: {exc}")
                     result.notes.append(f"embedding {backend} {side}: {exc}")
@@ -126,7 +141,9 @@ def run(*, reps: int, rate_reps: int, duration: float, say: Callable[[str], None
                 starts[backend][side].append(seconds)
                 say(f"  {backend:<9} {side:<8} start-to-first-200 {seconds:6.2f} s")
         try:
-            rates[backend] = compare_rates(backend, reps=rate_reps, duration=duration, tool=tool, say=say)
+            rates[backend] = compare_rates(
+                backend, reps=rate_reps, duration=duration, tool=tool, folder=folder, say=say
+            )
         except (RuntimeError, ToolError) as exc:
             say(f"  {backend} rates: {exc}")
             result.notes.append(f"embedding {backend} rates: {exc}")

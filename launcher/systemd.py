@@ -26,7 +26,7 @@ from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.errors import ConfigError
 from launcher.flags import REFERENCE_ONLY_FIELDS, profile_arguments
 from launcher.userapp import AppSpec
-from profiles.model import Profile, is_loopback
+from profiles.model import RAY_BACKENDS, Profile, is_loopback
 
 DEFAULT_WATCHDOG_SECONDS = 30.0
 """``WatchdogSec=`` unless ``--watchdog`` says otherwise; gunicorn's default worker timeout."""
@@ -222,8 +222,8 @@ def start_timeout_seconds(ready_seconds: float | None) -> int:
 
 
 def stop_timeout_seconds(profile: Profile) -> int:
-    """``TimeoutStopSec=``: the profile's graceful timeout, the launcher's grace for leftovers, a margin."""
-    return math.ceil(profile.timeout + STOP_GRACE_SECONDS + STOP_MARGIN_SECONDS)
+    """``TimeoutStopSec=``: the profile's longest graceful stop, the launcher's grace for leftovers, a margin."""
+    return math.ceil(profile.stop_seconds + STOP_GRACE_SECONDS + STOP_MARGIN_SECONDS)
 
 
 def exec_args(options: UnitOptions) -> list[str]:
@@ -276,6 +276,7 @@ def render_unit(options: UnitOptions) -> str:
     """The unit file text for ``options`` (pure and deterministic)."""
     profile = options.profile
     system = not options.user
+    ray = profile.backend in RAY_BACKENDS
     lines: list[str] = []
 
     def add(*items: str) -> None:
@@ -318,7 +319,7 @@ def render_unit(options: UnitOptions) -> str:
         "# so `systemctl start` returns when the service really serves.",
         "Type=notify",
         "# Only the main process may notify, and that suffices: ExecStart runs the `launch` script itself (no",
-        "# shell), uvicorn's, gunicorn's and hypercorn's supervisors run inside it, and it alone talks to systemd.",
+        "# shell), the server's supervisor (or Ray's driver) runs inside it, and it alone talks to systemd.",
         "# It removes NOTIFY_SOCKET from the environment before any server starts (gunicorn's arbiter would",
         "# otherwise say READY=1 early); workers report to it over a private socket and it relays.",
         "NotifyAccess=main",
@@ -342,6 +343,13 @@ def render_unit(options: UnitOptions) -> str:
         "# Log lines (the served URL) reach the journal at once.",
         "Environment=PYTHONUNBUFFERED=1",
     )
+    if ray and system:
+        add(
+            "# Ray's local instance writes its session token to ~/.ray, and the transient user's home (/) is",
+            "# read-only: HOME goes to the cache directory. Ray's GCS, raylet and agents listen on 127.0.0.1",
+            "# only (the launcher starts Ray on loopback), which IPAddressAllow=localhost below lets through.",
+            "Environment=HOME=%C/launch",
+        )
     if options.venv is not None:
         venv = str(options.venv)
         add(
@@ -393,8 +401,19 @@ def render_unit(options: UnitOptions) -> str:
         "# SIGTERM goes to the launcher alone; it stops the workers gracefully and waits for them.",
         "# Anything still running at TimeoutStopSec gets SIGKILL.",
         "KillMode=mixed",
-        f"# The profile's graceful timeout ({profile.timeout:g} s) + {STOP_GRACE_SECONDS} s for leftover workers "
-        f"+ {STOP_MARGIN_SECONDS} s margin.",
+    )
+    if ray:
+        add(
+            f"# The replicas' graceful timeout ({profile.timeout:g} s) + {profile.stop_seconds - profile.timeout:g} s "
+            "for Serve's controller and proxy, then Ray",
+            f"# itself + {STOP_GRACE_SECONDS} s for leftover workers + {STOP_MARGIN_SECONDS} s margin.",
+        )
+    else:
+        add(
+            f"# The profile's graceful timeout ({profile.timeout:g} s) + {STOP_GRACE_SECONDS} s for leftover workers "
+            f"+ {STOP_MARGIN_SECONDS} s margin.",
+        )
+    add(
         f"TimeoutStopSec={stop_timeout_seconds(profile)}",
     )
 

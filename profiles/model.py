@@ -27,6 +27,11 @@ SPLIT_DEMO_REPLICAS = 1
 """One demo replica: one Gradio queue, so a click's join and its event stream always meet."""
 DEFAULT_MAX_ONGOING_REQUESTS = 5
 """Ray Serve's own default (``ray.serve._private.constants.DEFAULT_MAX_ONGOING_REQUESTS``, Ray 2.60)."""
+RAY_SERVE_SHUTDOWN_MARGIN_SECONDS = 5.0
+"""Serve's graceful shutdown may take the replicas' drain (the profile's timeout) plus this, for its controller
+and proxy, before the launcher stops Ray itself (which kills what is left)."""
+RAY_REAPER_WAIT_SECONDS = 15.0
+"""How long the launcher waits for its reaper to sweep what is left of a local Ray session."""
 
 
 class ProfileError(ValueError):
@@ -106,6 +111,17 @@ class Profile:
     def processes(self) -> int:
         """Serving processes (workers or replicas) that report ready: the split topology adds its demo replica."""
         return self.workers + (SPLIT_DEMO_REPLICAS if self.backend == SPLIT_BACKEND else 0)
+
+    @property
+    def stop_seconds(self) -> float:
+        """The longest a graceful stop may take before what is left is killed.
+
+        In-flight requests get ``timeout`` on every backend; Ray's stop then
+        also stops Serve's controller and proxy, the GCS and the raylet.
+        """
+        if self.backend in RAY_BACKENDS:
+            return self.timeout + RAY_SERVE_SHUTDOWN_MARGIN_SECONDS + RAY_REAPER_WAIT_SECONDS
+        return self.timeout
 
     @property
     def api_prefix(self) -> str:

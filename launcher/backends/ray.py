@@ -47,7 +47,7 @@ from launcher.backends.base import ServeSpec
 from launcher.backends.ray_config import LOCAL_ONLY_SETTINGS, applications, deployment_options, replica_env
 from launcher.backends.ray_reaper import OWNER_ENV
 from launcher.errors import BackendError
-from profiles.model import Profile
+from profiles.model import RAY_REAPER_WAIT_SECONDS, RAY_SERVE_SHUTDOWN_MARGIN_SECONDS, Profile
 
 logger = logging.getLogger("launch")
 
@@ -55,9 +55,14 @@ ADDRESS_ENV = "RAY_ADDRESS"
 """An existing cluster to deploy onto (what ``ray.init`` itself reads; ``launch --ray-address`` sets it)."""
 OBJECT_STORE_BYTES = 100 * 1024 * 1024
 """The local instance's object store: the service passes no objects through it (Ray's default is 30% of memory)."""
-SERVE_SHUTDOWN_SECONDS = 20.0
-"""How long Serve's graceful shutdown may take before Ray itself is stopped (which kills what is left)."""
-REAPER_WAIT_SECONDS = 15.0
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+"""A local instance on loopback only. By default Ray's GCS, raylet, workers and agents listen on every
+interface and advertise the machine's outward address (measured with Ray 2.60: ``*:PORT`` for the GCS and
+the raylet, ``192.0.2.2`` for the runtime-env agent): a single-node instance that the network can reach,
+which a systemd unit's ``IPAddressAllow=localhost`` also breaks. Ray's switch for "no cluster" (named for
+the platforms where it is the default, and read when ``ray`` is first imported) makes its node address
+127.0.0.1, and every one of those sockets then binds 127.0.0.1 (measured). Its processes inherit it from the
+launcher's environment."""
 
 
 class _Stop(BaseException):
@@ -94,16 +99,16 @@ class RayServe:
         )
         os.environ[OWNER_ENV] = marker
 
-    def run(self) -> None:
-        """Serve until SIGINT or SIGTERM."""
+    def _take_signals(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
+
+    def run(self) -> None:
+        """Serve until SIGINT or SIGTERM."""
+        self._take_signals()
         try:
             self._start()
             self.starting = False
-            # ray.init installs its own SIGTERM handler (it exits the driver): ours again.
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, self._on_signal)
             self.stop.wait()
         except _Stop:
             logger.info("stopping while Ray was still starting")
@@ -112,6 +117,9 @@ class RayServe:
             self._clean_up()
 
     def _start(self) -> None:
+        if self.address is None:
+            # Before Ray's first import: it reads the switch into a constant then.
+            os.environ.update(LOOPBACK_ENV)
         try:
             import ray
             from ray import serve
@@ -150,6 +158,11 @@ class RayServe:
             ray.init(address=self.address, namespace="launch", logging_level=logging.WARNING)
             cpus = ray.cluster_resources().get("CPU")  # type: ignore[no-untyped-call]
         self.connected = True
+        # ray.init installs its own SIGTERM handlers: a Python one that exits the driver, and the C++ core's
+        # failure handler, which logs a stack trace and ends in SIGABRT (measured: exit -6, the graceful stop
+        # cut short). Ours again, at once: the service can be READY (every replica reported, /health through
+        # the proxy) while serve.run_many below still polls, and a stop may come then.
+        self._take_signals()
         serve.start(http_options={"host": host, "port": port}, proxy_location="EveryNode")
         env = replica_env(dict(os.environ))
         targets = []
@@ -179,7 +192,7 @@ class RayServe:
                 assert self.reaper.stdin is not None
                 self.reaper.stdin.close()
                 try:
-                    self.reaper.wait(timeout=REAPER_WAIT_SECONDS)
+                    self.reaper.wait(timeout=RAY_REAPER_WAIT_SECONDS)
                 except subprocess.TimeoutExpired:
                     self.reaper.kill()
                     self.reaper.wait()
@@ -202,9 +215,10 @@ class RayServe:
         # In a thread, with a deadline: a dead controller would make it wait for ever.
         worker = threading.Thread(target=graceful, name="launch-serve-shutdown", daemon=True)
         worker.start()
-        worker.join(SERVE_SHUTDOWN_SECONDS)
+        deadline = self.spec.profile.timeout + RAY_SERVE_SHUTDOWN_MARGIN_SECONDS
+        worker.join(deadline)
         if worker.is_alive():
-            logger.warning("Serve's shutdown took over %.0f s; stopping Ray", SERVE_SHUTDOWN_SECONDS)
+            logger.warning("Serve's shutdown took over %.0f s; stopping Ray", deadline)
         # A local instance: stops the GCS, the raylet and its workers. A cluster's: only disconnects.
         ray.shutdown()
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from profiles.model import RAY_BACKENDS
+
 MAX_REQUESTS = 1000
 """N: concurrent requests per burst, at most (the load a probe generates is bounded)."""
 MAX_REPEATS = 20
 DEFAULT_REPEATS = 2
 """Every burst twice by default: a median and a spread for every figure, at the cost of the bursts' time."""
-OPT_IN_BACKENDS: tuple[str, ...] = ("ray", "ray-split")
+OPT_IN_BACKENDS: tuple[str, ...] = tuple(sorted(RAY_BACKENDS))
 """Backends whose profiles a default ``launch probe`` leaves out: each start brings up a Ray instance."""

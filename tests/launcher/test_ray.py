@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ pytest.importorskip("ray.serve.schema", reason="the ray extra: pip install -e '.
 RAY_CMDLINE = ("raylet", "gcs_server", "ray::", "ray/dashboard", "ray/_private", "ray/autoscaler", "ray_reaper")
 """What a process of a Ray session (or our reaper) has in its command line."""
 CLEANUP_SECONDS = 30.0
+LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 
 
 def session_processes(launcher_pid: int) -> list[psutil.Process]:
@@ -159,6 +161,19 @@ def test_ray_serves_page_and_api_and_leaves_nothing(name: str, serve: Callable[.
     ray = {p.pid for p in session_processes(launcher)}
     # The replicas are Ray's processes of this session, each one reported ready.
     assert set(server.pids) <= ray
+    # A local instance is on loopback (by default Ray's GCS, raylet and agents listen on all interfaces)...
+    listening = {
+        (c.laddr.ip, p.name())
+        for p in session_processes(launcher)
+        for c in p.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    }
+    assert {"gcs_server", "raylet"} <= {name for _, name in listening}, listening
+    open_to_all = {(ip, name) for ip, name in listening if ip not in LOOPBACK}
+    # ...but for one server Serve hard-codes: each replica's inter-deployment gRPC port, bound to "[::]:0"
+    # (ray/serve/_private/replica.py, Ray 2.60). The README says so; a systemd unit's IPAddressDeny= drops it.
+    # (opened once the replica is initialized, which may come just after its READY).
+    assert {name for _, name in open_to_all} <= {"ray::ServeReplica:launch:launch"}, open_to_all
     stopped = server.stop(sig=signal.SIGTERM, timeout=40)
     assert stopped.returncode == 0, server.log_tail()
     assert not stopped.forced, f"needed SIGKILL: {server.log_tail()}"
@@ -219,3 +234,50 @@ def test_a_stopped_or_killed_launcher_leaves_no_ray_process(
     assert session_processes(launcher) == []
     print(f"{sig.name}: every Ray process of the session gone {seconds:.1f} s after the signal")
     server.stop()
+
+
+@pytest.mark.e2e
+def test_a_replica_killed_mid_burst_is_named_replaced_and_the_probe_goes_on() -> None:
+    from launcher import procs
+    from launcher.probe import metrics
+    from launcher.probe.runner import ProfileTarget, ProgressEvent, run_probe
+
+    killed: list[int] = []
+    replicas: list[set[int]] = []
+
+    def kill_a_replica() -> None:
+        time.sleep(0.8)
+        for launcher in procs.descendants(os.getpid()):
+            serving = [p for p in session_processes(launcher) if "ray::ServeReplica" in " ".join(p.cmdline())]
+            if serving:
+                replicas.append({p.pid for p in serving})
+                os.kill(serving[0].pid, signal.SIGKILL)
+                killed.append(serving[0].pid)
+                return
+
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "sleep":
+            threading.Thread(target=kill_a_replica, daemon=True).start()
+
+    target = ProfileTarget(profile=builtin("ray-3-sync", model="none"))
+    run = run_probe(
+        [target],
+        # 4 s sleeps, the kill 0.8 s in: it lands inside the burst even on a loaded machine.
+        ProbeOptions(scenarios=("sleep", "cpu", "liveness"), requests=6, seconds=4.0, cpu_seconds=0.5, repeat=1),
+        progress=progress,
+    )
+    (result,) = run.profiles
+    assert killed, "no replica was found to kill"
+    sleep, cpu = result.scenarios
+    died = next(v for v in sleep.verdicts if v.expectation == "no worker dies during the burst")
+    assert not died.passed and str(killed[0]) in died.observed, died.observed
+    assert any(e.pid == killed[0] for e in sleep.log_events), sleep.log_events
+    # Every request is accounted for: completed, or failed with a class (Ray's proxy answers for the dead replica).
+    api = [r for r in sleep.records if r.kind == "api"]
+    assert len(api) == 6 and all(r.ok or r.error for r in api), api
+    print(f"\nkilled replica {killed[0]}: " + ", ".join(sorted(f"{r.error}" for r in api if not r.ok)))
+    # The probe went on: the CPU burst ran, every request answered by a live replica, none by the dead one.
+    work = metrics.work_records(cpu.records)
+    assert len(work) == 6 and all(r.ok for r in work), [(r.error, r.detail) for r in work if not r.ok]
+    assert killed[0] not in {r.pid for r in work}
+    assert not result.passed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -212,6 +213,24 @@ def test_timeouts() -> None:
     assert settings(render_unit(options(ready_seconds=20.0)))["TimeoutStartSec"] == ["70"]
 
 
+@pytest.mark.parametrize("name", ["ray-1-sync", "ray-split-3-offload"])
+def test_a_ray_unit_gives_serve_and_ray_time_to_stop_and_a_writable_home(name: str) -> None:
+    profile = builtin(name)
+    same_timeout = builtin("uvicorn-1-sync", timeout=profile.timeout)
+    # Serve's controller, proxy and Ray's own processes stop after the replicas' drain: more than a server's stop.
+    assert stop_timeout_seconds(profile) > stop_timeout_seconds(same_timeout)
+    assert stop_timeout_seconds(profile) >= profile.stop_seconds > profile.timeout
+    system = settings(render_unit(options(profile=profile)))
+    assert system["TimeoutStopSec"] == [str(stop_timeout_seconds(profile))]
+    # Ray writes ~/.ray/auth_token; a dynamic user's home is / (read-only under ProtectSystem=strict).
+    assert "HOME=%C/launch" in system["Environment"] and system["ProtectSystem"] == ["strict"]
+    # The loopback-only network stays: the launcher starts Ray on 127.0.0.1.
+    assert system["IPAddressAllow"] == ["localhost"]
+    user = settings(render_unit(options(profile=profile, user=True)))
+    assert not any(e.startswith("HOME=") for e in user["Environment"])  # a user's own home is writable
+    assert not any(e.startswith("HOME=") for e in settings(render_unit(options()))["Environment"])
+
+
 def test_watchdog_option() -> None:
     assert settings(render_unit(options(watchdog_seconds=90)))["WatchdogSec"] == ["90s"]
     off = render_unit(options(watchdog_seconds=0))
@@ -408,9 +427,12 @@ def fake_systemd(tmp_path: Path) -> Iterator[FakeSystemd]:
     end.close()
 
 
-def start_launcher(profile: str, notify_path: str, log: Path) -> subprocess.Popen[bytes]:
+def start_launcher(
+    profile: str, notify_path: str, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_PID",)}
     env.update(NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000", PYTHONUNBUFFERED="1")
+    env.update(extra_env or {})
     with log.open("wb") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "launcher", "--profile", profile, "--model", "none", "--port", "0", "--attribution"],
@@ -514,6 +536,63 @@ def test_only_the_main_process_notifies(tmp_path: Path, fake_systemd: FakeSystem
         fake_systemd.collect(1.5)
         assert len(fake_systemd.pings()) >= 2
         stop_launcher(fake_systemd, proc, log)
+        assert {m.sender for m in fake_systemd.received} == {proc.pid}
+    finally:
+        kill_group(proc)
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+
+
+def unit_environment(text: str, cache_root: Path) -> dict[str, str]:
+    """The unit's ``Environment=`` assignments, with ``%C`` (the cache root) resolved to ``cache_root``."""
+    pairs = (value.partition("=") for value in settings(text).get("Environment", []))
+    return {key: value.replace("%C", str(cache_root)) for key, _, value in pairs}
+
+
+@pytest.mark.e2e
+def test_ray_under_its_units_environment_serves_on_loopback_and_stops_in_time(
+    tmp_path: Path, fake_systemd: FakeSystemd
+) -> None:
+    pytest.importorskip("ray.serve", reason="the ray extra: pip install -e '.[ray]'")
+    import psutil
+
+    from launcher.backends.ray_reaper import OWNER_ENV
+
+    profile = builtin("ray-1-sync")
+    text = render_unit(options(profile=profile))
+    env = unit_environment(text, tmp_path / "cache")
+    home = Path(env["HOME"])
+    home.mkdir(parents=True)  # systemd creates CacheDirectory= before the start
+    log = tmp_path / "launch.log"
+    proc = start_launcher(profile.name, fake_systemd.path, log, env)
+    try:
+        ready, status, health = await_ready(fake_systemd, proc, log)
+        assert status == 200 and health["pid"] in {int(p) for p in ready.fields["X_LAUNCH_WORKERS"].split(",")}
+        # Ray kept its session token where the unit points HOME (the only writable place under the sandbox).
+        assert (home / ".ray" / "auth_token").is_file()
+        session = []
+        for candidate in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if candidate.environ().get(OWNER_ENV, "").startswith(f"{proc.pid}-"):
+                    session.append(candidate)
+        listening = {
+            (c.laddr.ip, p.name())
+            for p in session
+            for c in p.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        }
+        names = {name for _, name in listening}
+        assert {"gcs_server", "raylet"} <= names, listening
+        # Ray's own servers on loopback, which IPAddressAllow=localhost lets through; Serve's replicas also
+        # open an inter-deployment gRPC port on every interface (hard-coded), which the unit's filter drops.
+        assert {ip for ip, name in listening if not name.startswith("ray::ServeReplica")} <= LOOPBACK, listening
+        started = time.monotonic()
+        stop_launcher(fake_systemd, proc, log)
+        took = time.monotonic() - started
+        assert took < stop_timeout_seconds(profile), f"stop took {took:.1f} s, past TimeoutStopSec"
+        left = [p.pid for p in session if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert left == [], left
         assert {m.sender for m in fake_systemd.received} == {proc.pid}
     finally:
         kill_group(proc)

@@ -1,0 +1,112 @@
+"""Measure 8: what the split topology's extra hop costs per request, against a 1-worker uvicorn.
+
+The split topology (``ray-split-N``) serves the API in N Ray Serve replicas
+and the demo in one, behind Ray's HTTP proxy: every request goes client ->
+proxy -> replica, one hop more than a server whose worker owns the socket.
+Both serve side by side with no model; the load generator alternates
+between uvicorn-1-sync's ``/ping`` and the split's ``/api/ping``, one
+connection at a time (the per-request latency, no queueing), then 10 at a
+time (the rate the hop allows). Neither side is pinned: Ray's proxy,
+controller and replicas are a dozen processes, and pinning them to one core
+would measure the pinning. The server CPU per request counts every process
+of each side's group (Ray's GCS, raylet, proxy and replicas included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.common import TIMES, MeasureResult, alternate, group_pids, judged, median, paired_ratio
+from bench.loadgen import ToolError, best_tool, run_load
+from bench.servers import launched
+
+MEASURE = "8 topology"
+SPLIT_PROFILE = "ray-split-3-sync"
+REFERENCE_PROFILE = "uvicorn-1-sync"
+CONNECTIONS = (1, 10)
+
+
+def run(*, reps: int, duration: float, say: Callable[[str], None] = print) -> MeasureResult:
+    started = time.monotonic()
+    result = MeasureResult()
+    tool = best_tool()
+    sides = ("uvicorn-1", "split")
+    runs: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        reference = stack.enter_context(launched(REFERENCE_PROFILE, model="none"))
+        split = stack.enter_context(launched(SPLIT_PROFILE, model="none"))
+        prefix = split.profile.api_prefix
+        urls = {"uvicorn-1": reference.url + "/ping", "split": split.url + prefix + "/ping"}
+        assert reference.pid is not None and split.pid is not None
+        pids = {"uvicorn-1": group_pids(reference.pid), "split": group_pids(split.pid)}
+        say(f"  {REFERENCE_PROFILE}: {len(pids['uvicorn-1'])} processes; {SPLIT_PROFILE}: {len(pids['split'])}")
+        for connections in CONNECTIONS:
+            for rep in range(reps):
+                for side in alternate(sides, rep):
+                    try:
+                        load = run_load(tool, urls[side], connections, duration, pinned=False, server_pids=pids[side])
+                    except ToolError as exc:
+                        result.notes.append(f"topology {side} c={connections}: {exc}")
+                        load = None
+                    runs.append(
+                        {
+                            "side": side,
+                            "connections": connections,
+                            "rep": rep,
+                            "rate": load.rate if load else math.nan,
+                            "p50_ms": load.p50_ms if load else math.nan,
+                            "p99_ms": load.p99_ms if load else math.nan,
+                            "server_cpu_us": (load.server_cpu_us if load and load.server_cpu_us else math.nan),
+                            "errors": load.errors if load else None,
+                        }
+                    )
+                    if load:
+                        say(
+                            f"  {side:<9} c={connections:<2} {load.rate:7.0f} req/s, p50 {load.p50_ms:6.2f} ms, "
+                            f"p99 {load.p99_ms:6.2f} ms, server CPU {load.server_cpu_us or 0:6.0f} µs/request"
+                        )
+
+    def series(side: str, connections: int, key: str) -> list[float]:
+        return [r[key] for r in runs if r["side"] == side and r["connections"] == connections]
+
+    one = CONNECTIONS[0]
+    p50 = {side: median(series(side, one, "p50_ms")) for side in sides}
+    result.figures.append(
+        judged(
+            MEASURE,
+            f"split topology /api/ping median latency / uvicorn-1 /ping, c={one}",
+            paired_ratio(series("split", one, "p50_ms"), series("uvicorn-1", one, "p50_ms")),
+            TIMES,
+            detail=f"median of paired ratios; medians {p50['split']:.2f} vs {p50['uvicorn-1']:.2f} ms: the proxy "
+            f"hop adds {p50['split'] - p50['uvicorn-1']:.2f} ms a request ({tool}, keep-alive, "
+            f"{reps} reps of {duration:g} s)",
+        )
+    )
+    many = CONNECTIONS[-1]
+    rate = {side: median(series(side, many, "rate")) for side in sides}
+    cpu = {side: median(series(side, many, "server_cpu_us")) for side in sides}
+    result.figures += [
+        judged(
+            MEASURE,
+            f"split topology /api/ping rate / uvicorn-1 /ping, c={many}",
+            paired_ratio(series("split", many, "rate"), series("uvicorn-1", many, "rate")),
+            TIMES,
+            detail=f"median of paired ratios; medians {rate['split']:.0f} vs {rate['uvicorn-1']:.0f} req/s "
+            f"({SPLIT_PROFILE}: 3 API replicas behind Ray's proxy)",
+        ),
+        judged(
+            MEASURE,
+            f"split topology server CPU per request / uvicorn-1, c={many}",
+            paired_ratio(series("split", many, "server_cpu_us"), series("uvicorn-1", many, "server_cpu_us")),
+            TIMES,
+            detail=f"medians {cpu['split']:.0f} vs {cpu['uvicorn-1']:.0f} µs of CPU per request, every process of "
+            "each side (Ray: proxy, replicas, GCS, raylet)",
+        ),
+    ]
+    result.raw = {"tool": tool, "duration_s": duration, "reps": reps, "runs": runs}
+    result.seconds = time.monotonic() - started
+    return result
