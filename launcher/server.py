@@ -39,8 +39,9 @@ STOP_GRACE_SECONDS = 5.0
 """How long leftover workers get after the backend returned, before SIGKILL."""
 READY_HEALTH_TIMEOUT_SECONDS = 2.0
 """How long one readiness check waits for ``/health`` once every worker said READY. Readiness asks "does it
-answer", not "how fast": through Ray Serve's proxy a /health took about 0.48 s while the split topology's
-four replicas loaded the tiny model on 2 cores, and a 0.5 s limit kept such a service from ever being ready."""
+answer", not "how fast". Measured on 2 cores loaded by other jobs: through Ray Serve's proxy a /health took
+about 0.48 s while the split topology's four replicas loaded the tiny model, and with a 0.5 s limit that
+service was not ready within 180 s. On a quiet machine it is ready in 56-62 s with either limit."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
