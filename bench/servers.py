@@ -65,33 +65,15 @@ def native_command(backend: str, port: int, folder: Path | None = None) -> list[
     default. Ray's ``serve run`` needs a config file, written into ``folder``.
     """
     bind = f"127.0.0.1:{port}"
+    host_port = ["--host", "127.0.0.1", "--port", str(port)]
     if backend == "uvicorn":
-        return [
-            venv_bin("uvicorn"),
-            "--factory",
-            "app.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ]
+        return [venv_bin("uvicorn"), "--factory", "app.main:create_app", *host_port, "--no-access-log"]
     if backend == "gunicorn":
         return [venv_bin("gunicorn"), "-k", "uvicorn_worker.UvicornWorker", "app.main:create_app()", "-b", bind]
     if backend == "hypercorn":
         return [venv_bin("hypercorn"), "app.main:create_app()", "-b", bind]
     if backend == "granian":
-        return [
-            venv_bin("granian"),
-            "--interface",
-            "asgi",
-            "--factory",
-            "app.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+        return [venv_bin("granian"), "--interface", "asgi", "--factory", "app.main:create_app", *host_port]
     if backend == "gunicorn-asgi":
         return [venv_bin("gunicorn"), "-k", "asgi", "app.main:create_app()", "-b", bind]
     if backend == "ray":

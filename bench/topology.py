@@ -73,27 +73,28 @@ def run(*, reps: int, duration: float, say: Callable[[str], None] = print) -> Me
     def series(side: str, connections: int, key: str) -> list[float]:
         return [r[key] for r in runs if r["side"] == side and r["connections"] == connections]
 
-    one = CONNECTIONS[0]
-    p50 = {side: median(series(side, one, "p50_ms")) for side in sides}
-    result.figures.append(
+    def split_over_uvicorn(key: str, connections: int) -> float:
+        return paired_ratio(series("split", connections, key), series("uvicorn-1", connections, key))
+
+    def medians(key: str, connections: int) -> dict[str, float]:
+        return {side: median(series(side, connections, key)) for side in sides}
+
+    one, many = CONNECTIONS[0], CONNECTIONS[-1]
+    p50, rate, cpu = medians("p50_ms", one), medians("rate", many), medians("server_cpu_us", many)
+    result.figures += [
         judged(
             MEASURE,
             f"split topology /api/ping median latency / uvicorn-1 /ping, c={one}",
-            paired_ratio(series("split", one, "p50_ms"), series("uvicorn-1", one, "p50_ms")),
+            split_over_uvicorn("p50_ms", one),
             TIMES,
             detail=f"median of paired ratios; medians {p50['split']:.2f} vs {p50['uvicorn-1']:.2f} ms: the proxy "
             f"hop adds {p50['split'] - p50['uvicorn-1']:.2f} ms a request ({tool}, keep-alive, "
             f"{reps} reps of {duration:g} s)",
-        )
-    )
-    many = CONNECTIONS[-1]
-    rate = {side: median(series(side, many, "rate")) for side in sides}
-    cpu = {side: median(series(side, many, "server_cpu_us")) for side in sides}
-    result.figures += [
+        ),
         judged(
             MEASURE,
             f"split topology /api/ping rate / uvicorn-1 /ping, c={many}",
-            paired_ratio(series("split", many, "rate"), series("uvicorn-1", many, "rate")),
+            split_over_uvicorn("rate", many),
             TIMES,
             detail=f"median of paired ratios; medians {rate['split']:.0f} vs {rate['uvicorn-1']:.0f} req/s "
             f"({SPLIT_PROFILE}: 3 API replicas behind Ray's proxy)",
@@ -101,7 +102,7 @@ def run(*, reps: int, duration: float, say: Callable[[str], None] = print) -> Me
         judged(
             MEASURE,
             f"split topology server CPU per request / uvicorn-1, c={many}",
-            paired_ratio(series("split", many, "server_cpu_us"), series("uvicorn-1", many, "server_cpu_us")),
+            split_over_uvicorn("server_cpu_us", many),
             TIMES,
             detail=f"medians {cpu['split']:.0f} vs {cpu['uvicorn-1']:.0f} µs of CPU per request, every process of "
             "each side (Ray: proxy, replicas, GCS, raylet)",

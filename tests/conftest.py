@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +15,10 @@ from click.testing import CliRunner
 from launcher.child import ServerProcess
 from launcher.procs import group_alive
 from profiles import Profile, builtin_profiles
+
+if TYPE_CHECKING:
+    from launcher.probe.model import ProbeRun
+    from launcher.probe.runner import ProbeOptions
 
 # Every test that starts a process carries @pytest.mark.e2e, so that `pytest -m "not e2e"` stays a
 # seconds-long inner loop. The guard below makes that true rather than hoped for: while an unmarked test
@@ -105,3 +110,29 @@ def shared_server() -> Iterator[ServerProcess]:
     yield server
     server.stop()
     server.cleanup()
+
+
+def probe_killing_one(
+    profile: Profile, options: ProbeOptions, victim: Callable[[], int | None], *, after: float = 0.8
+) -> tuple[ProbeRun, list[int]]:
+    """Probe ``profile`` and SIGKILL the pid ``victim()`` names ``after`` s into its sleep burst; (run, killed)."""
+    import signal
+    import threading
+    import time
+
+    from launcher.probe.runner import ProfileTarget, ProgressEvent, run_probe
+
+    killed: list[int] = []
+
+    def kill() -> None:
+        time.sleep(after)
+        pid = victim()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    def progress(event: ProgressEvent) -> None:
+        if event.phase == "sleep":
+            threading.Thread(target=kill, daemon=True).start()
+
+    return run_probe([ProfileTarget(profile=profile)], options, progress=progress), killed

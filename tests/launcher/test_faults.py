@@ -23,10 +23,10 @@ from launcher.backends import BACKEND_NAMES
 from launcher.child import ServerProcess, launch_command
 from launcher.errors import ExitCode
 from launcher.probe import metrics
-from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent, run_probe
+from launcher.probe.runner import ProbeOptions, ProfileTarget, run_probe
 from launcher.procs import group_alive
 from profiles.model import RAY_BACKENDS
-from tests.conftest import builtin
+from tests.conftest import builtin, probe_killing_one
 from tests.http import get_json
 
 BACKENDS = ("uvicorn", "gunicorn", "hypercorn")
@@ -183,28 +183,19 @@ def test_ctrl_c_during_probe_keeps_results_and_leaves_nothing(tmp_path: Path) ->
 
 @pytest.mark.e2e
 def test_worker_killed_mid_burst_is_named_and_the_probe_goes_on(tmp_path: Path) -> None:
-    killed: list[int] = []
-
-    def kill_a_worker() -> None:
-        time.sleep(0.8)
+    def a_worker() -> int | None:
         for launcher in _launchers_of(os.getpid()):
             workers = [
                 p for p in procs.descendants(launcher) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
             ]
             if workers:
-                os.kill(workers[0], signal.SIGKILL)
-                killed.append(workers[0])
-                return
+                return workers[0]
+        return None
 
-    def progress(event: ProgressEvent) -> None:
-        if event.phase == "sleep":
-            threading.Thread(target=kill_a_worker, daemon=True).start()
-
-    target = ProfileTarget(profile=builtin("uvicorn-3-sync", model="none"))
-    run = run_probe(
-        [target],
+    run, killed = probe_killing_one(
+        builtin("uvicorn-3-sync", model="none"),
         ProbeOptions(scenarios=("sleep", "cpu", "liveness"), requests=6, seconds=2.0, repeat=1),
-        progress=progress,
+        a_worker,
     )
     (result,) = run.profiles
     assert killed, "no worker was found to kill"

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from launcher.cli import main
 from launcher.probe.client import RequestSpec, run_burst
 from launcher.probe.runner import ProbeOptions, plan
 from profiles.model import SPLIT_API_PREFIX
-from tests.conftest import builtin
+from tests.conftest import builtin, probe_killing_one
 from tests.http import get, get_json
 
 pytest.importorskip("ray.serve.schema", reason="the ray extra: pip install -e '.[ray]'")
@@ -240,31 +239,20 @@ def test_a_stopped_or_killed_launcher_leaves_no_ray_process(
 def test_a_replica_killed_mid_burst_is_named_replaced_and_the_probe_goes_on() -> None:
     from launcher import procs
     from launcher.probe import metrics
-    from launcher.probe.runner import ProfileTarget, ProgressEvent, run_probe
+    from launcher.probe.runner import ProbeOptions
 
-    killed: list[int] = []
-    replicas: list[set[int]] = []
-
-    def kill_a_replica() -> None:
-        time.sleep(0.8)
+    def a_replica() -> int | None:
         for launcher in procs.descendants(os.getpid()):
             serving = [p for p in session_processes(launcher) if "ray::ServeReplica" in " ".join(p.cmdline())]
             if serving:
-                replicas.append({p.pid for p in serving})
-                os.kill(serving[0].pid, signal.SIGKILL)
-                killed.append(serving[0].pid)
-                return
+                return serving[0].pid
+        return None
 
-    def progress(event: ProgressEvent) -> None:
-        if event.phase == "sleep":
-            threading.Thread(target=kill_a_replica, daemon=True).start()
-
-    target = ProfileTarget(profile=builtin("ray-3-sync", model="none"))
-    run = run_probe(
-        [target],
+    run, killed = probe_killing_one(
+        builtin("ray-3-sync", model="none"),
         # 4 s sleeps, the kill 0.8 s in: it lands inside the burst even on a loaded machine.
         ProbeOptions(scenarios=("sleep", "cpu", "liveness"), requests=6, seconds=4.0, cpu_seconds=0.5, repeat=1),
-        progress=progress,
+        a_replica,
     )
     (result,) = run.profiles
     assert killed, "no replica was found to kill"
