@@ -242,7 +242,13 @@ def test_a_replica_killed_mid_burst_is_named_replaced_and_the_probe_goes_on() ->
     from launcher.probe.runner import ProbeOptions
 
     def a_replica() -> int | None:
+        # The probe's own launcher: the module's split server is a child of this process too.
         for launcher in procs.descendants(os.getpid()):
+            try:
+                if "ray-3-sync" not in psutil.Process(launcher).cmdline():
+                    continue
+            except psutil.Error:
+                continue
             serving = [p for p in session_processes(launcher) if "ray::ServeReplica" in " ".join(p.cmdline())]
             if serving:
                 return serving[0].pid
