@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner
 
 from launcher.backends.ray_config import applications, replica_cpus
-from launcher.backends.ray_reaper import OWNER_ENV
 from launcher.child import ServerProcess
 from launcher.cli import main
 from launcher.probe.client import RequestSpec, run_burst
@@ -23,25 +22,13 @@ from launcher.probe.runner import ProbeOptions, plan
 from profiles.model import SPLIT_API_PREFIX
 from tests.conftest import builtin, probe_killing_one
 from tests.http import get, get_json
+from tests.launcher.raysession import LOOPBACK, listening, session_processes
 
 pytest.importorskip("ray.serve.schema", reason="the ray extra: pip install -e '.[ray]'")
 
 RAY_CMDLINE = ("raylet", "gcs_server", "ray::", "ray/dashboard", "ray/_private", "ray/autoscaler", "ray_reaper")
 """What a process of a Ray session (or our reaper) has in its command line."""
 CLEANUP_SECONDS = 30.0
-LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
-
-
-def session_processes(launcher_pid: int) -> list[psutil.Process]:
-    """The processes of the Ray session a launcher started: by the marker it puts in their environment."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(OWNER_ENV, "").startswith(f"{launcher_pid}-"):
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def ray_cmdlines(pids: set[int]) -> list[str]:
@@ -161,14 +148,9 @@ def test_ray_serves_page_and_api_and_leaves_nothing(name: str, serve: Callable[.
     # The replicas are Ray's processes of this session, each one reported ready.
     assert set(server.pids) <= ray
     # A local instance is on loopback (by default Ray's GCS, raylet and agents listen on all interfaces)...
-    listening = {
-        (c.laddr.ip, p.name())
-        for p in session_processes(launcher)
-        for c in p.net_connections(kind="inet")
-        if c.status == psutil.CONN_LISTEN
-    }
-    assert {"gcs_server", "raylet"} <= {name for _, name in listening}, listening
-    open_to_all = {(ip, name) for ip, name in listening if ip not in LOOPBACK}
+    sockets = listening(session_processes(launcher))
+    assert {"gcs_server", "raylet"} <= {name for _, name in sockets}, sockets
+    open_to_all = {(ip, name) for ip, name in sockets if ip not in LOOPBACK}
     # ...but for one server Serve hard-codes: each replica's inter-deployment gRPC port, bound to "[::]:0"
     # (ray/serve/_private/replica.py, Ray 2.60). The README says so; a systemd unit's IPAddressDeny= drops it.
     # (opened once the replica is initialized, which may come just after its READY).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
@@ -541,9 +540,6 @@ def test_only_the_main_process_notifies(tmp_path: Path, fake_systemd: FakeSystem
         kill_group(proc)
 
 
-LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
-
-
 def unit_environment(text: str, cache_root: Path) -> dict[str, str]:
     """The unit's ``Environment=`` assignments, with ``%C`` (the cache root) resolved to ``cache_root``."""
     pairs = (value.partition("=") for value in settings(text).get("Environment", []))
@@ -557,7 +553,7 @@ def test_ray_under_its_units_environment_serves_on_loopback_and_stops_in_time(
     pytest.importorskip("ray.serve", reason="the ray extra: pip install -e '.[ray]'")
     import psutil
 
-    from launcher.backends.ray_reaper import OWNER_ENV
+    from tests.launcher.raysession import LOOPBACK, listening, session_processes
 
     profile = builtin("ray-1-sync")
     text = render_unit(options(profile=profile))
@@ -571,22 +567,12 @@ def test_ray_under_its_units_environment_serves_on_loopback_and_stops_in_time(
         assert status == 200 and health["pid"] in {int(p) for p in ready.fields["X_LAUNCH_WORKERS"].split(",")}
         # Ray kept its session token where the unit points HOME (the only writable place under the sandbox).
         assert (home / ".ray" / "auth_token").is_file()
-        session = []
-        for candidate in psutil.process_iter():
-            with contextlib.suppress(psutil.Error):
-                if candidate.environ().get(OWNER_ENV, "").startswith(f"{proc.pid}-"):
-                    session.append(candidate)
-        listening = {
-            (c.laddr.ip, p.name())
-            for p in session
-            for c in p.net_connections(kind="inet")
-            if c.status == psutil.CONN_LISTEN
-        }
-        names = {name for _, name in listening}
-        assert {"gcs_server", "raylet"} <= names, listening
+        session = session_processes(proc.pid)
+        sockets = listening(session)
+        assert {"gcs_server", "raylet"} <= {name for _, name in sockets}, sockets
         # Ray's own servers on loopback, which IPAddressAllow=localhost lets through; Serve's replicas also
         # open an inter-deployment gRPC port on every interface (hard-coded), which the unit's filter drops.
-        assert {ip for ip, name in listening if not name.startswith("ray::ServeReplica")} <= LOOPBACK, listening
+        assert {ip for ip, name in sockets if not name.startswith("ray::ServeReplica")} <= LOOPBACK, sockets
         started = time.monotonic()
         stop_launcher(fake_systemd, proc, log)
         took = time.monotonic() - started
