@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from launcher import lifeline, notify
+from launcher import interrupts, lifeline, notify
 from launcher.asgi import RELAY_LAG_ENV
 from launcher.errors import StartupError
 from launcher.flags import ADDRESS_FIELDS, REFERENCE_ONLY_FIELDS, profile_arguments
@@ -38,6 +38,9 @@ DEFAULT_START_TIMEOUT = 180.0
 """How long a ``launch`` child may take to be ready (the probe, ``--start-timeout``, a unit's ``TimeoutStartSec=``
 without a measurement, the benchmarks): a first start also builds the tiny model into an empty cache."""
 DEFAULT_STOP_TIMEOUT = 15.0
+INTERRUPTED_STOP_TIMEOUT = 5.0
+"""After a Ctrl-C or SIGTERM to this process, a child gets this long to stop gracefully (its requests in flight
+are given up), then its group is killed: the user asked to stop now, and the whole run ends within 15 s."""
 LOG_TAIL_LINES = 15
 GROUP_DRAIN_SECONDS = 2.0
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Server): ")
@@ -166,6 +169,7 @@ class ServerProcess:
         self._reader = threading.Thread(target=self._read_events, name="launch-child-notify", daemon=True)
         self._reader.start()
         try:
+            interrupts.reached("start")  # the child runs, not ready yet: where a test may hold a start
             self._await_ready(timeout)
         except BaseException:
             # Ctrl-C (or anything) while waiting: the child must not outlive us.
@@ -233,6 +237,12 @@ class ServerProcess:
 
     def stop(self, *, timeout: float = DEFAULT_STOP_TIMEOUT, sig: signal.Signals = signal.SIGTERM) -> StopResult:
         """Stop the child (``sig``, then SIGKILL to its group after ``timeout``); idempotent."""
+        with interrupts.shielded():  # a Ctrl-C now is honoured once the child is gone, not halfway
+            return self._stop(timeout=timeout, sig=sig)
+
+    def _stop(self, *, timeout: float, sig: signal.Signals) -> StopResult:
+        if interrupts.stopped() is not None:
+            timeout = min(timeout, INTERRUPTED_STOP_TIMEOUT)
         started = time.monotonic()
         forced = False
         proc = self._proc

@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from launcher import interrupts
 from launcher.capacity.model import Sample, allowed_misses, schedule
 from launcher.probe.client import error_class, raise_fd_limit
 
@@ -139,6 +140,8 @@ async def open_loop(
             task = asyncio.create_task(_request(session, url, index=index, due_ns=due, timeout=timeout))
             task.add_done_callback(done)
             tasks.append(task)
+            if index == 0:
+                await interrupts.areached("step")  # requests in flight: where a test may hold a step
         if tasks:
             await asyncio.wait(tasks)
     return StepRun(
@@ -184,6 +187,7 @@ async def wait_idle(base_url: str, *, workers: int, timeout: float) -> bool:
     after ``3 x workers`` answers in a row report ``in_flight == 0`` (a fresh
     connection reaches a random worker); False if ``timeout`` passed first.
     """
+    await interrupts.areached("idle")
     needed = 3 * max(1, workers)
     quiet = 0
     deadline = time.monotonic() + timeout

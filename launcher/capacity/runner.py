@@ -9,7 +9,6 @@ given time to work off whatever the previous step left in its handlers.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import os
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from launcher import interrupts
 from launcher.capacity.engine import open_loop, wait_idle
 from launcher.capacity.gpu import BusySampler, Gpu, open_gpu
 from launcher.capacity.model import (
@@ -116,19 +116,23 @@ def sweep_profile(
     )
     source = str(target.source) if target.source else None
     progress(f"{profile.name}: starting")
-    try:
-        server.start(timeout=options.start_timeout)
-    except StartupError as exc:
-        server.cleanup()
-        return ProfileCapacity(
-            profile=profile.to_dict(), source=source, status="did_not_start", workers=profile.workers, error=str(exc)
-        )
     history: list[tuple[float, bool]] = []
     steps: list[StepResult] = []
     status = "ok"
     error: str | None = None
     gpu_memory: dict[str, float] = {}
     try:
+        try:
+            server.start(timeout=options.start_timeout)
+        except StartupError as exc:
+            server.cleanup()
+            return ProfileCapacity(
+                profile=profile.to_dict(),
+                source=source,
+                status="did_not_start",
+                workers=profile.workers,
+                error=str(exc),
+            )
         progress(f"{profile.name}: ready in {server.ready_seconds:.1f} s at {server.url}")
         if gpu is not None:
             gpu_memory = gpu.process_memory_mib(server.worker_pids_now())
@@ -136,7 +140,7 @@ def sweep_profile(
             progress(f"{profile.name}: {rate:g}/s for {options.step_seconds:g} s")
             sampler = BusySampler(gpu=gpu) if gpu is not None else None
             with sampler or contextlib.nullcontext():
-                run = asyncio.run(
+                run = interrupts.run(
                     open_loop(
                         server.url + options.route,
                         rate,
@@ -163,12 +167,15 @@ def sweep_profile(
             if not server.alive():
                 status, error = "died", f"the server stopped during the {rate:g}/s step: {server.cause()}"
                 break
-            if not asyncio.run(wait_idle(server.url, workers=profile.workers, timeout=options.idle_timeout)):
+            if not interrupts.run(wait_idle(server.url, workers=profile.workers, timeout=options.idle_timeout)):
                 progress(f"{profile.name}: still busy {options.idle_timeout:g} s after the step; going on")
+            interrupts.raise_if_stopped()
     except KeyboardInterrupt:
         status = "interrupted"
     finally:
-        server.stop()
+        with interrupts.shielded():
+            interrupts.hold("stop")
+            server.stop()
         server.cleanup()
     found = knee(history)
     return ProfileCapacity(
@@ -191,8 +198,13 @@ def run_capacity(
     options: CapacityOptions,
     *,
     progress: Callable[[str], None] = lambda _: None,
+    on_profile: Callable[[CapacityRun], None] | None = None,
 ) -> CapacityRun:
-    """Sweep every target in turn; after Ctrl-C the run holds what was measured, marked incomplete."""
+    """Sweep every target in turn; after Ctrl-C the run holds what was measured, marked incomplete.
+
+    ``on_profile`` gets the run so far, marked incomplete, after every
+    profile: the checkpoint to save.
+    """
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     gpu, gpu_text = open_gpu()
     progress(gpu_text if gpu is None else f"GPU: {gpu_text}")
@@ -200,14 +212,26 @@ def run_capacity(
     results: list[ProfileCapacity] = []
     try:
         for target in targets:
+            interrupts.raise_if_stopped()
             result = sweep_profile(target, options, gpu=gpu, progress=progress)
             results.append(result)
             if result.status == "interrupted":
                 break
+            if on_profile is not None:
+                on_profile(_run(created, machine, options, results, complete=False))
+    except KeyboardInterrupt:
+        pass  # between profiles, or while a checkpoint was written: what was measured is in ``results``
     finally:
         if gpu is not None:
             gpu.close()
-    complete = all(r.status != "interrupted" for r in results)
+    # A stop signal at any point makes the run incomplete, even one that landed while a server was stopped.
+    complete = interrupts.stopped() is None and all(r.status != "interrupted" for r in results)
+    return _run(created, machine, options, results, complete=complete)
+
+
+def _run(
+    created: str, machine: dict[str, Any], options: CapacityOptions, results: list[ProfileCapacity], *, complete: bool
+) -> CapacityRun:
     sizing = (
         size(
             results,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from launcher import interrupts
 from launcher.cli._common import catalog_from, console, fail
 from launcher.errors import ExitCode, LaunchError
 from profiles import ProfileError
@@ -70,9 +71,10 @@ def capacity(
     answers) to 127.0.0.1 only; latency counts from the scheduled send time.
     Exit status: 0 done, 5 a profile did not start, 2 usage error, 130 interrupted.
     """
-    from launcher.capacity.model import SearchPolicy, dump_run, parse_duration, parse_rate
+    from launcher.capacity.model import CapacityRun, SearchPolicy, dump_run, parse_duration, parse_rate
     from launcher.capacity.report import render_html, render_run
     from launcher.capacity.runner import CapacityOptions, CapacityTarget, run_capacity
+    from launcher.probe.store import ResultWriteError, write_atomically
 
     catalog = catalog_from(ctx)
     try:
@@ -105,20 +107,33 @@ def capacity(
         if not quiet:
             click.echo(f"capacity: {line}", err=True)
 
-    try:
-        run = run_capacity(targets, options, progress=progress)
-    except KeyboardInterrupt:
-        fail("interrupted", ExitCode.INTERRUPTED)
-    for option, path in (("--json", json_path), ("--html", html_path)):
-        if path is None:
-            continue
-        text = dump_run(run) + "\n" if option == "--json" else render_html(run)
+    def write(run: CapacityRun) -> None:
+        for option, path in (("--json", json_path), ("--html", html_path)):
+            if path is None:
+                continue
+            try:
+                write_atomically(path, dump_run(run) + "\n" if option == "--json" else render_html(run))
+            except ResultWriteError as exc:
+                fail(f"{option}: {exc}", exc.exit_code)
+
+    # Ctrl-C and SIGTERM end the sweep in any phase: the server stopped, what was measured written (marked
+    # incomplete); a checkpoint after every profile, so a signal during the final write keeps the last one.
+    with interrupts.stop_signals():
         try:
-            path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            fail(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}", ExitCode.USAGE)
-    render_run(run, console())
-    if not run.complete:
-        fail("interrupted; partial results", ExitCode.INTERRUPTED)
+            run = run_capacity(targets, options, progress=progress, on_profile=write)
+        except KeyboardInterrupt:  # a signal in its last instructions: it keeps what it measured otherwise
+            fail("interrupted", ExitCode.INTERRUPTED)
+        try:
+            if run.complete:
+                interrupts.reached("write")
+            write(run)
+            render_run(run, console())
+        except KeyboardInterrupt:
+            fail(
+                "interrupted" + (f"; {json_path} holds the last checkpoint" if json_path else ""), ExitCode.INTERRUPTED
+            )
+        signalled = interrupts.stopped() is not None
+    if not run.complete or signalled:
+        fail("interrupted; partial results" + (f" written to {json_path}" if json_path else ""), ExitCode.INTERRUPTED)
     if any(p.status != "ok" for p in run.profiles):
         sys.exit(ExitCode.NOT_STARTED)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from app.settings import MAX_SECONDS, MAX_STEPS
+from launcher import interrupts
 from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.cli._common import catalog_from, console, fail, one_line
 from launcher.errors import ExitCode, LaunchError
@@ -193,33 +191,47 @@ def probe(
         write_results(run, json_path=json_path, html_path=html_path)
 
     failed_write: ResultWriteError | None = None
-    try:
-        with ProbeProgress(console(stderr=True), mode="off" if quiet else "auto") as display, terminate_as_interrupt():
-            measured = run_probe(targets, options, progress=display.update, on_profile=checkpoint, done=done)
-        run = with_plan(measured, plan)
-    except KeyboardInterrupt:
-        # Before the first profile (calibrating) or after the last one: nothing to report.
-        fail("interrupted", ExitCode.INTERRUPTED)
-    except ResultWriteError as exc:
-        # A checkpoint could not be saved: stop rather than measure for nothing; show what was measured.
-        failed_write = exc
-        run = latest[0]  # set before each checkpoint is written
     written = ""
-    if failed_write is None:
+    # Ctrl-C and SIGTERM end the run in any phase, the final write included: the servers stopped, the results so
+    # far kept. A signal is recorded as well as raised (launcher.interrupts), so nothing on the way can lose it.
+    with interrupts.stop_signals():
         try:
-            written = write_results(run, json_path=json_path, html_path=html_path)
+            with ProbeProgress(console(stderr=True), mode="off" if quiet else "auto") as display:
+                measured = run_probe(targets, options, progress=display.update, on_profile=checkpoint, done=done)
+            run = with_plan(measured, plan)
         except ResultWriteError as exc:
+            # A checkpoint could not be saved: stop rather than measure for nothing; show what was measured.
             failed_write = exc
-    # Wide tables rather than wrapped ones when the output is a log, not a terminal.
-    out = console()
-    if claims_only:
-        out.print(claims_table(run))
-        out.print(recommendation_text(run))
-    else:
-        render_run(run, out, details=details)
+            run = latest[0]  # set before each checkpoint is written
+        except KeyboardInterrupt:
+            # run_probe keeps what it measured on Ctrl-C; this is a signal in its last instructions.
+            if not latest:
+                fail("interrupted", ExitCode.INTERRUPTED)
+            run = dataclasses.replace(latest[0], complete=False)
+        if failed_write is None:
+            try:
+                if run.complete:
+                    interrupts.reached("write")
+                written = write_results(run, json_path=json_path, html_path=html_path)
+            except ResultWriteError as exc:
+                failed_write = exc
+            except KeyboardInterrupt:
+                # During the final write: the file of the last checkpoint (marked incomplete) stays, whole.
+                fail("interrupted while writing the results; the last checkpoint is kept", ExitCode.INTERRUPTED)
+        # Wide tables rather than wrapped ones when the output is a log, not a terminal.
+        out = console()
+        try:
+            if claims_only:
+                out.print(claims_table(run))
+                out.print(recommendation_text(run))
+            else:
+                render_run(run, out, details=details)
+        except KeyboardInterrupt:
+            fail("interrupted" + (f"; results written to {written}" if written else ""), ExitCode.INTERRUPTED)
+        signalled = interrupts.stopped() is not None
     if failed_write is not None:
         fail(str(failed_write), failed_write.exit_code)
-    if not run.complete:
+    if not run.complete or signalled:
         fail("interrupted; partial results" + (f" written to {written}" if written else ""), ExitCode.INTERRUPTED)
     if any(p.status == "ok" and not p.passed for p in run.profiles):
         sys.exit(ExitCode.EXPECTATION_FAILED)
@@ -293,20 +305,6 @@ def refuse_other_options(ctx: click.Context, path: Path, plan: dict[str, Any], s
                     f"--resume: {path} was run with {key} = {saved[key]!r}, not {plan[key]!r}; "
                     "resume with the same options (or leave them out), or start a new run"
                 )
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends the probe the way Ctrl-C does: the server stopped, the results so far saved."""
-
-    def interrupt(_sig: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def write_results(run: ProbeRun, *, json_path: Path | None, html_path: Path | None) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import aiohttp
 
+from launcher import interrupts
 from launcher.asgi import PID_HEADER, parse_timing
 from launcher.probe.model import QueueStatus, RequestRecord
 
@@ -340,8 +341,13 @@ async def run_burst(
     timeout: float,
     workers: int,
     health: bool = True,
+    phase: str = "burst",
 ) -> list[RequestRecord]:
-    """Fire ``specs`` at one instant (plus each one's delay); return every record, health checks included."""
+    """Fire ``specs`` at one instant (plus each one's delay); return every record, health checks included.
+
+    ``phase`` names the burst for :func:`launcher.interrupts.areached`: while
+    its requests are in flight, a test may hold it there and send a signal.
+    """
     raise_fd_limit(4 * len(specs) + 256)
     loop = asyncio.get_running_loop()
     demo_specs = [(i, s) for i, s in enumerate(specs) if s.kind == "demo"]
@@ -375,6 +381,7 @@ async def run_burst(
                 asyncio.ensure_future(_api_request(session, base_url, s, index=i, t0=t0, timeout=timeout))
                 for i, s in api_specs
             ]
+            await interrupts.areached(phase)
             results = await asyncio.gather(*api_tasks, *demo_tasks)
     finally:
         line.go.set()

@@ -13,7 +13,6 @@ and the results gathered so far are kept.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime
 import functools
@@ -29,8 +28,8 @@ from typing import Any
 
 from app.settings import MAX_SECONDS, MAX_STEPS
 from app.work import calibrate_cpu_rate
-from launcher import procs
-from launcher.child import _EXCEPTION_LINE, DEFAULT_START_TIMEOUT, ServerProcess
+from launcher import interrupts, procs
+from launcher.child import _EXCEPTION_LINE, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT, ServerProcess
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.assess import assess
 from launcher.probe.client import RequestSpec, run_burst, run_slow_clients
@@ -170,10 +169,16 @@ class _Stopping:
         return tuple(f"stop:{name}" for name, thread, _ in self.threads if thread.is_alive())
 
     def wait(self) -> None:
-        """Wait for every stop in progress and hand over its result."""
-        threads, self.threads = self.threads, []
-        for _name, thread, holder in threads:
+        """Wait for every stop in progress and hand over its result.
+
+        Each stop leaves the list only once its result is handed over, so a
+        Ctrl-C during the wait loses nothing: the wait after it, in the
+        probe's clean-up, picks up where this one was interrupted.
+        """
+        while self.threads:
+            _name, thread, holder = self.threads[0]
             thread.join()
+            self.threads.pop(0)
             for result in holder:
                 self.on_finished(result)
 
@@ -311,9 +316,9 @@ def probe_profile(
     """
     profile = target.profile
     server = _server_for(target, options, cpu_rate)
-    report("starting", "", 0.0)
     start_overlaps = stopping.busy() if stopping is not None else ()
     try:
+        report("starting", "", 0.0)  # inside: a Ctrl-C from here on leaves this profile's result, interrupted
         server.start(timeout=options.start_timeout)
     except KeyboardInterrupt:
         results.append(
@@ -339,12 +344,12 @@ def probe_profile(
         server.cleanup()
         results.append(result)
         return result
-    if stopping is not None:
-        stopping.wait()  # no burst while another server stops
     scenarios: list[ScenarioResult] = []
     status = Status.OK
     background = False
     try:
+        if stopping is not None:
+            stopping.wait()  # no burst while another server stops
         for scenario in options.scenarios:
             if not applies(scenario, profile):
                 continue
@@ -407,7 +412,9 @@ def _finish(
     """Stop ``server``, judge what it measured and append the result to ``results``."""
     profile = target.profile
     report("stopping", "", 0.0)
-    stopped = server.stop()
+    with interrupts.shielded():
+        interrupts.hold("stop")  # beside the next profile's start, when in the background
+        stopped = server.stop()
     final = ProfileResult(
         profile=profile.to_dict(),
         source=str(target.source) if target.source else None,
@@ -441,9 +448,10 @@ def _run_timeouts(
     gunicorn worker used 5 % of a core here), and it would have disturbed the
     later profiles' bursts. The servers start side by side too (their start
     times are not the profile's figures), in batches that fit in memory, and
-    stop one at a time. Each scenario is appended to its profile's result,
+    stop side by side too. Each scenario is appended to its profile's result,
     which is judged again.
     """
+    interrupts.raise_if_stopped()
     batches: list[list[_Pending]] = []
     room = available_mib()[0]
     ok = {r.name for r in results if r.status == Status.OK}
@@ -471,11 +479,16 @@ def _run_timeout_batch(
 
     def start_and_fire(index: int) -> None:
         item, server = batch[index], servers[index]
+        if interrupts.stopped():
+            return
         try:
             server.start(timeout=options.start_timeout)
         except StartupError as exc:
             errors[index] = str(exc)
             return
+        interrupts.hold("timeouts")  # the batch's servers up, the request not sent: where a test may hold
+        if interrupts.stopped():
+            return  # Ctrl-C: the main thread is stopping the servers
         others = tuple(f"timeout:{n}" for j, n in enumerate(names) if j != index)
         measured = _run_scenario(
             server,
@@ -493,7 +506,11 @@ def _run_timeout_batch(
         )
 
     for item in batch:
-        item.report("timeout", f"1 request on a fresh server, side by side with {len(batch) - 1} other(s)", 0.0)
+        item.report(
+            "timeout",
+            f"1 request on a fresh server, side by side with {len(batch) - 1} other(s)",
+            item.target.profile.timeout + TIMEOUT_OVERSHOOT_S,
+        )
     # Started one at a time here, fired together: a thread per profile only waits (start, then the request).
     threads = [threading.Thread(target=start_and_fire, args=(i,), daemon=True) for i in range(len(batch))]
     try:
@@ -502,9 +519,13 @@ def _run_timeout_batch(
         for thread in threads:
             thread.join()
     finally:
-        for server in servers:  # whatever happened, Ctrl-C included
-            server.stop()
-            server.cleanup()
+        # Whatever happened, Ctrl-C included: every server stopped, side by side (each stop waits for its
+        # server's request in flight, if any). A second pass catches a start that a Ctrl-C overtook.
+        with interrupts.shielded():
+            _stop_all(servers)
+            for thread in threads:
+                thread.join(timeout=DEFAULT_STOP_TIMEOUT)
+            _stop_all(servers)
     for index in range(len(batch)):
         position = max((i for i, r in enumerate(results) if r.name == names[index]), default=None)
         if position is None:
@@ -515,6 +536,17 @@ def _run_timeout_batch(
         else:  # its server did not start: the scenario is missing, and the result says why
             merged = dataclasses.replace(old, error=old.error or f"timeout scenario: {errors.get(index, 'not run')}")
         results[position] = dataclasses.replace(merged, assessment=assess(merged))
+
+
+def _stop_all(servers: Sequence[ServerProcess]) -> None:
+    """Stop ``servers`` side by side (the stops only wait) and remove their logs."""
+    threads = [threading.Thread(target=server.stop, name="launch-stop", daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for server in servers:
+        server.cleanup()
 
 
 def _server_for(target: ProfileTarget, options: ProbeOptions, cpu_rate: float) -> ServerProcess:
@@ -565,8 +597,9 @@ def _run_scenario(
             timeout=_burst_timeout(specs, options, profile),
             workers=profile.workers,
             health="liveness" in options.scenarios,
+            phase=f"burst:{scenario}",
         )
-    records = asyncio.run(burst)
+    records = interrupts.run(burst)  # asyncio.run, but a Ctrl-C cannot be lost in it
     finished = time.monotonic_ns()
     log = server.log_text()[log_offset:]
     measured = ScenarioResult(
@@ -611,8 +644,13 @@ def run_probe(
     first in the run, are judged with the new ones, and are not probed again.
     """
     cores = len(os.sched_getaffinity(0))
-    cpu_rate = options.cpu_rate or calibrate_cpu_rate()
     state = _State(results=list(done))
+    try:
+        interrupts.reached("calibration")
+        cpu_rate = options.cpu_rate or calibrate_cpu_rate()
+    except KeyboardInterrupt:
+        state.complete = False
+        return _run_of(state, options, cores=cores, cpu_rate=None, complete=False)
     total = len(targets)
     # Profiles whose timeout scenario runs at the end, side by side with the others' (see _run_timeouts).
     pending: list[_Pending] = []
@@ -646,6 +684,7 @@ def run_probe(
 
         reporters[target.profile.name] = report
         try:
+            interrupts.raise_if_stopped()
             result = probe_profile(
                 target,
                 options,
@@ -682,13 +721,15 @@ def run_probe(
         if stopping is not None:
             stopping.wait()
         pending.clear()
+    if interrupts.stopped() is not None:
+        state.complete = False  # even a signal that landed while the last server stopped (recorded, not raised)
     # In the order they were probed, whichever finished first.
     position = {t.profile.name: i for i, t in enumerate(targets)}
     state.results.sort(key=lambda r: (r not in done, position.get(r.name, -1)))
     return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=state.complete)
 
 
-def _run_of(state: _State, options: ProbeOptions, *, cores: int, cpu_rate: float, complete: bool) -> ProbeRun:
+def _run_of(state: _State, options: ProbeOptions, *, cores: int, cpu_rate: float | None, complete: bool) -> ProbeRun:
     """The run over the results so far, judged (claims, recommendation) over them."""
     results = tuple(state.results)
     claims, recommendation = judge(results, cores=cores)

@@ -6,7 +6,6 @@ with ``model = "none"`` where the model plays no part, to keep start-up short.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,7 +20,6 @@ import pytest
 from launcher import procs
 from launcher.backends import BACKEND_NAMES
 from launcher.child import ServerProcess, launch_command
-from launcher.errors import ExitCode
 from launcher.probe import metrics
 from launcher.probe.runner import ProbeOptions, ProfileTarget, run_probe
 from launcher.procs import group_alive
@@ -129,56 +127,6 @@ def _launchers_of(pid: int) -> list[int]:
         if b"launcher" in cmdline and b"--profile" in cmdline:
             found.append(child)
     return found
-
-
-@pytest.mark.e2e
-def test_ctrl_c_during_probe_keeps_results_and_leaves_nothing(tmp_path: Path) -> None:
-    out = tmp_path / "partial.json"
-    probe = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "launcher",
-            "probe",
-            "--profiles",
-            "uvicorn-1-sync,uvicorn-1-offload",
-            "--scenarios",
-            "sleep,liveness",
-            "-s",
-            "0.5",
-            "--json",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "LAUNCH_MODEL": "none"},
-    )
-    seen: list[int] = []
-    try:
-        assert probe.stderr is not None
-        for line in probe.stderr:
-            seen += [p for p in _launchers_of(probe.pid) if p not in seen]
-            if "[2/2] uvicorn-1-offload: starting" in line:
-                break
-        time.sleep(1.0)
-        seen += [p for p in _launchers_of(probe.pid) if p not in seen]
-        everything = seen + [d for p in seen for d in procs.descendants(p)]
-        probe.send_signal(signal.SIGINT)
-        _, err = probe.communicate(timeout=60)
-    finally:
-        if probe.poll() is None:
-            os.killpg(probe.pid, signal.SIGKILL)
-            probe.wait()
-    assert probe.returncode == ExitCode.INTERRUPTED, err
-    assert "interrupted" in err.splitlines()[-1]
-    data = json.loads(out.read_text())
-    assert data["complete"] is False
-    names = [p["profile"]["name"] for p in data["profiles"]]
-    assert names[0] == "uvicorn-1-sync" and data["profiles"][0]["status"] == "ok"
-    assert len(seen) == 2
-    assert _wait_gone(everything, 5) == []
 
 
 @pytest.mark.e2e
