@@ -116,6 +116,9 @@ class UnitOptions:
     """Measured start-to-ready time (``launch probe``), for ``TimeoutStartSec=``."""
     interpreter: Path | None = None
     """The Python the ``launch`` script runs, symlinks followed: the service must be able to read it too."""
+    project: Path | None = None
+    """Where the launcher's own code lives when the venv only points at it (an editable install's
+    checkout, ``pip install -e``): the service must be able to read it too. None: inside the venv."""
     note: str = ""
     """Free text for the header comment (why this profile was chosen)."""
     app: AppSpec | None = None
@@ -133,7 +136,7 @@ class UnitOptions:
         for path in self.profiles_files:
             _absolute("profiles_files", path, optional=False)
         object.__setattr__(self, "profiles_files", tuple(self.profiles_files))
-        for key in ("venv", "workdir", "interpreter"):
+        for key in ("venv", "workdir", "interpreter", "project"):
             _absolute(key, getattr(self, key), optional=True)
         if self.catalog_profile is not None:
             if not isinstance(self.catalog_profile, Profile):
@@ -246,9 +249,12 @@ def _under(path: Path, trees: Sequence[PurePosixPath]) -> bool:
 
 
 def read_paths(options: UnitOptions) -> list[Path]:
-    """Every path the service must read at start: executable, interpreter, venv, profiles file, workdir, model."""
+    """Every path the service must read at start: executable, interpreter, venv, code, profiles file, workdir, model.
+
+    ``ProtectHome=`` is decided on these: ``read-only`` when any of them is under a home tree.
+    """
     paths = [options.launch_path]
-    paths += [p for p in (options.interpreter, options.venv, options.workdir) if p is not None]
+    paths += [p for p in (options.interpreter, options.venv, options.project, options.workdir) if p is not None]
     paths += options.profiles_files
     if options.app is not None and options.app.app_dir is not None:
         paths.append(Path(options.app.app_dir))
@@ -436,8 +442,8 @@ def _system_sandbox(options: UnitOptions) -> list[str]:
     ]
     if any(_under(path, HOME_TREES) for path in read_paths(options)):
         lines += [
-            "# read-only, not yes: launch, its Python, the profiles file or the model lives under /home, /root",
-            "# or /run/user.",
+            "# read-only, not yes: launch, its Python or its code, the profiles file or the model lives under",
+            "# /home, /root or /run/user.",
             "ProtectHome=read-only",
         ]
     else:

@@ -8,6 +8,7 @@ it with ``main.add_command(systemd_command)``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -16,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import click
 
@@ -124,6 +126,26 @@ def script_interpreter(executable: Path) -> Path | None:
     if not words or not words[0].startswith("/"):
         return None
     return Path(words[0]).resolve()
+
+
+def editable_checkout(launch_path: Path) -> Path | None:
+    """The checkout an editable install (``pip install -e``) of the venv of ``launch_path`` runs from; else None.
+
+    The venv then holds only a pointer to the code (``direct_url.json``, PEP 610): the
+    service reads the checkout too, wherever it is.
+    """
+    venv = Path(os.path.realpath(launch_path)).parent.parent
+    for record in sorted(venv.glob("lib*/python*/site-packages/launch-*.dist-info/direct_url.json")):
+        try:
+            found = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(found, dict) or not isinstance(found.get("dir_info"), dict):
+            continue
+        url = urlparse(str(found.get("url", "")))
+        if found["dir_info"].get("editable") is True and url.scheme == "file" and url.path.startswith("/"):
+            return Path(unquote(url.path))
+    return None
 
 
 def unreadable_for_others(path: Path) -> Path | None:
@@ -278,6 +300,7 @@ def systemd_command(
             watchdog_seconds=watchdog,
             ready_seconds=ready,
             interpreter=script_interpreter(launch_path),
+            project=editable_checkout(launch_path),
             note=note,
             app=user_app,
         )

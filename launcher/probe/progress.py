@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
@@ -67,52 +67,142 @@ def describe(event: ProgressEvent) -> str:
     return f"{event.phase} ({', '.join(parts)})" if parts else event.phase
 
 
+MIN_LEFT_SECONDS = 1.0
+"""The least estimate shown while anything is still running: an overdue profile is not done."""
+
+_BACKGROUND_PHASES = ("stopping", "done")
+
+
 @dataclass(kw_only=True)
 class ProgressState:
-    """What the display knows: pure bookkeeping, fed events and a clock reading."""
+    """What the display knows: pure bookkeeping, fed events and a clock reading.
+
+    The runner stops a profile in a background thread while the next one
+    starts (``launcher.probe.runner._Stopping``), so events of two profiles
+    interleave: profile k+1's ``starting`` comes before profile k's
+    ``stopping`` or ``done``. Everything here is therefore kept per profile
+    (by ``index``), never as "the profile of the last event".
+    """
 
     started: float
     event: ProgressEvent | None = None
+    """The event on display: the latest one of the profile in the foreground (a previous profile's
+    background ``stopping`` and ``done`` do not replace it)."""
     phase_started: float = 0.0
-    profile_started: float = 0.0
-    profile_seconds: list[float] = field(default_factory=list)
-    last_error: str = ""
+    starts: dict[int, float] = field(default_factory=dict)
+    """Profile index -> when its ``starting`` came."""
+    ready: dict[int, float] = field(default_factory=dict)
+    """Profile index -> seconds from its ``starting`` to its next event (its start, and any wait for the
+    stop before it)."""
+    own_seconds: dict[int, float] = field(default_factory=dict)
+    """Profile index -> seconds from its ``starting`` to its first ``done`` (start, bursts and stop)."""
+    done_count: dict[int, int] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)
+    """Profile index -> why it did not start."""
+    timeouts: set[int] = field(default_factory=set)
+    """Profiles whose deferred timeout scenario runs now (on a fresh server, after every profile's bursts)."""
+    timeouts_started: float = 0.0
+    timeout_expected: float = 0.0
 
     def feed(self, event: ProgressEvent, now: float) -> None:
         """Record ``event``, seen at ``now``."""
-        previous = self.event
-        if previous is None or previous.index != event.index:
-            self.profile_started = now
-            self.last_error = ""
+        index = event.index
+        if index not in self.starts:
+            self.starts[index] = now  # ``starting`` comes first; any first event of a profile will do
+        elif index not in self.ready:
+            self.ready[index] = now - self.starts[index]
         if event.phase == "did_not_start":
-            self.last_error = event.detail
+            self.errors[index] = event.detail
+        if event.phase == "timeout" and index in self.own_seconds:
+            # The timeout scenarios come last, side by side, each profile's on a fresh server: one batch.
+            self.timeouts.add(index)
+            self.timeouts_started = now
+            self.timeout_expected = max(self.timeout_expected, event.expected_seconds)
         if event.phase == "done":
-            self.profile_seconds.append(now - self.profile_started)
-        self.event = event
-        self.phase_started = now
+            self.done_count[index] = self.done_count.get(index, 0) + 1
+            if index not in self.own_seconds:
+                self.own_seconds[index] = now - self.starts.get(index, now)
+            self.timeouts.discard(index)
+        if event.phase not in _BACKGROUND_PHASES or index >= max(self.starts):
+            self.event = event
+            self.phase_started = now
+
+    @property
+    def total(self) -> int:
+        """Profiles in the run (0 before any event)."""
+        return self.event.total if self.event is not None else 0
+
+    def repeated_done(self, event: ProgressEvent) -> bool:
+        """Whether ``event`` (fed already) is a second ``done`` of its profile (its timeout scenario merged)."""
+        return event.phase == "done" and self.done_count.get(event.index, 0) > 1
 
     def elapsed(self, now: float) -> float:
         """Seconds since the probe started."""
         return now - self.started
 
-    def remaining(self, now: float) -> float | None:
-        """Estimated seconds left: the mean time per finished profile, times what is left; None before any."""
-        if self.event is None or not self.profile_seconds:
+    def interval(self) -> float | None:
+        """Seconds between successive profiles' starts, on average; None before a second profile started.
+
+        This, not a profile's own start-to-done time, is what a profile costs the run: a profile's stop
+        runs beside the next one's start, so own times added up would count each overlap twice, while
+        start-to-start intervals tile the run's wall time exactly (the last profile's own time closes it).
+        """
+        if len(self.starts) < 2:
             return None
-        per_profile = sum(self.profile_seconds) / len(self.profile_seconds)
-        finished = len(self.profile_seconds)
-        left = self.event.total - finished
-        if left <= 0:
-            return 0.0
-        in_current = 0.0 if self.event.phase == "done" else now - self.profile_started
-        # The current profile counts as one still to do, less what it has already used.
-        return max(0.0, per_profile * left - min(in_current, per_profile))
+        first, last = min(self.starts), max(self.starts)
+        return (self.starts[last] - self.starts[first]) / (last - first)
+
+    def remaining(self, now: float) -> float | None:
+        """Estimated seconds left; None until a typical profile's time is known.
+
+        The current profile's interval, less what it has used; an interval for
+        each profile not started yet but the last; the last profile's own time
+        (start to done: its stop overlaps nothing); and the running batch of
+        timeout scenarios, if any. Never under :data:`MIN_LEFT_SECONDS` while
+        something still runs.
+        """
+        if self.event is None or not self.starts:
+            return None
+        interval, own_mean = self.interval(), _mean(self.own_seconds.values())
+        known = [value for value in (interval, own_mean) if value is not None]
+        if not known:
+            return None
+        # Each stands in for the other until both are known (a sequential run knows the own time first).
+        per = interval if interval is not None else known[0]
+        own = own_mean if own_mean is not None else known[0]
+        current, total = max(self.starts), self.total
+        spent = now - self.starts[current]
+        left = 0.0
+        if current < total:
+            if current not in self.own_seconds:
+                left += max(0.0, per - spent)
+            left += (total - current - 1) * per + own
+        elif current not in self.own_seconds:
+            left += max(0.0, own - spent)
+        if self.timeouts:
+            left += max(0.0, self._timeout_batch(own) - (now - self.timeouts_started))
+        running = current < total or bool(self.timeouts) or any(i not in self.own_seconds for i in self.starts)
+        return max(left, MIN_LEFT_SECONDS) if running else left
+
+    def _timeout_batch(self, own: float) -> float:
+        # With the scenario's length (the profile's timeout and the overshoot): a start, then that.
+        # The runner does not say it today (expected_seconds 0): a profile's own time is the same order
+        # (a start, ~35 s of bursts, a stop).
+        if self.timeout_expected > 0:
+            start = _mean(self.ready.values())
+            return (start if start is not None else 0.0) + self.timeout_expected
+        return own
 
     def phase_fraction(self, now: float) -> float | None:
         """How far into its expected duration the current scenario is (0..1), None when there is none."""
         if self.event is None or self.event.expected_seconds <= 0:
             return None
         return min(1.0, (now - self.phase_started) / self.event.expected_seconds)
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    items = list(values)
+    return sum(items) / len(items) if items else None
 
 
 class ProbeProgress:
@@ -230,17 +320,22 @@ class ProbeProgress:
         text = f"[{format_duration(self.state.elapsed(now)):>6}] [{event.index}/{event.total}] {event.profile}: "
         text += describe(event)
         remaining = self.state.remaining(now)
-        if event.phase == "done" and remaining is not None and event.index < event.total:
+        if event.phase == "done" and remaining and not self.state.repeated_done(event):
             text += f"; about {format_duration(remaining)} left"
         return text
 
     def done_line(self, event: ProgressEvent, now: float) -> Text:
         """The line a finished profile leaves above the live display."""
-        seconds = self.state.profile_seconds[-1] if self.state.profile_seconds else 0.0
+        seconds = self.state.own_seconds.get(event.index, 0.0)
+        error = self.state.errors.get(event.index, "")
         text = Text()
-        if self.state.last_error:
+        if self.state.repeated_done(event):
+            # Not a verdict: more evidence (the timeout scenario) for a profile already judged above.
+            text.append("· ", style="dim")
+            verdict = Text(event.detail or "done", style="dim")
+        elif error:
             text.append("✗ ", style="bold red")
-            verdict = Text(f"did not start: {self.state.last_error}", style="red")
+            verdict = Text(f"did not start: {error}", style="red")
         elif event.detail == "passed":
             text.append("✓ ", style="bold green")
             verdict = Text("passed", style="green")
@@ -251,7 +346,8 @@ class ProbeProgress:
         text.append(event.profile, style="bold")
         text.append(": ")
         text.append_text(verdict)
-        text.append(f" ({format_duration(seconds)})", style="dim")
+        if not self.state.repeated_done(event):
+            text.append(f" ({format_duration(seconds)})", style="dim")
         return text
 
     def renderable(self) -> RenderableType:

@@ -13,11 +13,12 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import click
@@ -26,23 +27,64 @@ from click.testing import CliRunner, Result
 
 from launcher import procs
 from launcher.cli import main
-from launcher.cli.systemd import systemd_command
+from launcher.cli import systemd as systemd_cli
+from launcher.cli.systemd import editable_checkout, systemd_command
 from launcher.errors import ConfigError
 from launcher.procs import group_alive
 from launcher.systemd import (
+    HOME_TREES,
     UnitOptions,
     quote_arg,
     render_unit,
     start_timeout_seconds,
     stop_timeout_seconds,
 )
+from launcher.userapp import AppSpec
 from profiles import Profile, builtin_profiles
 from tests.http import get_json
 
 pytestmark = pytest.mark.usefixtures("clean_cwd")  # never pick up a stray ./launch.toml
 
 LAUNCH = Path(sys.executable).parent / "launch"
-"""The real console script of this venv: systemd-analyze verify wants ExecStart's binary to exist."""
+"""The real console script of this venv, for the CLI and the processes it starts. Its place depends on where
+this clone is (under /root or /home, or not), so what a unit says about homes is never tested with it:
+the unit tests below render for a :class:`Placement` instead."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the service's ``launch`` and its Python are, as the unit is told: what ``ProtectHome=`` depends on.
+
+    Fixed paths, not this clone's or this venv's, so that every test says which case it is about.
+    """
+
+    launch: Path
+    interpreter: Path
+    protect_home: str
+    """What ``ProtectHome=`` a system unit must say for it."""
+
+
+OUTSIDE_HOME = Placement(
+    launch=Path("/opt/launch/.venv/bin/launch"),
+    interpreter=Path("/usr/lib/python3.11/bin/python3.11"),
+    protect_home="yes",
+)
+"""Python not under a home tree: the service sees no home at all."""
+UNDER_HOME = Placement(
+    launch=Path("/home/ann/launch/.venv/bin/launch"),
+    interpreter=Path("/home/ann/.pyenv/versions/3.11.7/bin/python3.11"),
+    protect_home="read-only",
+)
+"""Python (a pyenv build) and the venv under /home: the service must read them."""
+PYENV_UNDER_ROOT = Placement(
+    launch=Path("/tmp/launch/.venv/bin/launch"),
+    interpreter=Path("/root/.pyenv/versions/3.11.7/bin/python3.11"),
+    protect_home="read-only",
+)
+"""A venv outside any home whose Python (the venv's symlink followed) is root's pyenv build."""
+PLACEMENTS = pytest.mark.parametrize(
+    "at", [OUTSIDE_HOME, UNDER_HOME, PYENV_UNDER_ROOT], ids=["outside-home", "under-home", "pyenv-under-root"]
+)
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
 MAX_EXPOSURE = 4.5
@@ -61,10 +103,30 @@ def builtin(base: str = "uvicorn-1-async", **changes: Any) -> Profile:
     return profile.replace(**changes) if changes else profile
 
 
-def options(**changes: Any) -> UnitOptions:
-    fields: dict[str, Any] = {"profile": builtin(), "launch_path": LAUNCH}
+def options(at: Placement, **changes: Any) -> UnitOptions:
+    """A unit for ``uvicorn-1-async`` whose ``launch`` and Python are where ``at`` says; ``changes`` on top."""
+    fields: dict[str, Any] = {"profile": builtin(), "launch_path": at.launch, "interpreter": at.interpreter}
     fields.update(changes)
     return UnitOptions(**fields)
+
+
+@pytest.fixture
+def outside_home() -> Iterator[Path]:
+    """A fresh folder under /tmp: pytest's tmp_path follows $TMPDIR, which may be under a home tree."""
+    with tempfile.TemporaryDirectory(prefix="launch-systemd-test-", dir="/tmp") as folder:
+        path = Path(folder)
+        pure = PurePosixPath(path)
+        assert not any(tree == pure or tree in pure.parents for tree in HOME_TREES)
+        yield path
+
+
+def fake_venv(folder: Path, *, shebang: Path) -> Path:
+    """A venv-shaped folder whose ``bin/launch`` is an executable script run by ``shebang``."""
+    launch = folder / "venv" / "bin" / "launch"
+    launch.parent.mkdir(parents=True)
+    launch.write_text(f"#!{shebang}\n")
+    launch.chmod(0o755)
+    return folder / "venv"
 
 
 def settings(text: str) -> dict[str, list[str]]:
@@ -89,22 +151,25 @@ def exec_argv(text: str) -> list[str]:
 
 
 def test_render_is_pure_and_deterministic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    opts = options(env=("A=1",), ready_seconds=4.2)
+    opts = options(OUTSIDE_HOME, env=("A=1",), ready_seconds=4.2)
     first = render_unit(opts)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NOTIFY_SOCKET", "/nowhere")
     monkeypatch.setenv("PATH", "/nowhere")
+    monkeypatch.setenv("HOME", "/opt")
     assert render_unit(opts) == first
-    assert render_unit(options(env=("A=1",), ready_seconds=4.2)) == first
+    assert render_unit(options(OUTSIDE_HOME, env=("A=1",), ready_seconds=4.2)) == first
     # Nothing is read from the machine: paths that do not exist render all the same.
-    ghost = render_unit(options(launch_path=Path("/no/such/venv/bin/launch")))
+    ghost = render_unit(options(OUTSIDE_HOME, launch_path=Path("/no/such/venv/bin/launch")))
     assert exec_argv(ghost)[0] == "/no/such/venv/bin/launch"
+    # Where this clone and its Python are plays no part either: only what the options say.
+    assert settings(first)["ProtectHome"] == ["yes"]
 
 
 def test_exec_start_is_an_absolute_argv_without_a_shell() -> None:
-    text = render_unit(options())
+    text = render_unit(options(OUTSIDE_HOME))
     argv = exec_argv(text)
-    assert argv == [str(LAUNCH), "--profile", "uvicorn-1-async"]
+    assert argv == [str(OUTSIDE_HOME.launch), "--profile", "uvicorn-1-async"]
     assert Path(argv[0]).is_absolute()
     assert not any(word in ("sh", "bash", "-c", "/bin/sh") for word in argv)
     unit = settings(text)
@@ -117,7 +182,7 @@ def test_exec_start_is_an_absolute_argv_without_a_shell() -> None:
 
 def test_user_file_profile_adds_every_profiles_file_in_order(tmp_path: Path) -> None:
     base, mine = tmp_path / "a b%.toml", tmp_path / "mine.toml"
-    text = render_unit(options(profile=builtin(name="mine"), profiles_files=(base, mine)))
+    text = render_unit(options(OUTSIDE_HOME, profile=builtin(name="mine"), profiles_files=(base, mine)))
     argv = exec_argv(text)
     assert argv[1:5] == ["--profiles-file", str(base), "--profiles-file", str(mine)]
     assert argv[5:] == ["--profile", "mine"]
@@ -125,7 +190,7 @@ def test_user_file_profile_adds_every_profiles_file_in_order(tmp_path: Path) -> 
 
 def test_fields_the_name_does_not_give_become_options() -> None:
     measured = builtin("gunicorn-3-offload", model="none", timeout=90.5, port=8123)
-    text = render_unit(options(profile=measured, catalog_profile=builtin("gunicorn-3-offload")))
+    text = render_unit(options(OUTSIDE_HOME, profile=measured, catalog_profile=builtin("gunicorn-3-offload")))
     assert exec_argv(text)[1:] == [
         "--profile",
         "gunicorn-3-offload",
@@ -160,7 +225,10 @@ def test_arguments_are_quoted_per_systemd_syntax(arg: str, written: str) -> None
 def test_env_values_and_paths_are_escaped(tmp_path: Path) -> None:
     text = render_unit(
         options(
-            env=("GREETING=hello world", "RATE=50%", 'QUOTE=a"b'), venv=Path("/opt/v env"), workdir=Path("/srv/x%y")
+            OUTSIDE_HOME,
+            env=("GREETING=hello world", "RATE=50%", 'QUOTE=a"b'),
+            venv=Path("/opt/v env"),
+            workdir=Path("/srv/x%y"),
         )
     )
     env = settings(text)["Environment"]
@@ -176,6 +244,7 @@ def test_env_values_and_paths_are_escaped(tmp_path: Path) -> None:
         ({"launch_path": Path("bin/launch")}, "launch_path = 'bin/launch': expected an absolute path"),
         ({"launch_path": "/usr/bin/launch"}, "launch_path = '/usr/bin/launch': expected an absolute path"),
         ({"venv": Path("venv")}, "venv = 'venv'"),
+        ({"project": Path("src/launch")}, "project = 'src/launch': expected an absolute path"),
         ({"workdir": Path("/srv/a\nb")}, "workdir = '/srv/a\\nb': control characters"),
         ({"profiles_files": (Path("p.toml"),)}, "profiles_files = 'p.toml'"),
         ({"env": ("NOEQUALS",)}, "env 'NOEQUALS': expected KEY=VALUE"),
@@ -196,7 +265,7 @@ def test_env_values_and_paths_are_escaped(tmp_path: Path) -> None:
 )
 def test_unit_options_reject_bad_values_naming_them(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        options(**changes)
+        options(OUTSIDE_HOME, **changes)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
 
@@ -209,7 +278,7 @@ def test_timeouts() -> None:
     assert start_timeout_seconds(20.01) == 71  # rounded up
     assert stop_timeout_seconds(builtin()) == 45
     assert stop_timeout_seconds(builtin(timeout=120)) == 135
-    assert settings(render_unit(options(ready_seconds=20.0)))["TimeoutStartSec"] == ["70"]
+    assert settings(render_unit(options(OUTSIDE_HOME, ready_seconds=20.0)))["TimeoutStartSec"] == ["70"]
 
 
 @pytest.mark.parametrize("name", ["ray-1-sync", "ray-split-3-offload"])
@@ -219,30 +288,31 @@ def test_a_ray_unit_gives_serve_and_ray_time_to_stop_and_a_writable_home(name: s
     # Serve's controller, proxy and Ray's own processes stop after the replicas' drain: more than a server's stop.
     assert stop_timeout_seconds(profile) > stop_timeout_seconds(same_timeout)
     assert stop_timeout_seconds(profile) >= profile.stop_seconds > profile.timeout
-    system = settings(render_unit(options(profile=profile)))
+    system = settings(render_unit(options(OUTSIDE_HOME, profile=profile)))
     assert system["TimeoutStopSec"] == [str(stop_timeout_seconds(profile))]
     # Ray writes ~/.ray/auth_token; a dynamic user's home is / (read-only under ProtectSystem=strict).
     assert "HOME=%C/launch" in system["Environment"] and system["ProtectSystem"] == ["strict"]
     # The loopback-only network stays: the launcher starts Ray on 127.0.0.1.
     assert system["IPAddressAllow"] == ["localhost"]
-    user = settings(render_unit(options(profile=profile, user=True)))
+    user = settings(render_unit(options(OUTSIDE_HOME, profile=profile, user=True)))
     assert not any(e.startswith("HOME=") for e in user["Environment"])  # a user's own home is writable
-    assert not any(e.startswith("HOME=") for e in settings(render_unit(options()))["Environment"])
+    assert not any(e.startswith("HOME=") for e in settings(render_unit(options(OUTSIDE_HOME)))["Environment"])
 
 
 def test_watchdog_option() -> None:
-    assert settings(render_unit(options(watchdog_seconds=90)))["WatchdogSec"] == ["90s"]
-    off = render_unit(options(watchdog_seconds=0))
+    assert settings(render_unit(options(OUTSIDE_HOME, watchdog_seconds=90)))["WatchdogSec"] == ["90s"]
+    off = render_unit(options(OUTSIDE_HOME, watchdog_seconds=0))
     assert "WatchdogSec" not in settings(off) and "Watchdog off" in off
 
 
-def test_system_unit_sandbox() -> None:
-    unit = settings(render_unit(options()))
+@PLACEMENTS
+def test_system_unit_sandbox(at: Placement) -> None:
+    unit = settings(render_unit(options(at)))
     for key, value in {
         "DynamicUser": "yes",
         "NoNewPrivileges": "yes",
         "ProtectSystem": "strict",
-        "ProtectHome": "yes",
+        "ProtectHome": at.protect_home,
         "PrivateTmp": "yes",
         "PrivateDevices": "yes",
         "ProtectKernelTunables": "yes",
@@ -260,15 +330,18 @@ def test_system_unit_sandbox() -> None:
     assert unit["WantedBy"] == ["multi-user.target"]
 
 
-def test_gpu_unit_opens_nvidia_devices_only() -> None:
-    unit = settings(render_unit(options(gpu=True)))
+@PLACEMENTS
+def test_gpu_unit_opens_nvidia_devices_only(at: Placement) -> None:
+    unit = settings(render_unit(options(at, gpu=True)))
+    assert unit["ProtectHome"] == [at.protect_home]
     assert "PrivateDevices" not in unit
     assert unit["DevicePolicy"] == ["closed"] and unit["DeviceAllow"] == ["char-nvidia* rw"]
     assert "MemoryDenyWriteExecute" not in unit
 
 
-def test_user_unit_uses_only_what_a_user_manager_supports() -> None:
-    unit = settings(render_unit(options(user=True, gpu=True)))
+@PLACEMENTS
+def test_user_unit_uses_only_what_a_user_manager_supports(at: Placement) -> None:
+    unit = settings(render_unit(options(at, user=True, gpu=True)))
     for key in (
         "DynamicUser",
         "ProtectSystem",
@@ -289,12 +362,42 @@ def test_user_unit_uses_only_what_a_user_manager_supports() -> None:
     assert unit["CacheDirectory"] == ["launch"]
 
 
-def test_home_paths_get_read_only_home_and_addresses_shape_the_network() -> None:
-    home = settings(render_unit(options(venv=Path("/home/ann/venv"), launch_path=Path("/home/ann/venv/bin/launch"))))
-    assert home["ProtectHome"] == ["read-only"]
-    wildcard = settings(render_unit(options(profile=builtin(host="0.0.0.0"))))
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"launch_path": Path("/home/ann/bin/launch")},
+        {"interpreter": Path("/root/.pyenv/versions/3.11.7/bin/python3.11")},
+        {"venv": Path("/home/ann/venv")},
+        {"project": Path("/home/ann/src/launch")},
+        {"workdir": Path("/root/service")},
+        {"profiles_files": (Path("/etc/launch.toml"), Path("/home/ann/launch.toml"))},
+        {"profile": builtin(model="/run/user/1000/models/tiny")},
+        {"app": AppSpec(target="shop:app", app_dir="/home/ann/shop")},
+    ],
+    ids=["launch", "interpreter", "venv", "project", "workdir", "profiles-file", "model", "app-dir"],
+)
+def test_any_path_the_service_reads_under_a_home_tree_makes_homes_read_only(changes: dict[str, Any]) -> None:
+    # Everything else outside any home: this one path alone decides.
+    assert settings(render_unit(options(OUTSIDE_HOME)))["ProtectHome"] == ["yes"]
+    home = render_unit(options(OUTSIDE_HOME, **changes))
+    assert settings(home)["ProtectHome"] == ["read-only"]
+    assert "read-only, not yes" in home
+    # A user unit has no ProtectHome= at all, wherever things are.
+    assert "ProtectHome" not in settings(render_unit(options(OUTSIDE_HOME, user=True, **changes)))
+
+
+@pytest.mark.parametrize(
+    "path", ["/homework/launch", "/rooted/launch", "/opt/home/launch", "/srv/root/launch", "/run/users/launch"]
+)
+def test_paths_that_only_look_like_homes_keep_homes_hidden(path: str) -> None:
+    unit = settings(render_unit(options(OUTSIDE_HOME, venv=Path(path), launch_path=Path(path) / "bin" / "launch")))
+    assert unit["ProtectHome"] == ["yes"]
+
+
+def test_addresses_shape_the_network() -> None:
+    wildcard = settings(render_unit(options(OUTSIDE_HOME, profile=builtin(host="0.0.0.0"))))
     assert "IPAddressDeny" not in wildcard and wildcard["After"] == ["network.target"]
-    fixed = settings(render_unit(options(profile=builtin(host="10.1.2.3"))))
+    fixed = settings(render_unit(options(OUTSIDE_HOME, profile=builtin(host="10.1.2.3"))))
     assert fixed["Wants"] == ["network-online.target"] and fixed["After"] == ["network-online.target"]
 
 
@@ -323,22 +426,30 @@ def write_unit(tmp_path: Path, text: str) -> Path:
 @needs_analyze
 @pytest.mark.parametrize("user", [False, True], ids=["system", "user"])
 @pytest.mark.parametrize("gpu", [False, True], ids=["cpu", "gpu"])
-def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path, user: bool, gpu: bool) -> None:
-    assert LAUNCH.is_file(), "the venv's launch script"
-    profiles = tmp_path / "my profiles%.toml"
+@pytest.mark.parametrize("at", [OUTSIDE_HOME, UNDER_HOME], ids=["outside-home", "under-home"])
+def test_systemd_analyze_verify_accepts_the_unit(
+    tmp_path: Path, outside_home: Path, user: bool, gpu: bool, at: Placement
+) -> None:
+    # verify wants ExecStart's binary to exist: a stand-in, in a venv under /tmp. Where Python is, the
+    # placement says (verify does not look at it).
+    venv = fake_venv(outside_home, shebang=Path("/bin/sh"))
+    profiles = outside_home / "my profiles%.toml"
     text = render_unit(
         options(
+            at,
+            launch_path=venv / "bin" / "launch",
             user=user,
             gpu=gpu,
             profile=builtin("gunicorn-3-offload", name="my-gpu", model="none"),
             catalog_profile=builtin("gunicorn-3-offload", name="my-gpu"),
             profiles_files=(profiles,),
-            workdir=tmp_path,
+            workdir=outside_home,
             env=("GREETING=hello world",),
-            venv=LAUNCH.parent.parent,
+            venv=venv,
             ready_seconds=12.5,
         )
     )
+    assert settings(text).get("ProtectHome") == (None if user else [at.protect_home])
     result = analyze("verify", "--man=no", str(write_unit(tmp_path, text)), user=user, tmp_path=tmp_path)
     # verify exits 0 even for unknown keys and unparsable values: it only warns, so nothing may be said.
     assert result.returncode == 0, result.stderr
@@ -347,8 +458,11 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path, user: bool, gpu
 
 @pytest.mark.e2e
 @needs_analyze
-def test_systemd_analyze_verify_would_catch_a_bad_line(tmp_path: Path) -> None:
-    text = render_unit(options()).replace("KillMode=mixed", "KillMode=mixed\nWatchdogSec=soon\nNoSuchKey=1")
+def test_systemd_analyze_verify_would_catch_a_bad_line(tmp_path: Path, outside_home: Path) -> None:
+    venv = fake_venv(outside_home, shebang=Path("/bin/sh"))
+    text = render_unit(options(OUTSIDE_HOME, launch_path=venv / "bin" / "launch")).replace(
+        "KillMode=mixed", "KillMode=mixed\nWatchdogSec=soon\nNoSuchKey=1"
+    )
     result = analyze("verify", "--man=no", str(write_unit(tmp_path, text)), user=False, tmp_path=tmp_path)
     assert "NoSuchKey" in result.stderr and "soon" in result.stderr
 
@@ -362,11 +476,16 @@ def exposure(tmp_path: Path, text: str, *, user: bool = False) -> float:
 
 @pytest.mark.e2e
 @needs_analyze
-def test_systemd_analyze_security_rates_the_system_unit_ok(tmp_path: Path) -> None:
-    score = exposure(tmp_path, render_unit(options()))
-    gpu = exposure(tmp_path, render_unit(options(gpu=True)))
-    user = exposure(tmp_path, render_unit(options(user=True)), user=True)
-    print(f"\nsystemd-analyze security --offline=true: system {score} (gpu {gpu}), user unit {user}")
+@PLACEMENTS
+def test_systemd_analyze_security_rates_the_system_unit_ok(tmp_path: Path, at: Placement) -> None:
+    # Offline, security reads the unit only: the placement's paths need not exist.
+    score = exposure(tmp_path, render_unit(options(at)))
+    gpu = exposure(tmp_path, render_unit(options(at, gpu=True)))
+    user = exposure(tmp_path, render_unit(options(at, user=True)), user=True)
+    print(
+        f"\nsystemd-analyze security --offline=true, ProtectHome={at.protect_home}: "
+        f"system {score} (gpu {gpu}), user unit {user}"
+    )
     assert score <= MAX_EXPOSURE
     assert gpu <= MAX_EXPOSURE
 
@@ -556,7 +675,8 @@ def test_ray_under_its_units_environment_serves_on_loopback_and_stops_in_time(
     from tests.launcher.raysession import LOOPBACK, listening, session_processes
 
     profile = builtin("ray-1-sync")
-    text = render_unit(options(profile=profile))
+    # Only its Environment= is used here, which does not depend on the placement.
+    text = render_unit(options(OUTSIDE_HOME, profile=profile))
     env = unit_environment(text, tmp_path / "cache")
     home = Path(env["HOME"])
     home.mkdir(parents=True)  # systemd creates CacheDirectory= before the start
@@ -761,3 +881,72 @@ def test_options_reach_the_unit(cli: click.Group, tmp_path: Path) -> None:
     unit = settings(result.stdout)
     assert unit["WatchdogSec"] == ["12s"] and unit["WantedBy"] == ["default.target"]
     assert "CUDA_VISIBLE_DEVICES=0" in unit["Environment"] and unit["WorkingDirectory"] == [str(tmp_path)]
+
+
+def editable_record(venv: Path, url: str, *, editable: bool = True) -> None:
+    """What ``pip install -e`` leaves in the venv: the PEP 610 record pointing at the checkout."""
+    folder = venv / "lib" / "python3.11" / "site-packages" / "launch-0.1.0.dist-info"
+    folder.mkdir(parents=True)
+    (folder / "direct_url.json").write_text(json.dumps({"dir_info": {"editable": editable}, "url": url}))
+
+
+@PLACEMENTS
+def test_the_command_hides_homes_unless_the_python_it_runs_lives_there(
+    cli: click.Group, outside_home: Path, monkeypatch: pytest.MonkeyPatch, at: Placement
+) -> None:
+    venv = fake_venv(outside_home, shebang=at.interpreter)
+    # The interpreter as the command finds it (the shebang, symlinks followed), fixed: /home or /root may
+    # themselves be links elsewhere on some machines. script_interpreter's own test is below.
+    monkeypatch.setattr(systemd_cli, "script_interpreter", lambda launch: at.interpreter)
+    result = invoke(cli, "systemd", "--profile", "uvicorn-1-sync", "--venv", str(venv))
+    assert result.exit_code == 0, result.output
+    assert exec_argv(result.stdout)[0] == str(venv / "bin" / "launch")
+    assert settings(result.stdout)["ProtectHome"] == [at.protect_home]
+
+
+@pytest.mark.parametrize(
+    ("checkout", "protect_home"), [("/home/ann/src/launch", "read-only"), (None, "yes")], ids=["home", "outside"]
+)
+def test_the_command_hides_homes_unless_an_editable_checkout_lives_there(
+    cli: click.Group, outside_home: Path, monkeypatch: pytest.MonkeyPatch, checkout: str | None, protect_home: str
+) -> None:
+    # launch and its Python outside any home, the code it runs (pip install -e) where ``checkout`` says.
+    code = Path(checkout) if checkout else outside_home / "src" / "launch"
+    venv = fake_venv(outside_home, shebang=OUTSIDE_HOME.interpreter)
+    editable_record(venv, code.as_uri())
+    monkeypatch.setattr(systemd_cli, "script_interpreter", lambda launch: OUTSIDE_HOME.interpreter)
+    result = invoke(cli, "systemd", "--profile", "uvicorn-1-sync", "--venv", str(venv))
+    assert result.exit_code == 0, result.output
+    assert settings(result.stdout)["ProtectHome"] == [protect_home]
+
+
+def test_editable_checkout(outside_home: Path) -> None:
+    venv = fake_venv(outside_home, shebang=OUTSIDE_HOME.interpreter)
+    launch = venv / "bin" / "launch"
+    assert editable_checkout(launch) is None  # nothing recorded: the code is in the venv
+    editable_record(venv, "file:///home/ann/my%20launch")
+    assert editable_checkout(launch) == Path("/home/ann/my launch")
+    # A link to the script (~/.local/bin/launch, say) stands for the venv it points into.
+    link = outside_home / "launch"
+    link.symlink_to(launch)
+    assert editable_checkout(link) == Path("/home/ann/my launch")
+    for other in ("not-editable", "archive", "broken"):
+        shutil.rmtree(venv / "lib")
+        if other == "not-editable":
+            editable_record(venv, "file:///home/ann/launch", editable=False)
+        elif other == "archive":
+            editable_record(venv, "https://example.org/launch-0.1.0.tar.gz")
+        else:
+            editable_record(venv, "file:///x")
+            next(venv.glob("lib/*/site-packages/*/direct_url.json")).write_text("{not json")
+        assert editable_checkout(launch) is None, other
+
+
+def test_script_interpreter_follows_links(outside_home: Path) -> None:
+    real = outside_home / "python3.11"
+    real.write_text("")
+    link = outside_home / "python3"
+    link.symlink_to(real)
+    venv = fake_venv(outside_home, shebang=link)
+    assert systemd_cli.script_interpreter(venv / "bin" / "launch") == real
+    assert systemd_cli.script_interpreter(real) is None  # not a #! script

@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import re
 import threading
+from dataclasses import dataclass
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
-from launcher.probe.progress import ProbeProgress, ProgressState, describe, format_duration
+from launcher.probe.progress import MIN_LEFT_SECONDS, ProbeProgress, ProgressState, describe, format_duration
 from launcher.probe.runner import ProgressEvent
 
 
@@ -89,6 +92,216 @@ class TestEstimate:
         assert state.phase_fraction(16.0) is None
 
 
+@dataclass(frozen=True)
+class Timing:
+    """One profile's phases, in seconds: its server's start, its bursts, its stop."""
+
+    start: float
+    bursts: float
+    stop: float
+
+
+def overlapped_run(timings: list[Timing]) -> tuple[list[tuple[float, ProgressEvent]], float]:
+    """The events of a run as the runner emits them when stops run in the background, and when it ends.
+
+    As ``launcher.probe.runner.probe_profile`` with ``_Stopping``: profile k+1 starts the moment profile k's
+    bursts end, while k stops in a thread; k+1's bursts wait for k's stop (and for its own start), and k's
+    ``done`` comes then. So profile k+1's ``starting`` comes before profile k's ``stopping`` and ``done``.
+    """
+    total = len(timings)
+    events: list[tuple[float, ProgressEvent]] = []
+    now, stopped = 0.0, 0.0  # when the previous profile's stop ends
+    for index, timing in enumerate(timings, start=1):
+        events.append((now, event(index, "starting", total=total)))
+        if index > 1:
+            events.append((now, event(index - 1, "stopping", total=total)))
+        ready = max(now + timing.start, stopped)
+        if index > 1:
+            events.append((ready, event(index - 1, "done", "passed", total=total)))
+        half = timing.bursts / 2
+        events.append((ready, event(index, "sleep", "3 requests", half, total=total)))
+        events.append((ready + half, event(index, "cpu", "3 requests", half, total=total)))
+        now = ready + timing.bursts
+        stopped = now + timing.stop
+    events.append((now, event(total, "stopping", total=total)))
+    events.append((stopped, event(total, "done", "passed", total=total)))
+    return events, stopped
+
+
+def estimates(timings: list[Timing]) -> list[tuple[float, float | None, float, bool]]:
+    """(time, estimate, true time left, whether a profile is still to start) at every event and between."""
+    events, end = overlapped_run(timings)
+    last_start = max(at for at, e in events if e.phase == "starting")
+    state = ProgressState(started=0.0)
+    seen: list[tuple[float, float | None, float, bool]] = []
+    for position, (at, item) in enumerate(events):
+        state.feed(item, at)
+        following = events[position + 1][0] if position + 1 < len(events) else at
+        for now in (at, (at + following) / 2):
+            seen.append((now, state.remaining(now), end - now, now < last_start))
+    return seen
+
+
+class TestEstimateWithOverlappedStops:
+    """Profile k's ``stopping`` and ``done`` come after profile k+1's ``starting``."""
+
+    def test_a_30_profile_run_is_estimated_from_the_second_start_on(self) -> None:
+        timings = [Timing(start=5.0, bursts=30.0, stop=3.0)] * 30
+        events, end = overlapped_run(timings)
+        # Profile 2 starts before profile 1 stops and is done.
+        phases = [e.phase for _, e in events[:8]]
+        assert phases == ["starting", "sleep", "cpu", "starting", "stopping", "done", "sleep", "cpu"]
+        state = ProgressState(started=0.0)
+        for at, item in events:
+            state.feed(item, at)
+            left = state.remaining(at)
+            if item.phase == "done" and item.index == 1:
+                # The moment the old estimator said "about 0s left": 29 profiles of 35 s are still to come.
+                assert left is not None and 29 * 35 * 0.9 < left < 29 * 35 * 1.1, left
+            if left is not None and at < end:
+                assert end - at <= 2 * left and left <= 2 * (end - at), (at, item, left, end - at)
+        assert state.remaining(end) == 0.0
+        # Each profile's own time runs from its own start to its own done, overlap included.
+        assert state.own_seconds[1] == pytest.approx(40.0) and state.own_seconds[30] == pytest.approx(38.0)
+        assert state.interval() == pytest.approx(35.0)
+
+    def test_the_display_stays_on_the_profile_that_runs(self) -> None:
+        state = ProgressState(started=0.0)
+        state.feed(event(1, "starting"), 0.0)
+        state.feed(event(1, "sleep", "3 requests", 5.0), 4.0)
+        state.feed(event(2, "starting"), 10.0)
+        state.feed(event(1, "stopping"), 10.1)
+        state.feed(event(1, "done", "passed"), 14.0)
+        assert state.event is not None and (state.event.index, state.event.phase) == (2, "starting")
+        assert state.phase_started == 10.0
+        state.feed(event(2, "sleep", "3 requests", 5.0), 14.0)
+        assert state.event.phase == "sleep" and state.ready == {1: 4.0, 2: 4.0}
+
+    def test_a_profile_that_did_not_start_keeps_its_own_error(self) -> None:
+        clock = Clock()
+        console, err = TestLive.console()
+        with ProbeProgress(console, mode="live", clock=clock) as display:
+            display.update(event(1, "starting"))
+            clock.now += 10
+            display.update(event(2, "starting"))
+            display.update(event(2, "did_not_start", "port in use"))
+            display.update(event(2, "done", "failed"))
+            clock.now += 2
+            display.update(event(1, "done", "passed"))  # profile 1's stop ends after profile 2 gave up
+        lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err.getvalue()).splitlines()
+        assert "✗ [2/3] p2: did not start: port in use (0s)" in lines
+        assert "✓ [1/3] p1: passed (12s)" in lines
+
+    def test_lines_say_what_is_left_when_a_stop_ends_after_the_next_start(self) -> None:
+        clock = Clock()
+        err = io.StringIO()
+        display = ProbeProgress(Console(file=err, width=100), mode="lines", clock=clock)
+        display.start()
+        for index in (1, 2, 3):
+            display.update(event(index, "starting"))
+            if index > 1:
+                clock.now += 5
+                display.update(event(index - 1, "done", "passed"))
+            clock.now += 25
+        clock.now += 5
+        display.update(event(3, "done", "passed"))
+        assert [line.split("] ", 2)[2] for line in err.getvalue().splitlines()] == [
+            "p1: starting the server",
+            "p2: starting the server",
+            # 5 s into p2: 20 s more of it (p1 started p2 25 s after its own start), then p3, as long as
+            # p1 took from its start to its done (30 s). True: 60 s.
+            "p1: done: passed; about 50s left",
+            "p3: starting the server",
+            # 5 s into p3, the last: as long as p1 and p2 took (30 s, 35 s), less 5 s. True: 30 s.
+            "p2: done: passed; about 28s left",
+            "p3: done: passed",
+        ]
+
+    def test_the_timeout_scenarios_at_the_end(self) -> None:
+        state = ProgressState(started=0.0)
+        for index in (1, 2):
+            state.feed(event(index, "starting", total=2), 40.0 * (index - 1))
+            state.feed(event(index, "sleep", "3 requests", 10.0, total=2), 40.0 * (index - 1) + 5)
+        state.feed(event(1, "done", "passed", total=2), 45.0)
+        state.feed(event(2, "done", "passed", total=2), 80.0)
+        assert state.remaining(80.0) == 0.0  # nothing said yet about timeout scenarios
+        # Then both profiles' timeout scenarios, side by side on fresh servers: about a profile's time.
+        state.feed(event(1, "timeout", "1 request on a fresh server, side by side with 1 other(s)", total=2), 80.0)
+        state.feed(event(2, "timeout", "1 request on a fresh server, side by side with 1 other(s)", total=2), 80.0)
+        assert state.remaining(80.0) == pytest.approx(42.5)  # own times 45 s and 40 s
+        assert state.remaining(100.0) == pytest.approx(22.5)
+        assert state.remaining(500.0) == MIN_LEFT_SECONDS  # overdue, not done
+        state.feed(event(1, "done", "timeout scenario merged", total=2), 130.0)
+        assert state.remaining(130.0) == MIN_LEFT_SECONDS
+        state.feed(event(2, "done", "timeout scenario merged", total=2), 130.0)
+        assert state.remaining(130.0) == 0.0
+        assert state.own_seconds == {1: 45.0, 2: 40.0}  # the second done is not a profile's end
+
+    def test_a_timeout_scenario_that_says_how_long_it_takes(self) -> None:
+        state = ProgressState(started=0.0)
+        state.feed(event(1, "starting", total=1), 0.0)
+        state.feed(event(1, "sleep", "3 requests", 10.0, total=1), 6.0)
+        state.feed(event(1, "done", "passed", total=1), 20.0)
+        state.feed(event(1, "timeout", "1 request", 35.0, total=1), 20.0)
+        assert state.remaining(20.0) == pytest.approx(41.0)  # a start as the profile's (6 s), then 35 s
+
+    def test_a_second_done_is_no_verdict(self) -> None:
+        console, err = TestLive.console()
+        with ProbeProgress(console, mode="live") as display:
+            display.update(event(1, "starting", total=1))
+            display.update(event(1, "done", "passed", total=1))
+            display.update(event(1, "timeout", "1 request on a fresh server", total=1))
+            display.update(event(1, "done", "timeout scenario merged", total=1))
+        lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err.getvalue()).splitlines()
+        assert "✓ [1/1] p1: passed (0s)" in lines
+        assert "· [1/1] p1: timeout scenario merged" in lines
+        assert not any("✗" in line for line in lines)
+
+
+SCALE = st.floats(min_value=1.0, max_value=600.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    scale=SCALE,
+    shares=st.lists(st.tuples(st.floats(0.0, 0.2), st.floats(1.0, 1.5), st.floats(0.0, 0.2)), min_size=2, max_size=30),
+)
+def test_estimate_at_each_start_is_within_a_factor_of_2(scale: float, shares: list[tuple[float, ...]]) -> None:
+    """Profiles' bursts differ by up to 1.5x, starts and stops by up to 20 % of a burst: at each start."""
+    timings = [Timing(start=a * scale, bursts=b * scale, stop=c * scale) for a, b, c in shares]
+    events, end = overlapped_run(timings)
+    state = ProgressState(started=0.0)
+    for at, item in events:
+        state.feed(item, at)
+        if item.phase == "starting" and item.index > 1:
+            left = state.remaining(at)
+            assert left is not None
+            assert end - at < 2 * left and left < 2 * (end - at), (item.index, left, end - at)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    scale=SCALE,
+    shares=st.lists(
+        st.tuples(st.floats(0.1, 0.2), st.floats(0.9, 1.1), st.floats(0.05, 0.15)), min_size=2, max_size=30
+    ),
+)
+def test_estimate_is_within_a_factor_of_2_throughout(scale: float, shares: list[tuple[float, ...]]) -> None:
+    """Profiles within 10 % of each other: at every event and between, once known, while a profile is to start;
+    and never "0s" before the run ends."""
+    timings = [Timing(start=a * scale, bursts=b * scale, stop=c * scale) for a, b, c in shares]
+    second_start = timings[0].start + timings[0].bursts
+    for now, left, true, to_start in estimates(timings):
+        if now >= second_start:
+            assert left is not None, now
+        if left is None:
+            continue
+        if to_start:
+            assert true <= 2 * left and left <= 2 * true, (now, left, true)
+        if true > 0:
+            assert format_duration(left) != "0s", (now, left, true)
+
+
 class TestLines:
     def test_one_line_per_event_with_elapsed_time(self) -> None:
         clock = Clock()
@@ -126,9 +339,13 @@ class TestLines:
 
 
 class TestLive:
-    def _console(self) -> tuple[Console, io.StringIO]:
+    @staticmethod
+    def console() -> tuple[Console, io.StringIO]:
         err = io.StringIO()
         return Console(file=err, force_terminal=True, width=100, color_system="standard"), err
+
+    def _console(self) -> tuple[Console, io.StringIO]:
+        return self.console()
 
     def test_auto_is_live_on_a_terminal(self) -> None:
         console, _ = self._console()
