@@ -14,6 +14,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.errors import ConfigError
+
 ENV_PREFIX = "LAUNCH_"
 
 
@@ -36,7 +38,7 @@ MAX_STEPS = 50
 MAX_PROMPT_CHARS = 500
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError):
     """An environment variable holds a value the service cannot use."""
 
 

@@ -27,8 +27,9 @@ from typing import Any
 from bench.common import REPO, TIMES, MeasureResult, client_prefix, judged, median, paired_ratio, python
 from bench.servers import pin_server
 from launcher.capacity.engine import open_loop
-from launcher.capacity.model import completion_rate, percentile, schedule
+from launcher.capacity.model import completion_rate, schedule
 from launcher.child import ServerProcess
+from launcher.probe.metrics import percentile
 
 MEASURE = "7 capacity generator"
 RATES = (50.0, 200.0, 500.0)

@@ -131,8 +131,8 @@ def _aiohttp_main(argv: list[str] | None = None) -> None:
     else:
         result = asyncio.run(load)
     latencies = [ns / 1e6 for ns in result.pop("latencies_ns")]
-    result["p50_ms"] = percentile(latencies, 0.50)
-    result["p99_ms"] = percentile(latencies, 0.99)
+    result["p50_ms"] = percentile(latencies, 50)
+    result["p99_ms"] = percentile(latencies, 99)
     print(json.dumps(result))
 
 

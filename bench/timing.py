@@ -27,6 +27,11 @@ BURST = 3
 """Concurrent requests per burst, as ``launch probe -n 3`` (its default); the sync worker's threads run them."""
 
 
+def _fixed(value: float | None, digits: int = 3) -> str:
+    # percentile() is None for no samples (every request failed): said, not a crash of the report.
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def _bare_sleep(seconds: float) -> float:
     start = time.monotonic_ns()
     time.sleep(seconds)
@@ -97,8 +102,8 @@ def run(server: ServerProcess, *, quick: bool, say: Callable[[str], None] = prin
         pool.shutdown()
     alone = single_requests(server, 20 if quick else 60)
     say(
-        f"  one request at a time, 50 ms x{len(alone)}: server error p50 {percentile(alone, 0.50):.3f} "
-        f"p99 {percentile(alone, 0.99):.3f} ms"
+        f"  one request at a time, 50 ms x{len(alone)}: server error p50 {_fixed(percentile(alone, 50))} "
+        f"p99 {_fixed(percentile(alone, 99))} ms"
     )
     per_duration: dict[str, Any] = {}
     for seconds in DURATIONS:
@@ -107,20 +112,20 @@ def run(server: ServerProcess, *, quick: bool, say: Callable[[str], None] = prin
         bare_errors = samples[seconds]["bare"]
         per_duration[f"{seconds:g}"] = {
             "n": len(server_errors),
-            "server_p50_ms": percentile(server_errors, 0.50),
-            "server_p99_ms": percentile(server_errors, 0.99),
+            "server_p50_ms": percentile(server_errors, 50),
+            "server_p99_ms": percentile(server_errors, 99),
             "server_min_ms": min(server_errors, default=float("nan")),
-            "client_p50_ms": percentile(client_errors, 0.50),
-            "client_p99_ms": percentile(client_errors, 0.99),
-            "bare_p50_ms": percentile(bare_errors, 0.50),
-            "bare_p99_ms": percentile(bare_errors, 0.99),
+            "client_p50_ms": percentile(client_errors, 50),
+            "client_p99_ms": percentile(client_errors, 99),
+            "bare_p50_ms": percentile(bare_errors, 50),
+            "bare_p99_ms": percentile(bare_errors, 99),
         }
         row = per_duration[f"{seconds:g}"]
         say(
-            f"  {seconds * 1e3:6.0f} ms x{row['n']:<3} server error p50 {row['server_p50_ms']:.3f} "
-            f"p99 {row['server_p99_ms']:.3f} ms; client error p50 {row['client_p50_ms']:.3f} "
-            f"p99 {row['client_p99_ms']:.3f} ms; bare time.sleep p50 {row['bare_p50_ms']:.3f} "
-            f"p99 {row['bare_p99_ms']:.3f} ms"
+            f"  {seconds * 1e3:6.0f} ms x{row['n']:<3} server error p50 {_fixed(row['server_p50_ms'])} "
+            f"p99 {_fixed(row['server_p99_ms'])} ms; client error p50 {_fixed(row['client_p50_ms'])} "
+            f"p99 {_fixed(row['client_p99_ms'])} ms; bare time.sleep p50 {_fixed(row['bare_p50_ms'])} "
+            f"p99 {_fixed(row['bare_p99_ms'])} ms"
         )
     every_server = [e for d in DURATIONS for e in samples[d]["server"]]
     every_client = [e for d in DURATIONS for e in samples[d]["client"]]
@@ -133,16 +138,16 @@ def run(server: ServerProcess, *, quick: bool, say: Callable[[str], None] = prin
         "one_at_a_time_50ms": alone,
     }
     per = "; ".join(
-        f"{k} s: {v['server_p99_ms']:.2f}/{v['client_p99_ms']:.2f}/{v['bare_p99_ms']:.2f}"
+        f"{k} s: {_fixed(v['server_p99_ms'], 2)}/{_fixed(v['client_p99_ms'], 2)}/{_fixed(v['bare_p99_ms'], 2)}"
         for k, v in per_duration.items()
     )
     n = len(every_server)
     result.figures = [
-        judged(MEASURE, f"server interval error p50 (n={n})", percentile(every_server, 0.50), "ms"),
+        judged(MEASURE, f"server interval error p50 (n={n})", percentile(every_server, 50), "ms"),
         judged(
             MEASURE,
             f"server interval error p99 (n={n})",
-            percentile(every_server, 0.99),
+            percentile(every_server, 99),
             "ms",
             at_most=TARGET_SERVER_P99_MS,
             detail="p99 server/client/bare per duration (ms): " + per,
@@ -150,25 +155,25 @@ def run(server: ServerProcess, *, quick: bool, say: Callable[[str], None] = prin
         judged(
             MEASURE,
             f"reference: server interval error p99, one request at a time (n={len(alone)})",
-            percentile(alone, 0.99),
+            percentile(alone, 99),
             "ms",
-            detail=f"p50 {percentile(alone, 0.50):.3f} ms; 50 ms sleeps with no other handler thread waking at the "
+            detail=f"p50 {_fixed(percentile(alone, 50))} ms; 50 ms sleeps with no other handler thread waking at the "
             f"same instant: what the {BURST}-request bursts add comes from the worker's threads finishing together "
             "(they queue for the GIL)",
         ),
         judged(
             MEASURE,
             f"reference: bare time.sleep error p99, {BURST} threads (n={len(every_bare)})",
-            percentile(every_bare, 0.99),
+            percentile(every_bare, 99),
             "ms",
-            detail=f"p50 {percentile(every_bare, 0.50):.3f} ms; the machine's own floor at the same moments, "
+            detail=f"p50 {_fixed(percentile(every_bare, 50))} ms; the machine's own floor at the same moments, "
             "timed as the server times its work",
         ),
-        judged(MEASURE, f"client latency error p50 (n={len(every_client)})", percentile(every_client, 0.50), "ms"),
+        judged(MEASURE, f"client latency error p50 (n={len(every_client)})", percentile(every_client, 50), "ms"),
         judged(
             MEASURE,
             f"client latency error p99 (n={len(every_client)})",
-            percentile(every_client, 0.99),
+            percentile(every_client, 99),
             "ms",
             detail="new connection per request, as run_burst sends them; includes HTTP and routing",
         ),

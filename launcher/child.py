@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from launcher.asgi import RELAY_LAG_ENV
 from launcher.errors import StartupError
 from launcher.flags import ADDRESS_FIELDS, REFERENCE_ONLY_FIELDS, profile_arguments
 from launcher.procs import group_alive, kill_group
+from launcher.server import bind_socket
 from launcher.userapp import AppSpec
 from profiles.model import Profile
 
@@ -130,11 +130,12 @@ class ServerProcess:
         return self._proc.pid if self._proc else None
 
     def start(self, *, timeout: float = DEFAULT_START_TIMEOUT) -> None:
-        """Start the child and wait until it is ready; :class:`StartupError` with its log tail if not."""
+        """Start the child and wait until it is ready; :class:`StartupError` with its log tail if not.
+
+        :class:`BindError` when no port can be bound on the profile's host.
+        """
         host = self.profile.host if self.profile.host != "localhost" else "127.0.0.1"
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind((host, 0))
-        sock.listen(2048)
+        sock = bind_socket(host, 0)
         self._listener = notify.Listener()
         if self.log_path is None:
             handle, name = tempfile.mkstemp(prefix=f"launch-{self.profile.name}-", suffix=".log")

@@ -1,44 +1,57 @@
-"""Typed errors of the library and the exit codes the CLI maps them to."""
+"""Typed errors of the library and the exit codes the CLI maps them to.
+
+Every error the project raises on purpose is a :class:`LaunchError`; the
+exit code of ``launch`` is on its class, so the CLI catches one type and
+exits with ``exc.exit_code``. The tree (exit code; where it is defined)::
+
+    * LaunchError               2  app.errors: the root, re-exported here
+      x ConfigError             2  app.errors: an option, a variable or a file holds a value we cannot use
+        + SettingsError            app.settings: a LAUNCH_* variable of the service
+        + ProfileError             profiles.model: a profile, a profiles file, a name that matches none
+        + AppLoadError             launcher.userapp: --app cannot be imported or is not an ASGI app
+        + ScenarioFileError        launcher.probe.scenario_file: a --scenarios file
+        + AppProbeError            launcher.probe.appprobe: the user's app cannot be probed
+        + ResultFileError          launcher.probe.model: a probe result file (report, --resume, --from-report)
+        + CapacityFileError        launcher.capacity.model: a capacity result file
+      x ResultWriteError        2  launcher.probe.store: a result file could not be written
+      x NotEnoughMemoryError    8  launcher.probe.memory: a profile needs more memory than is available
+      x BindError               4  here: the listening socket could not be bound
+      x StartupError            3  here: the server failed before it was ready
+      x ServerDiedError         6  here: the server stopped on its own after it was ready
+      x BackendError            3  here: a backend's server failed; launcher.server re-raises it as one of the two above
+
+``app.errors`` holds the root because the service and the profiles sit below
+the launcher and raise errors of this tree too; this module is where the
+tree is drawn (keep the drawing in step with the classes).
+"""
 
 from __future__ import annotations
 
-import enum
+import re
+
+from app.errors import ConfigError, ExitCode, LaunchError
+
+__all__ = [
+    "BackendError",
+    "BindError",
+    "ConfigError",
+    "ExitCode",
+    "LaunchError",
+    "ServerDiedError",
+    "StartupError",
+    "one_line",
+]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class ExitCode(enum.IntEnum):
-    """Exit codes of the ``launch`` command (documented in the README)."""
+def one_line(text: str) -> str:
+    """``text`` with line breaks, tabs and other control characters folded into single spaces.
 
-    OK = 0
-    EXPECTATION_FAILED = 1
-    """``launch probe``: at least one expectation did not hold."""
-    USAGE = 2
-    """Bad option, bad profile, unreadable or malformed file."""
-    STARTUP_FAILED = 3
-    """The server could not start (app import, model load, worker boot)."""
-    ADDRESS_IN_USE = 4
-    """The address could not be bound (port in use, permission denied)."""
-    NOT_STARTED = 5
-    """``launch probe``: some profile did not start; every started one met its expectations."""
-    SERVER_DIED = 6
-    """The server stopped on its own after it was ready."""
-    NONE_FIT = 7
-    """``launch probe``: every expectation held, but no profile is fit to serve (nothing recommended)."""
-    NOT_ENOUGH_MEMORY = 8
-    """``launch probe``: a profile needs more memory than is available (``--force`` runs it anyway)."""
-    INTERRUPTED = 130
-    """Interrupted (Ctrl-C) before the work was done."""
-
-
-class LaunchError(Exception):
-    """Base of every error the library raises on purpose; ``str()`` is one line."""
-
-    exit_code: ExitCode = ExitCode.USAGE
-
-
-class ConfigError(LaunchError):
-    """An option or a file holds a value the library cannot use."""
-
-    exit_code = ExitCode.USAGE
+    What a one-line error, a log excerpt in a message or a unit-file comment
+    is made of: a terminal or a file format would act on a control character.
+    """
+    return " ".join(_CONTROL.sub(" ", text).split())
 
 
 class BindError(LaunchError):
@@ -59,5 +72,11 @@ class ServerDiedError(LaunchError):
     exit_code = ExitCode.SERVER_DIED
 
 
-class BackendError(Exception):
-    """Raised by a backend module when its server failed; the caller decides which LaunchError it is."""
+class BackendError(LaunchError):
+    """Raised by a backend module when its server failed; :func:`launcher.server.serve` decides which it is.
+
+    Before readiness it becomes a :class:`StartupError`, after it a :class:`ServerDiedError`;
+    the exit code here is for a backend error that reaches the CLI some other way.
+    """
+
+    exit_code = ExitCode.STARTUP_FAILED

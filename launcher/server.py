@@ -22,13 +22,13 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.settings import AppSettings, SettingsError
+from app.settings import AppSettings
 from app.work import calibrate_cpu_rate
 from launcher import notify, procs
 from launcher.asgi import LAG_FIELD, RELAY_LAG_ENV
 from launcher.backends import get_backend
 from launcher.backends.base import LISTEN_BACKLOG, ServeSpec
-from launcher.errors import BackendError, BindError, ConfigError, ServerDiedError, StartupError
+from launcher.errors import BackendError, BindError, ServerDiedError, StartupError
 from launcher.userapp import APP_DIR_ENV, APP_ENV, FACTORY_ENV, AppSpec
 from launcher.userapp import check as check_app
 from profiles.model import Profile, is_loopback
@@ -88,13 +88,6 @@ def url_of(sock: socket.socket) -> str:
 
 DIRECT_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 """An opener that ignores http_proxy: health checks target this machine only."""
-
-
-def _env_cpu_rate() -> float | None:
-    try:
-        return AppSettings.from_env().cpu_rate
-    except SettingsError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 def health_ok(url: str, timeout: float = 1.0, path: str = "/health") -> bool:
@@ -312,8 +305,9 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
         model=profile.model,
         # One rate for every worker (and, through LAUNCH_CPU_RATE, for every
         # profile of a probe run): CPU work means the same amount everywhere.
-        # (A user's app has no CPU route of ours: no calibration to wait for.)
-        cpu_rate=options.cpu_rate or _env_cpu_rate() or (None if options.app else calibrate_cpu_rate()),
+        # (A user's app has no CPU route of ours: no calibration to wait for.) A malformed
+        # LAUNCH_CPU_RATE is a SettingsError, a ConfigError: one line from the CLI.
+        cpu_rate=options.cpu_rate or AppSettings.from_env().cpu_rate or (None if options.app else calibrate_cpu_rate()),
         control_socket=listener.path,
         # Ping at half the watchdog period so one late ping is not a restart.
         watchdog_interval=watchdog / 2 if watchdog else 0.0,

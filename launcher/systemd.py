@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from launcher import __version__
 from launcher.child import DEFAULT_START_TIMEOUT
-from launcher.errors import ConfigError
+from launcher.errors import ConfigError, one_line
 from launcher.flags import REFERENCE_ONLY_FIELDS, profile_arguments
 from launcher.userapp import AppSpec
 from profiles.model import RAY_BACKENDS, Profile, is_loopback
@@ -204,10 +204,6 @@ def quote_assignment(key: str, value: str) -> str:
     return f'"{body}"'
 
 
-def _comment_text(text: str) -> str:
-    return " ".join(_CONTROL.sub(" ", text).split())
-
-
 def _seconds(value: float) -> str:
     return f"{value:g}s"
 
@@ -295,7 +291,7 @@ def render_unit(options: UnitOptions) -> str:
         f"timeout {profile.timeout:g} s, {profile.host}:{profile.port}.",
     )
     if options.note:
-        add(f"# {_comment_text(options.note)}")
+        add(f"# {one_line(options.note)}")
     if options.user:
         add(
             "# Install: ~/.config/systemd/user/, then `systemctl --user daemon-reload`,",
@@ -304,7 +300,7 @@ def render_unit(options: UnitOptions) -> str:
     else:
         add("# Install: /etc/systemd/system/, then `systemctl daemon-reload`, `systemctl enable --now UNIT`.")
 
-    add("", "[Unit]", f"Description={escape_specifiers(_comment_text(f'launch: {profile.name} ({profile.backend})'))}")
+    add("", "[Unit]", f"Description={escape_specifiers(one_line(f'launch: {profile.name} ({profile.backend})'))}")
     if system and _needs_network_online(profile.host):
         add(
             f"# {profile.host} must be configured before the launcher can bind it.",

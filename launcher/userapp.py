@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import ConfigError
+from launcher.errors import ConfigError, one_line
 
 APP_ENV = "LAUNCH_APP"
 FACTORY_ENV = "LAUNCH_APP_FACTORY"
@@ -105,7 +105,7 @@ def load(spec: AppSpec) -> Any:
     except Exception as exc:
         if isinstance(exc, ModuleNotFoundError) and exc.name == spec.module:
             raise AppLoadError(f"--app {spec.target}: no module named {spec.module!r}") from None
-        raise AppLoadError(f"--app {spec.target}: importing {spec.module} failed: {_one_line(exc)}") from None
+        raise AppLoadError(f"--app {spec.target}: importing {spec.module} failed: {_described(exc)}") from None
     obj: Any = module
     for part in spec.attr.split("."):
         try:
@@ -118,7 +118,7 @@ def load(spec: AppSpec) -> Any:
         try:
             obj = obj()
         except Exception as exc:
-            raise AppLoadError(f"--app {spec.target} --factory: the factory raised {_one_line(exc)}") from None
+            raise AppLoadError(f"--app {spec.target} --factory: the factory raised {_described(exc)}") from None
     if not is_asgi_app(obj):
         hint = " (a factory? add --factory)" if callable(obj) and not spec.factory else ""
         raise AppLoadError(
@@ -128,8 +128,8 @@ def load(spec: AppSpec) -> Any:
     return obj
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+def _described(exc: BaseException) -> str:
+    text = one_line(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from app.errors import ConfigError
 from app.settings import MODES, HandlerMode
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -31,10 +32,14 @@ RAY_SERVE_SHUTDOWN_MARGIN_SECONDS = 5.0
 """Serve's graceful shutdown may take the replicas' drain (the profile's timeout) plus this, for its controller
 and proxy, before the launcher stops Ray itself (which kills what is left)."""
 RAY_REAPER_WAIT_SECONDS = 15.0
-"""How long the launcher waits for its reaper to sweep what is left of a local Ray session."""
+"""How long the launcher waits for its reaper to stop a local Ray instance and sweep what is left of it."""
+RAY_HEAD_START_SECONDS = 90.0
+"""How long a local Ray instance's head (``ray start``) may take to be up: measured 3.5 s on an idle 2-core
+machine, 14 s with a cold disk cache; well inside the probe's default start timeout (180 s), so that a head
+that never comes up is reported as such."""
 
 
-class ProfileError(ValueError):
+class ProfileError(ConfigError):
     """A profile is malformed; the message names the file, profile, key and value."""
 
 

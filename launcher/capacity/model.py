@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from launcher.errors import ConfigError
+from launcher.probe.metrics import percentile
+from launcher.probe.model import Status
+from profiles.model import Profile, ProfileError
 
 SCHEMA = "launch.capacity"
 SCHEMA_VERSION = 1
@@ -44,7 +47,7 @@ _RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*(s|sec|second|m|min|minu
 _RATE_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
 
 
-class CapacityFileError(ValueError):
+class CapacityFileError(ConfigError):
     """A capacity result file is unreadable, truncated, foreign or of a newer schema."""
 
 
@@ -80,15 +83,6 @@ def schedule(rate: float, seconds: float, *, limit: int = MAX_REQUESTS_PER_STEP)
         raise ValueError("rate and seconds must be positive")
     count = max(1, min(limit, math.floor(rate * seconds + 1e-9)))
     return [i / rate for i in range(count)]
-
-
-def percentile(values: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile (``p`` in 0-100) of ``values``; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 # --- what the generator records ----------------------------------------------
@@ -387,10 +381,9 @@ def knee(history: Sequence[tuple[float, bool]]) -> float | None:
 class ProfileCapacity:
     """Everything measured for one profile."""
 
-    profile: dict[str, Any]
+    profile: Profile
     source: str | None
-    status: str
-    """``ok``, ``did_not_start``, ``interrupted``."""
+    status: Status
     workers: int = 1
     ready_seconds: float | None = None
     pids: tuple[int, ...] = ()
@@ -405,7 +398,7 @@ class ProfileCapacity:
     @property
     def name(self) -> str:
         """The profile's name."""
-        return str(self.profile.get("name", "?"))
+        return self.profile.name
 
     @property
     def knee_per_worker(self) -> float | None:
@@ -550,6 +543,10 @@ def run_from_json(data: Any) -> CapacityRun:
             ProfileCapacity(
                 **{
                     **_fields(ProfileCapacity, p),
+                    # The file's profile as it was: keys a profile no longer has are ignored, like the
+                    # file's other unknown keys; its values are checked like a profiles file's.
+                    "profile": Profile(**_fields(Profile, p["profile"])),
+                    "status": Status(p["status"]),
                     "pids": tuple(p.get("pids", ())),
                     "steps": tuple(StepResult(**_fields(StepResult, s)) for s in p.get("steps", ())),
                 }
@@ -565,7 +562,7 @@ def run_from_json(data: Any) -> CapacityRun:
             sizing=Sizing(**_fields(Sizing, sizing)) if isinstance(sizing, dict) else None,
             complete=bool(data.get("complete", True)),
         )
-    except (KeyError, AttributeError, TypeError, ValueError) as exc:
+    except (KeyError, AttributeError, TypeError, ValueError, ProfileError) as exc:
         raise CapacityFileError(f"malformed launch capacity result: {type(exc).__name__}: {exc}") from None
 
 
@@ -586,11 +583,9 @@ def scaling_notes(profiles: Sequence[ProfileCapacity], *, cores: int) -> list[st
     core): outside that band something other than the worker count decided.
     """
     notes = []
-    singles = {
-        (p.profile.get("backend"), p.profile.get("mode")): p for p in profiles if p.workers == 1 and p.knee is not None
-    }
+    singles = {(p.profile.backend, p.profile.mode): p for p in profiles if p.workers == 1 and p.knee is not None}
     for p in profiles:
-        single = singles.get((p.profile.get("backend"), p.profile.get("mode")))
+        single = singles.get((p.profile.backend, p.profile.mode))
         if p.workers <= 1 or p.knee is None or single is None or single.knee is None:
             continue
         ratio = p.knee / single.knee

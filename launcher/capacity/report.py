@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from launcher.capacity.model import CapacityRun, ProfileCapacity, StepResult, scaling_notes
+from launcher.probe.model import Status
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -30,7 +31,7 @@ def _utilisation(step: StepResult) -> str:
 
 def _knee_text(p: ProfileCapacity) -> str:
     if p.knee is None:
-        return "none" if p.status == "ok" else p.status
+        return "none" if p.status == Status.OK else p.status
     return f"≥ {p.knee:g}/s (max rate)" if p.capped else f"{p.knee:g}/s"
 
 

@@ -32,6 +32,7 @@ from launcher.capacity.model import (
 )
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
+from launcher.probe.model import Status
 from launcher.probe.runner import machine_info as probe_machine_info
 from profiles.model import Profile
 
@@ -118,7 +119,7 @@ def sweep_profile(
     progress(f"{profile.name}: starting")
     history: list[tuple[float, bool]] = []
     steps: list[StepResult] = []
-    status = "ok"
+    status = Status.OK
     error: str | None = None
     gpu_memory: dict[str, float] = {}
     try:
@@ -127,9 +128,9 @@ def sweep_profile(
         except StartupError as exc:
             server.cleanup()
             return ProfileCapacity(
-                profile=profile.to_dict(),
+                profile=profile,
                 source=source,
-                status="did_not_start",
+                status=Status.DID_NOT_START,
                 workers=profile.workers,
                 error=str(exc),
             )
@@ -165,13 +166,13 @@ def sweep_profile(
             history.append((rate, step.passed))
             progress(f"{profile.name}: {rate:g}/s {'PASS' if step.passed else 'MISS'}: {step.why}")
             if not server.alive():
-                status, error = "died", f"the server stopped during the {rate:g}/s step: {server.cause()}"
+                status, error = Status.DIED, f"the server stopped during the {rate:g}/s step: {server.cause()}"
                 break
             if not interrupts.run(wait_idle(server.url, workers=profile.workers, timeout=options.idle_timeout)):
                 progress(f"{profile.name}: still busy {options.idle_timeout:g} s after the step; going on")
             interrupts.raise_if_stopped()
     except KeyboardInterrupt:
-        status = "interrupted"
+        status = Status.INTERRUPTED
     finally:
         with interrupts.shielded():
             interrupts.hold("stop")
@@ -179,7 +180,7 @@ def sweep_profile(
         server.cleanup()
     found = knee(history)
     return ProfileCapacity(
-        profile=profile.to_dict(),
+        profile=profile,
         source=source,
         status=status,
         workers=profile.workers,
@@ -215,7 +216,7 @@ def run_capacity(
             interrupts.raise_if_stopped()
             result = sweep_profile(target, options, gpu=gpu, progress=progress)
             results.append(result)
-            if result.status == "interrupted":
+            if result.status == Status.INTERRUPTED:
                 break
             if on_profile is not None:
                 on_profile(_run(created, machine, options, results, complete=False))
@@ -225,7 +226,7 @@ def run_capacity(
         if gpu is not None:
             gpu.close()
     # A stop signal at any point makes the run incomplete, even one that landed while a server was stopped.
-    complete = interrupts.stopped() is None and all(r.status != "interrupted" for r in results)
+    complete = interrupts.stopped() is None and all(r.status != Status.INTERRUPTED for r in results)
     return _run(created, machine, options, results, complete=complete)
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from launcher.cli._common import console, fail, one_line
+from launcher.cli._common import console, fail, fail_with
 from launcher.errors import ExitCode, LaunchError
-from profiles import Catalog, ProfileError
+from profiles import Catalog
 
 
 def probe_user_app(
@@ -49,8 +49,8 @@ def probe_user_app(
             profiles_files=profiles_files,
             say=(lambda line: None) if quiet else print_stderr,
         )
-    except (ProfileError, LaunchError) as exc:
-        fail(one_line(str(exc)), ExitCode.USAGE)
+    except LaunchError as exc:
+        fail_with(exc)
     except KeyboardInterrupt:
         fail("interrupted", ExitCode.INTERRUPTED)
     if json_path is not None:

@@ -1,8 +1,8 @@
 """What every ``launch`` command shares: one-line errors, the profile catalog, output that pipes.
 
-Library errors are typed (:class:`launcher.errors.LaunchError`,
-:class:`profiles.ProfileError`) and mapped to one-line messages and exit codes
-here, in the CLI layer, and nowhere else.
+Every error the library raises on purpose is a :class:`launcher.errors.LaunchError`
+carrying its exit code; it becomes one line and that exit code here, in the CLI
+layer, and nowhere else (:func:`fail_with`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
-from launcher.errors import ExitCode
-from profiles import Catalog, ProfileError, load_catalog
+from launcher.errors import LaunchError, one_line
+from profiles import Catalog, load_catalog
 
 PIPE_WIDTH = 10_000
 """Columns a table may take when stdout is not a terminal: wide enough that nothing is cut or wrapped."""
@@ -28,6 +28,11 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def fail_with(exc: LaunchError, context: str = "") -> NoReturn:
+    """:func:`fail` with ``exc`` on one line after ``context`` (such as ``"--html: "``), and its class's exit code."""
+    fail(context + one_line(str(exc)), exc.exit_code)
+
+
 def catalog_from(ctx: click.Context) -> Catalog:
     """The catalog for this invocation (built-ins, launch.toml, --profiles-file)."""
     root = ctx.find_root()
@@ -37,8 +42,8 @@ def catalog_from(ctx: click.Context) -> Catalog:
     files: tuple[Path, ...] = root.params.get("profiles_file") or ()
     try:
         catalog = load_catalog(files)
-    except ProfileError as exc:
-        fail(str(exc), ExitCode.USAGE)
+    except LaunchError as exc:
+        fail_with(exc)
     root.meta["launch.catalog"] = catalog
     return catalog
 
@@ -46,11 +51,6 @@ def catalog_from(ctx: click.Context) -> Catalog:
 def profile_overrides(**values: Any) -> dict[str, Any]:
     """Options the user actually gave, as profile fields."""
     return {key: value for key, value in values.items() if value is not None}
-
-
-def one_line(message: str) -> str:
-    """``message`` with any line breaks folded into spaces."""
-    return " ".join(message.split())
 
 
 def console(*, stderr: bool = False) -> Console:

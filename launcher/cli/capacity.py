@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 
 from launcher import interrupts
-from launcher.cli._common import catalog_from, console, fail
+from launcher.cli._common import catalog_from, console, fail, fail_with
 from launcher.errors import ExitCode, LaunchError
-from profiles import ProfileError
 
 
 @click.command()
@@ -74,6 +73,7 @@ def capacity(
     from launcher.capacity.model import CapacityRun, SearchPolicy, dump_run, parse_duration, parse_rate
     from launcher.capacity.report import render_html, render_run
     from launcher.capacity.runner import CapacityOptions, CapacityTarget, run_capacity
+    from launcher.probe.model import Status
     from launcher.probe.store import ResultWriteError, write_atomically
 
     catalog = catalog_from(ctx)
@@ -95,8 +95,8 @@ def capacity(
             timeout_s=parse_duration(timeout) if timeout else None,
             start_timeout=start_timeout,
         )
-    except (ProfileError, LaunchError) as exc:
-        fail(str(exc), ExitCode.USAGE)
+    except LaunchError as exc:
+        fail_with(exc)
     except ValueError as exc:  # SearchPolicy: start above max rate
         fail(f"--start-rate/--max-rate: {exc}", ExitCode.USAGE)
     for option, path in (("--json", json_path), ("--html", html_path)):
@@ -114,7 +114,7 @@ def capacity(
             try:
                 write_atomically(path, dump_run(run) + "\n" if option == "--json" else render_html(run))
             except ResultWriteError as exc:
-                fail(f"{option}: {exc}", exc.exit_code)
+                fail_with(exc, f"{option}: ")
 
     # Ctrl-C and SIGTERM end the sweep in any phase: the server stopped, what was measured written (marked
     # incomplete); a checkpoint after every profile, so a signal during the final write keeps the last one.
@@ -135,5 +135,5 @@ def capacity(
         signalled = interrupts.stopped() is not None
     if not run.complete or signalled:
         fail("interrupted; partial results" + (f" written to {json_path}" if json_path else ""), ExitCode.INTERRUPTED)
-    if any(p.status != "ok" for p in run.profiles):
+    if any(p.status != Status.OK for p in run.profiles):
         sys.exit(ExitCode.NOT_STARTED)

@@ -12,10 +12,9 @@ import click
 from app.settings import MAX_SECONDS, MAX_STEPS
 from launcher import interrupts
 from launcher.child import DEFAULT_START_TIMEOUT
-from launcher.cli._common import catalog_from, console, fail, one_line
-from launcher.errors import ExitCode, LaunchError
+from launcher.cli._common import catalog_from, console, fail, fail_with
+from launcher.errors import ExitCode, LaunchError, one_line
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS, OPT_IN_BACKENDS
-from profiles import ProfileError
 
 if TYPE_CHECKING:
     from launcher.probe.model import ProbeRun, ProfileResult
@@ -105,6 +104,7 @@ def probe(
     (--force), 2 usage error or unwritable file, 130 interrupted.
     """
     from launcher.probe.memory import check_fits
+    from launcher.probe.model import Status
     from launcher.probe.progress import ProbeProgress
     from launcher.probe.report import claims_table, recommendation_text, render_run
     from launcher.probe.runner import SCENARIOS, ProbeOptions, ProfileTarget, run_probe
@@ -161,7 +161,7 @@ def probe(
                 # The same CPU loop calibration, so that the new profiles' work matches the old ones'.
                 cpu_rate=previous.machine.get("cpu_rate"),
             )
-            done = tuple(p for p in previous.profiles if p.status != "interrupted")
+            done = tuple(p for p in previous.profiles if p.status != Status.INTERRUPTED)
             finished = {p.name for p in done}
             chosen = [catalog.get_profile(name) for name in plan["profiles"] if name not in finished]
             json_path = json_path or resume_path
@@ -173,8 +173,8 @@ def probe(
             )
             for p in chosen
         ]
-    except (ProfileError, LaunchError) as exc:
-        fail(one_line(str(exc)), ExitCode.USAGE)
+    except LaunchError as exc:
+        fail_with(exc)
     for option, path in (("--json", json_path), ("--html", html_path)):
         if path is not None and path.parent and not path.parent.is_dir():
             fail(f"{option}: folder {str(path.parent)!r} does not exist", ExitCode.USAGE)
@@ -182,7 +182,7 @@ def probe(
         try:
             check_fits([t.profile for t in targets])
         except LaunchError as exc:
-            fail(str(exc), exc.exit_code)
+            fail_with(exc)
     latest: list[ProbeRun] = []
 
     def checkpoint(run: ProbeRun) -> None:
@@ -230,12 +230,12 @@ def probe(
             fail("interrupted" + (f"; results written to {written}" if written else ""), ExitCode.INTERRUPTED)
         signalled = interrupts.stopped() is not None
     if failed_write is not None:
-        fail(str(failed_write), failed_write.exit_code)
+        fail_with(failed_write)
     if not run.complete or signalled:
         fail("interrupted; partial results" + (f" written to {written}" if written else ""), ExitCode.INTERRUPTED)
-    if any(p.status == "ok" and not p.passed for p in run.profiles):
+    if any(p.status == Status.OK and not p.passed for p in run.profiles):
         sys.exit(ExitCode.EXPECTATION_FAILED)
-    if any(p.status != "ok" for p in run.profiles):
+    if any(p.status != Status.OK for p in run.profiles):
         sys.exit(ExitCode.NOT_STARTED)
     if run.recommendation is None and run.profiles:
         sys.exit(ExitCode.NONE_FIT)

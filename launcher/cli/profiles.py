@@ -7,9 +7,8 @@ import json
 
 import click
 
-from launcher.cli._common import catalog_from, console, fail
-from launcher.errors import ExitCode
-from profiles import ProfileError
+from launcher.cli._common import catalog_from, console, fail_with
+from launcher.errors import LaunchError
 from profiles.catalog import profile_to_toml
 
 
@@ -59,6 +58,6 @@ def profiles_show(ctx: click.Context, name: str) -> None:
     """Print one resolved profile as TOML."""
     try:
         profile = catalog_from(ctx).get_profile(name)
-    except ProfileError as exc:
-        fail(str(exc), ExitCode.USAGE)
+    except LaunchError as exc:
+        fail_with(exc)
     click.echo(profile_to_toml(profile), nl=False)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from launcher.cli._common import console, fail, one_line
+from launcher.cli._common import console, fail, fail_with
 from launcher.cli.probe import write_results
 from launcher.errors import ExitCode, LaunchError
 
@@ -37,16 +37,16 @@ def report(file: Path, html_path: Path | None, spec: str | None, as_json: bool) 
     try:
         run = select_profiles(read_run(file), spec)
     except ResultFileError as exc:
-        fail(f"{file}: {one_line(str(exc))}", ExitCode.USAGE)
-    except LaunchError as exc:
-        fail(f"--profiles: {one_line(str(exc))}", ExitCode.USAGE)
+        fail_with(exc, f"{file}: ")
+    except LaunchError as exc:  # select_profiles: SPEC matches none of the file's profiles
+        fail_with(exc, "--profiles: ")
     if html_path is not None:
         if html_path.parent and not html_path.parent.is_dir():
             fail(f"--html: folder {str(html_path.parent)!r} does not exist", ExitCode.USAGE)
         try:
             write_results(run, json_path=None, html_path=html_path)
         except LaunchError as exc:
-            fail(f"--html: {exc}", exc.exit_code)
+            fail_with(exc, "--html: ")
     if as_json:
         click.echo(dump_run(run))
     elif html_path is None:

@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from launcher import __version__
-from launcher.cli._common import catalog_from, fail, profile_overrides
+from launcher.cli._common import catalog_from, fail, fail_with, profile_overrides
 from launcher.errors import ExitCode, LaunchError
 from launcher.flags import PROFILE_OPTIONS, REFERENCE_ONLY_FIELDS
-from profiles import ProfileError
 from profiles.model import RAY_BACKENDS
 
 if TYPE_CHECKING:
@@ -112,17 +111,17 @@ def main(
     try:
         base = catalog.get_profile(profile_name)
         profile = base.replace(**profile_overrides(**fields))
-    except ProfileError as exc:
-        fail(str(exc), ExitCode.USAGE)
+    except LaunchError as exc:
+        fail_with(exc)
     from launcher.server import ServeOptions
-    from launcher.userapp import AppLoadError, AppSpec
+    from launcher.userapp import AppSpec
 
     user_app: AppSpec | None = None
     if app_target is not None:
         try:
             user_app = AppSpec(target=app_target, factory=factory, app_dir=app_dir)
-        except AppLoadError as exc:
-            fail(str(exc), ExitCode.USAGE)
+        except LaunchError as exc:
+            fail_with(exc)
         if lab:
             fail("--lab adds routes to the reference service; it cannot be given with --app", ExitCode.USAGE)
         # Said, not silently dropped: these configure the reference service only.

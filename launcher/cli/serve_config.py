@@ -21,9 +21,9 @@ from typing import Any
 
 import click
 
-from launcher.cli._common import catalog_from, fail
-from launcher.errors import ExitCode
-from profiles import Profile, ProfileError
+from launcher.cli._common import catalog_from, fail, fail_with
+from launcher.errors import ExitCode, LaunchError
+from profiles import Profile
 from profiles.model import RAY_BACKENDS
 
 
@@ -70,8 +70,8 @@ def serve_config(ctx: click.Context, profile_name: str, output: Path | None, fmt
     """
     try:
         profile = catalog_from(ctx).get_profile(profile_name)
-    except ProfileError as exc:
-        fail(str(exc), ExitCode.USAGE)
+    except LaunchError as exc:
+        fail_with(exc)
     if profile.backend not in RAY_BACKENDS:
         fail(f"{profile.name} runs on {profile.backend}; serve-config is for the ray backends", ExitCode.USAGE)
     text = render(config_for(profile), fmt)

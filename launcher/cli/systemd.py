@@ -21,10 +21,10 @@ from urllib.parse import unquote, urlparse
 
 import click
 
-from launcher.cli._common import catalog_from, fail
-from launcher.errors import ConfigError, ExitCode
+from launcher.cli._common import catalog_from, fail, fail_with
+from launcher.errors import ConfigError, ExitCode, LaunchError
 from launcher.systemd import DEFAULT_WATCHDOG_SECONDS, UnitOptions, read_paths, render_unit
-from profiles import FIELDS, Profile, ProfileError, load_catalog
+from profiles import Profile, load_catalog
 from profiles.catalog import DEFAULT_USER_FILE
 
 
@@ -41,9 +41,9 @@ class Deployment:
 def read_report(path: Path) -> Deployment:
     """The profile a ``launch probe --json`` report recommends; :class:`ConfigError` (one line) when unusable.
 
-    The file is read by the one result reader (:func:`launcher.probe.model.read_run`);
-    what a unit needs beyond a well-formed result is checked here: a
-    recommendation at all, a profile whose fields are valid, an absolute source.
+    The file is read by the one result reader (:func:`launcher.probe.model.read_run`), which
+    also checks the recommended profile like a profiles file's; what a unit needs beyond a
+    well-formed result is checked here: a recommendation at all, an absolute source.
     """
     from launcher.probe.model import ResultFileError, read_run
 
@@ -55,26 +55,11 @@ def read_report(path: Path) -> Deployment:
     if rec is None:
         raise ConfigError(f"{path}: the probe recommended no profile (none qualified); nothing to deploy")
     return Deployment(
-        profile=_report_profile(path, rec.profile),
+        profile=rec.profile,
         source=_report_source(path, rec.source),
         ready_seconds=_report_ready(path, rec.ready_seconds),
         why=rec.why,
     )
-
-
-def _report_profile(path: Path, fields: Any) -> Profile:
-    if not isinstance(fields, dict):
-        raise ConfigError(f"{path}: recommendation.profile = {fields!r}: expected an object")
-    unknown = sorted(set(fields) - set(FIELDS))
-    if unknown:
-        raise ConfigError(f"{path}: recommendation.profile: unknown field {unknown[0]!r}")
-    missing = [key for key in FIELDS if key not in fields]
-    if missing:
-        raise ConfigError(f"{path}: recommendation.profile: missing field {missing[0]!r}")
-    try:
-        return Profile(**fields)
-    except ProfileError as exc:
-        raise ConfigError(f"{path}: recommendation.profile: {exc}") from None
 
 
 def _report_source(path: Path, source: Any) -> Path | None:
@@ -304,10 +289,8 @@ def systemd_command(
             note=note,
             app=user_app,
         )
-    except ConfigError as exc:
-        fail(str(exc), exc.exit_code)
-    except ProfileError as exc:
-        fail(str(exc), ExitCode.USAGE)
+    except LaunchError as exc:
+        fail_with(exc)
     if not user:
         for path in read_paths(options):
             blocked = unreadable_for_others(path)

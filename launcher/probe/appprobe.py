@@ -31,6 +31,7 @@ from launcher.asgi import LAG_FIELD
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.client import RequestSpec, error_class, header_attribution, raise_fd_limit, run_burst
+from launcher.probe.model import Kind
 from launcher.probe.recommend import BACKEND_ORDER, TIE_REL
 from launcher.probe.routes import ADVICE, BLOCKS, FAILS, LABELS, BurstFacts, BurstVerdict, Call, classify_burst
 from launcher.probe.routes import route_class as overall_class
@@ -166,7 +167,7 @@ async def _http_burst(url: str, burst: Burst) -> list[Call]:
 
 def _gradio_burst(url: str, endpoint: GradioEndpoint, workers: int) -> list[Call]:
     specs = [
-        RequestSpec(kind="demo", work=endpoint.label, api_name=endpoint.api_name, args=tuple(endpoint.inputs))
+        RequestSpec(kind=Kind.DEMO, work=endpoint.label, api_name=endpoint.api_name, args=tuple(endpoint.inputs))
         for _ in range(endpoint.n)
     ]
     records = asyncio.run(run_burst(url, specs, timeout=endpoint.timeout, workers=workers, health=False))
@@ -181,7 +182,7 @@ def _gradio_burst(url: str, endpoint: GradioEndpoint, workers: int) -> list[Call
             error=r.error,
         )
         for r in records
-        if r.kind == "demo"
+        if r.kind == Kind.DEMO
     ]
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 
+from app.settings import HandlerMode
 from launcher.probe import metrics
 from launcher.probe.model import (
     Assessment,
@@ -32,7 +33,6 @@ from launcher.probe.model import (
     ScenarioResult,
     Status,
 )
-from profiles.model import demo_processes
 
 LIVENESS_DEGRADED_P50_S = 0.100
 """A /health check sent while work ran, answered after this (median over every such
@@ -85,14 +85,18 @@ def split_clicks(records: Iterable[RequestRecord]) -> list[RequestRecord]:
 
 
 def has_demo(result: ProfileResult) -> bool:
-    """Whether the profile serves the Gradio demo (the reference service always does)."""
-    return bool(result.profile.get("demo", True))
+    """Whether the profile serves the Gradio demo: some process of it holds one.
+
+    Every topology of the reference service does today (each worker, or the split
+    topology's demo replica); the rules that need a demo ask here, not the backend.
+    """
+    return result.profile.demo_processes > 0
 
 
 def demo_hazard(result: ProfileResult) -> str | None:
     """The "demo split over N processes" hazard, structural or observed; None when the demo lives in one process."""
     # Processes that hold the demo: every worker, but one replica in the split topology (its API replicas hold none).
-    workers = demo_processes(str(result.profile.get("backend", "")), int(result.profile.get("workers", 1)))
+    workers = result.profile.demo_processes
     pids = demo_pids(result.scenarios)
     split = [r for s in result.scenarios for r in split_clicks(s.records)]
     if not has_demo(result):
@@ -162,16 +166,17 @@ def liveness(result: ProfileResult) -> tuple[Liveness, str]:
         return Liveness.UNKNOWN, "/health was not polled"
     during = [x for s in polled for x in _checks_during_work(s)]
     all_checks = [x for s in polled for x in metrics.health_latencies(s.records)]
-    p50 = metrics.percentile(during, 0.5) if during else 0.0
+    p50 = metrics.percentile(during, 50) or 0.0
+    p99 = metrics.percentile(all_checks, 99) or 0.0
     figures = (
         f"median {p50 * 1000:.0f} ms over {len(during)} checks during work, "
-        f"p99 {metrics.percentile(all_checks, 0.99) * 1000:.0f} ms over {len(all_checks)}"
+        f"p99 {p99 * 1000:.0f} ms over {len(all_checks)}"
     )
-    mode = result.profile.get("mode")
-    if mode == "async" or any(_blocked(s) for s in polled):
+    mode = result.profile.handler_mode
+    if mode == HandlerMode.ASYNC or any(_blocked(s) for s in polled):
         return Liveness.BLOCKED, f"/health waits for the work: {figures}"
     cpu_concurrent = any(s.scenario == "cpu" and s.n > 1 for s in polled) and (
-        mode == "sync" or (mode == "offload" and int(result.profile.get("limiter", 1)) > 1)
+        mode == HandlerMode.SYNC or (mode == HandlerMode.OFFLOAD and result.profile.limiter > 1)
     )
     if cpu_concurrent:
         return Liveness.DEGRADED, f"{STRUCTURAL_GIL}: {figures}"
@@ -192,7 +197,7 @@ def total_makespans(result: ProfileResult) -> list[float]:
 
 def processes(result: ProfileResult) -> int:
     """Server processes the profile runs: its workers and, when separate, the launcher that supervises them."""
-    workers = len(result.pids) or int(result.profile.get("workers", 1))
+    workers = len(result.pids) or result.profile.workers
     if result.launcher_pid is not None and result.launcher_pid in result.pids:
         return workers
     return workers + 1 if workers > 1 or result.launcher_pid is not None else workers

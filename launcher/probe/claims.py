@@ -10,9 +10,19 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Sequence
 
+from app.settings import HandlerMode
 from launcher.probe import metrics
 from launcher.probe.expectations import REL_TOLERANCE
-from launcher.probe.model import Claim, ClaimVerdict, Kind, ProfileResult, Recommendation, RequestRecord, ScenarioResult
+from launcher.probe.model import (
+    WORK_KINDS,
+    Claim,
+    ClaimVerdict,
+    Kind,
+    ProfileResult,
+    Recommendation,
+    RequestRecord,
+    ScenarioResult,
+)
 
 CLAIMS: tuple[str, ...] = (
     "The demo's concurrency_limit applies only to demo button clicks, not to API calls.",
@@ -37,18 +47,18 @@ def _find(
     results: Sequence[ProfileResult],
     scenario: str,
     *,
-    mode: str | None = None,
+    mode: HandlerMode | None = None,
     workers: int | None = None,
     backend: str | None = None,
 ) -> list[Found]:
     found: list[Found] = []
     for result in results:
         p = result.profile
-        if mode is not None and p["mode"] != mode:
+        if mode is not None and p.handler_mode != mode:
             continue
-        if workers is not None and p["workers"] != workers:
+        if workers is not None and p.workers != workers:
             continue
-        if backend is not None and p["backend"] != backend:
+        if backend is not None and p.backend != backend:
             continue
         found.extend((result, s) for s in result.scenarios if s.scenario == scenario)
     return found
@@ -63,45 +73,45 @@ def _overlaps(a: RequestRecord, b: RequestRecord) -> bool:
     return s1 < e2 - metrics.OVERLAP_EPSILON_NS and s2 < e1 - metrics.OVERLAP_EPSILON_NS
 
 
-def _claim1(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
-    found = _find(results, "mixed", mode="sync", workers=1)
+def _claim1(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
+    found = _find(results, "mixed", mode=HandlerMode.SYNC, workers=1)
     if not found:
-        return "UNTESTED", "needs the mixed scenario on a 1-worker sync profile"
+        return ClaimVerdict.UNTESTED, "needs the mixed scenario on a 1-worker sync profile"
     result, scenario = found[0]
     demo_overlap = max(
-        metrics.overlap_by_pid(metrics.work_records(scenario.records, kinds=("demo",))).values(), default=0
+        metrics.overlap_by_pid(metrics.work_records(scenario.records, kinds=(Kind.DEMO,))).values(), default=0
     )
-    api = metrics.work_records(scenario.records, kinds=("api",))
-    beside = sum(1 for a in api for d in metrics.work_records(scenario.records, kinds=("demo",)) if _overlaps(a, d))
-    limit = result.profile["concurrency_limit"]
+    api = metrics.work_records(scenario.records, kinds=(Kind.API,))
+    beside = sum(1 for a in api for d in metrics.work_records(scenario.records, kinds=(Kind.DEMO,)) if _overlaps(a, d))
+    limit = result.profile.concurrency_limit
     ok = demo_overlap <= limit and beside > 0
-    return ("CONFIRMED" if ok else "REFUTED"), (
+    return (ClaimVerdict.CONFIRMED if ok else ClaimVerdict.REFUTED), (
         f"{result.name}: demo events overlapped at most {demo_overlap} (limit {limit}); "
         f"{len(api)} API calls ran beside demo events {beside} time(s). In async and offload modes API calls "
         "also wait, but for the event loop or the limiter, not for concurrency_limit."
     )
 
 
-def _claim2(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
-    found = _find(results, "cpu", mode="sync", workers=1)
+def _claim2(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
+    found = _find(results, "cpu", mode=HandlerMode.SYNC, workers=1)
     if not found or found[0][1].n < 2:
-        return "UNTESTED", "needs the cpu scenario (N >= 2) on a 1-worker sync profile"
+        return ClaimVerdict.UNTESTED, "needs the cpu scenario (N >= 2) on a 1-worker sync profile"
     result, scenario = found[0]
     durations = _durations(scenario.records)
     mean = sum(durations) / len(durations) if durations else 0.0
     ratio = mean / scenario.unit_s if scenario.unit_s else 0.0
     ok = ratio >= scenario.n * (1 - REL_TOLERANCE)
-    return ("CONFIRMED" if ok else "REFUTED"), (
+    return (ClaimVerdict.CONFIRMED if ok else ClaimVerdict.REFUTED), (
         f"{result.name}: {scenario.n} concurrent CPU requests of {scenario.unit_s:.2f} CPU-s each took "
         f"{mean:.2f}s on average ({ratio:.1f}x): threads share one GIL. Holds for sync handlers; "
         "async and offload run them one after another instead."
     )
 
 
-def _claim3(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+def _claim3(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
     parts: list[str] = []
     verdicts: set[bool] = set()
-    for mode in ("sync", "async", "offload"):
+    for mode in (HandlerMode.SYNC, HandlerMode.ASYNC, HandlerMode.OFFLOAD):
         found = _find(results, "sleep", mode=mode, workers=1)
         if not found:
             continue
@@ -110,75 +120,85 @@ def _claim3(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
         verdicts.add(overlap > 1)
         parts.append(f"{result.name}: {overlap} of {scenario.n} sleeps ran at once")
     if not parts:
-        return "UNTESTED", "needs the sleep scenario on 1-worker profiles"
-    verdict = "DEPENDS" if len(verdicts) > 1 else ("CONFIRMED" if True in verdicts else "REFUTED")
+        return ClaimVerdict.UNTESTED, "needs the sleep scenario on 1-worker profiles"
+    verdict = (
+        ClaimVerdict.DEPENDS
+        if len(verdicts) > 1
+        else (ClaimVerdict.CONFIRMED if True in verdicts else ClaimVerdict.REFUTED)
+    )
     return verdict, "on the handler mode: " + "; ".join(parts) + ". CPU work is concurrent but not parallel (GIL)."
 
 
-def _claim4(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+def _claim4(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
     parts: list[str] = []
     outcomes: set[bool] = set()
     for workers in (1, 3):
-        for result, scenario in _find(results, "mixed", mode="async", workers=workers)[:1]:
-            demo = metrics.work_records(scenario.records, kinds=("demo",))
-            api = metrics.work_records(scenario.records, kinds=("api",))
+        for result, scenario in _find(results, "mixed", mode=HandlerMode.ASYNC, workers=workers)[:1]:
+            demo = metrics.work_records(scenario.records, kinds=(Kind.DEMO,))
+            api = metrics.work_records(scenario.records, kinds=(Kind.API,))
             beside = sum(1 for a in api for d in demo if _overlaps(a, d))
             outcomes.add(beside == 0)
             parts.append(f"{result.name}: API calls ran during demo jobs {beside} time(s)")
     if not parts:
-        return "UNTESTED", "needs the mixed scenario on async profiles"
-    verdict = "DEPENDS" if len(outcomes) > 1 else ("CONFIRMED" if True in outcomes else "REFUTED")
+        return ClaimVerdict.UNTESTED, "needs the mixed scenario on async profiles"
+    verdict = (
+        ClaimVerdict.DEPENDS
+        if len(outcomes) > 1
+        else (ClaimVerdict.CONFIRMED if True in outcomes else ClaimVerdict.REFUTED)
+    )
     return verdict, (
         "; ".join(parts) + ". With one worker async def does serialize them -- by blocking the whole event loop, "
         "/health included; with several workers the API runs on another worker meanwhile."
     )
 
 
-def _claim5(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
-    found = _find(results, "mixed", mode="async", workers=1)
+def _claim5(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
+    found = _find(results, "mixed", mode=HandlerMode.ASYNC, workers=1)
     if not found:
-        return "UNTESTED", "needs the mixed scenario on a 1-worker async profile"
+        return ClaimVerdict.UNTESTED, "needs the mixed scenario on a 1-worker async profile"
     overtakes = 0
     total = 0
     for _result, scenario in found:
-        demo = metrics.work_records(scenario.records, kinds=("demo",))
-        api = metrics.work_records(scenario.records, kinds=("api",))
+        demo = metrics.work_records(scenario.records, kinds=(Kind.DEMO,))
+        api = metrics.work_records(scenario.records, kinds=(Kind.API,))
         total += len(api)
         overtakes += sum(
             1 for a in api if any(d.sent_ns < a.sent_ns and (a.start_ns or 0) < (d.start_ns or 0) for d in demo)
         )
     name = found[0][0].name
     if overtakes:
-        return "CONFIRMED", (
+        return ClaimVerdict.CONFIRMED, (
             f"{name}: {overtakes} of {total} API calls sent after a demo click started before it: the API request "
             "enters the event loop directly while the click waits in Gradio's queue."
         )
     return (
-        "DEPENDS",
+        ClaimVerdict.DEPENDS,
         f"{name}: not observed in {total} API calls; it needs the click still queued when the call arrives.",
     )
 
 
-def _claim6(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
-    found = _find(results, "sleep", mode="async", workers=1) + _find(results, "mixed", mode="async", workers=1)
-    if not found:
-        return "UNTESTED", "needs the sleep or mixed scenario on a 1-worker async profile"
-    result, scenario = max(
-        found, key=lambda f: max((r.latency_s for r in f[1].records if r.kind != "health"), default=0)
+def _claim6(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
+    found = _find(results, "sleep", mode=HandlerMode.ASYNC, workers=1) + _find(
+        results, "mixed", mode=HandlerMode.ASYNC, workers=1
     )
-    latencies = [r.latency_s for r in scenario.records if r.kind in ("api", "demo")]
+    if not found:
+        return ClaimVerdict.UNTESTED, "needs the sleep or mixed scenario on a 1-worker async profile"
+    result, scenario = max(
+        found, key=lambda f: max((r.latency_s for r in f[1].records if r.kind != Kind.HEALTH), default=0)
+    )
+    latencies = [r.latency_s for r in scenario.records if r.kind in WORK_KINDS]
     worst = max(latencies, default=0.0)
     waited = worst - scenario.seconds
     health = metrics.health_latencies(scenario.records)
     ok = waited >= scenario.seconds * (1 - REL_TOLERANCE)
-    return ("CONFIRMED" if ok else "REFUTED"), (
+    return (ClaimVerdict.CONFIRMED if ok else ClaimVerdict.REFUTED), (
         f"{result.name} ({scenario.scenario}): {scenario.seconds:g}s of work took up to {worst:.2f}s for the client "
         f"({waited:.2f}s waiting inside the server); /health waited up to {max(health, default=0):.2f}s. A client "
         "timeout shorter than the queue behind a blocked loop fails."
     )
 
 
-def _parallel_claim(results: Sequence[ProfileResult], cores: int, backend: str) -> tuple[str, str]:
+def _parallel_claim(results: Sequence[ProfileResult], cores: int, backend: str) -> tuple[ClaimVerdict, str]:
     """Parallel efficiency of a 3-worker CPU burst: CPU-seconds / (makespan x min(workers used, cores)).
 
     Judged on its substance: parallelism across worker processes is real up
@@ -188,7 +208,7 @@ def _parallel_claim(results: Sequence[ProfileResult], cores: int, backend: str) 
     """
     found = _find(results, "cpu", workers=3, backend=backend)
     if not found:
-        return "UNTESTED", f"needs the cpu scenario on a 3-worker {backend} profile"
+        return ClaimVerdict.UNTESTED, f"needs the cpu scenario on a 3-worker {backend} profile"
     efficiencies: list[float] = []
     speedups: list[float] = []
     rows: list[str] = []
@@ -204,7 +224,7 @@ def _parallel_claim(results: Sequence[ProfileResult], cores: int, backend: str) 
         per_worker = ", ".join(f"{s:.2f}" for s in sorted(scenario.cpu_seconds.values(), reverse=True))
         rows.append(f"{cpu:.2f} CPU-s in {span:.2f}s on {used} worker(s) (CPU-s per worker {per_worker or '?'})")
     if not efficiencies:
-        return "UNTESTED", f"no attributed CPU work on a 3-worker {backend} profile"
+        return ClaimVerdict.UNTESTED, f"no attributed CPU work on a 3-worker {backend} profile"
     eff, speedup = statistics.median(efficiencies), statistics.median(speedups)
     spread = f"{min(efficiencies):.0%}-{max(efficiencies):.0%}" if len(efficiencies) > 1 else f"{eff:.0%}"
     evidence = (
@@ -217,11 +237,11 @@ def _parallel_claim(results: Sequence[ProfileResult], cores: int, backend: str) 
     )
     pids_used = max((len(metrics.counts_by_pid(sc.records)) for _, sc in found), default=0)
     if pids_used >= 2 and concurrent < 2:
-        return "REFUTED", evidence + ". The worker processes never ran their CPU work at the same time."
+        return ClaimVerdict.REFUTED, evidence + ". The worker processes never ran their CPU work at the same time."
     if cores >= 3 and speedup >= 3 * (1 - REL_TOLERANCE):
-        return "CONFIRMED", evidence
+        return ClaimVerdict.CONFIRMED, evidence
     if pids_used < 2:
-        return "DEPENDS", evidence + (
+        return ClaimVerdict.DEPENDS, evidence + (
             ". On the kernel's spread: it put every connection on one worker, so nothing ran in parallel."
         )
     reason = (
@@ -230,21 +250,26 @@ def _parallel_claim(results: Sequence[ProfileResult], cores: int, backend: str) 
         if cores < 3
         else "the processes overlapped, but other load on the machine held the speed-up below 3"
     )
-    return "DEPENDS", evidence + f". On the machine: {reason}, and the kernel putting one connection on each worker."
+    return (
+        ClaimVerdict.DEPENDS,
+        evidence + f". On the machine: {reason}, and the kernel putting one connection on each worker.",
+    )
 
 
-def _claim7(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+def _claim7(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
     return _parallel_claim(results, cores, "uvicorn")
 
 
-def _claim8(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+def _claim8(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
     return _parallel_claim(results, cores, "gunicorn")
 
 
-def _claim9(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
-    gunicorn_async = [r for r in results if r.profile["backend"] == "gunicorn" and r.profile["mode"] == "async"]
+def _claim9(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
+    gunicorn_async = [
+        r for r in results if r.profile.backend == "gunicorn" and r.profile.handler_mode == HandlerMode.ASYNC
+    ]
     if not gunicorn_async:
-        return "UNTESTED", "needs a gunicorn async profile"
+        return ClaimVerdict.UNTESTED, "needs a gunicorn async profile"
     burst_timeouts = 0
     timeout_kills = 0
     timeout_runs = 0
@@ -256,13 +281,13 @@ def _claim9(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
                 timeout_kills += count
             else:
                 burst_timeouts += count
-    timeout_s = gunicorn_async[0].profile["timeout"]
+    timeout_s = gunicorn_async[0].profile.timeout
     if timeout_runs == 0 and burst_timeouts == 0:
-        return "DEPENDS", (
+        return ClaimVerdict.DEPENDS, (
             f"no WORKER TIMEOUT in short bursts; it needs a loop blocked past timeout={timeout_s:g}s "
             "(run the timeout scenario)"
         )
-    return "DEPENDS", (
+    return ClaimVerdict.DEPENDS, (
         f"WORKER TIMEOUT {timeout_kills} time(s) in {timeout_runs} timeout scenario(s) (one request blocking "
         f"past {timeout_s:g}s), {burst_timeouts} time(s) in ordinary bursts: it happens exactly when one worker's "
         "event loop stays blocked longer than the timeout, e.g. 3 x 10 s requests queued on one worker."
@@ -271,16 +296,16 @@ def _claim9(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
 
 def _claim10(
     results: Sequence[ProfileResult], cores: int, recommendation: Recommendation | None = None
-) -> tuple[str, str]:
+) -> tuple[ClaimVerdict, str]:
     advised = next((r for r in results if r.name == "uvicorn-1-async"), None)
     if advised is None:
-        return "UNTESTED", "needs uvicorn-1-async in the run"
+        return ClaimVerdict.UNTESTED, "needs uvicorn-1-async in the run"
     failed = [v for v in advised.verdicts if not v.passed]
     health = max((max(metrics.health_latencies(s.records), default=0.0) for s in advised.scenarios), default=0.0)
-    rec = recommendation.profile["name"] if recommendation else "none"
+    rec = recommendation.profile.name if recommendation else "none"
     if recommendation is not None and rec == "uvicorn-1-async":
-        return "CONFIRMED", "the probe recommends the same profile"
-    return "REFUTED", (
+        return ClaimVerdict.CONFIRMED, "the probe recommends the same profile"
+    return ClaimVerdict.REFUTED, (
         f"uvicorn-1-async serializes everything by blocking its event loop: /health waited up to {health:.2f}s"
         + (f", {len(failed)} expectation(s) failed" if failed else "")
         + f". Recommended instead: {rec}. concurrency_limit=1 and one model per worker are sound; the way to "
@@ -318,10 +343,10 @@ def _status_in_advance(scenario: ScenarioResult) -> tuple[int, int]:
     return early, total
 
 
-def _claim11(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+def _claim11(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
     parts: list[str] = []
-    shown: dict[str, tuple[int, int]] = {}
-    for mode in ("async", "sync", "offload"):
+    shown: dict[HandlerMode, tuple[int, int]] = {}
+    for mode in (HandlerMode.ASYNC, HandlerMode.SYNC, HandlerMode.OFFLOAD):
         found = _find(results, "mixed", mode=mode, workers=1)
         counts = [_status_in_advance(s) for _, s in found]
         early, total = sum(c[0] for c in counts), sum(c[1] for c in counts)
@@ -333,21 +358,24 @@ def _claim11(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
             f"{mode}: {early} of {total} waiting clicks got their queue position while a job ran "
             f"(first status {statistics.median(delays) * 1000:.0f} ms after the click, median)"
         )
-    if "async" not in shown:
-        return "UNTESTED", "needs the mixed scenario on a 1-worker async profile with clicks waiting in the queue"
+    if HandlerMode.ASYNC not in shown:
+        return (
+            ClaimVerdict.UNTESTED,
+            "needs the mixed scenario on a 1-worker async profile with clicks waiting in the queue",
+        )
     evidence = "; ".join(parts) + (
         ". Gradio sends queue position and ETA from the event loop; an async handler doing blocking work holds "
         "that loop, so waiting users learn their place only when the running job ends"
     )
-    if shown["async"][0] == 0:
-        return "CONFIRMED", evidence + " (true of async only: sync and offload show it in advance)."
-    return "REFUTED", evidence + "."
+    if shown[HandlerMode.ASYNC][0] == 0:
+        return ClaimVerdict.CONFIRMED, evidence + " (true of async only: sync and offload show it in advance)."
+    return ClaimVerdict.REFUTED, evidence + "."
 
 
-def _claim12(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
+def _claim12(results: Sequence[ProfileResult], cores: int) -> tuple[ClaimVerdict, str]:
     found = [(r, s) for r in results for s in r.scenarios if s.scenario == "noawait"]
     if not found:
-        return "UNTESTED", "needs the noawait scenario (the lab route) on a 1-worker profile"
+        return ClaimVerdict.UNTESTED, "needs the noawait scenario (the lab route) on a 1-worker profile"
     result, scenario = found[0]
     by_index = {r.index: r for r in scenario.records if r.kind != Kind.HEALTH}
     lone, demo, api = by_index.get(0), by_index.get(1), by_index.get(2)
@@ -371,13 +399,13 @@ def _claim12(results: Sequence[ProfileResult], cores: int) -> tuple[str, str]:
             if lone is not None and not lone.ok
             else ""
         )
-        return "CONFIRMED", evidence + "." + nuance
+        return ClaimVerdict.CONFIRMED, evidence + "." + nuance
     if together_failed:
-        return "DEPENDS", evidence + ". The calls fail, with another error than the write-up names."
-    return "REFUTED", evidence + ". The calls did not fail."
+        return ClaimVerdict.DEPENDS, evidence + ". The calls fail, with another error than the write-up names."
+    return ClaimVerdict.REFUTED, evidence + ". The calls did not fail."
 
 
-_JUDGES: tuple[Callable[[Sequence[ProfileResult], int], tuple[str, str]], ...] = (
+_JUDGES: tuple[Callable[[Sequence[ProfileResult], int], tuple[ClaimVerdict, str]], ...] = (
     _claim1,
     _claim2,
     _claim3,
@@ -398,11 +426,7 @@ def judge_claims(results: Sequence[ProfileResult], *, cores: int, recommendation
     judges = (*_JUDGES[:9], lambda r, c: _claim10(r, c, recommendation), *_JUDGES[9:])
     for number, (text, judge) in enumerate(zip(CLAIMS, judges, strict=True), start=1):
         verdict, evidence = judge(results, cores)
-        claims.append(
-            Claim(
-                number=number, text=text, verdict=ClaimVerdict(verdict), evidence=evidence, summary=summarize(evidence)
-            )
-        )
+        claims.append(Claim(number=number, text=text, verdict=verdict, evidence=evidence, summary=summarize(evidence)))
     return claims
 
 

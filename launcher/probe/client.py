@@ -29,7 +29,7 @@ import aiohttp
 
 from launcher import interrupts
 from launcher.asgi import PID_HEADER, parse_timing
-from launcher.probe.model import QueueStatus, RequestRecord
+from launcher.probe.model import Kind, QueueStatus, RequestRecord
 
 HEALTH_INTERVAL_S = 0.05
 _ATTRIBUTION_KEYS = ("pid", "thread", "start_ns", "end_ns", "in_flight", "pipeline_start_ns", "pipeline_end_ns")
@@ -42,7 +42,7 @@ class RequestSpec:
     """One request of a burst."""
 
     kind: str
-    """``api`` or ``demo``."""
+    """:attr:`Kind.API` or :attr:`Kind.DEMO` (a plain string is one too: Kind is a StrEnum)."""
     work: str
     path: str = ""
     """API: path and query, e.g. ``/test1?seconds=1``."""
@@ -193,7 +193,7 @@ async def _api_request(
                 body = None
             error = None if response.status < 400 else f"http_{response.status}"
             return RequestRecord(
-                kind="api",
+                kind=Kind.API,
                 work=spec.work,
                 index=index,
                 sent_ns=sent,
@@ -206,7 +206,7 @@ async def _api_request(
             )
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return RequestRecord(
-            kind="api",
+            kind=Kind.API,
             work=spec.work,
             index=index,
             sent_ns=sent,
@@ -252,7 +252,7 @@ def _demo_click(
 
     def record(sent: int, **outcome: Any) -> RequestRecord:
         return RequestRecord(
-            kind="demo", work=spec.work, index=index, sent_ns=sent, received_ns=time.monotonic_ns(), **outcome
+            kind=Kind.DEMO, work=spec.work, index=index, sent_ns=sent, received_ns=time.monotonic_ns(), **outcome
         )
 
     _record_queue_steps()
@@ -314,7 +314,7 @@ async def _poll_health(base_url: str, stop: asyncio.Event, records: list[Request
                 fields = {"error": error_class(exc)}
             records.append(
                 RequestRecord(
-                    kind="health", work=None, index=index, sent_ns=sent, received_ns=time.monotonic_ns(), **fields
+                    kind=Kind.HEALTH, work=None, index=index, sent_ns=sent, received_ns=time.monotonic_ns(), **fields
                 )
             )
 
@@ -350,8 +350,8 @@ async def run_burst(
     """
     raise_fd_limit(4 * len(specs) + 256)
     loop = asyncio.get_running_loop()
-    demo_specs = [(i, s) for i, s in enumerate(specs) if s.kind == "demo"]
-    api_specs = [(i, s) for i, s in enumerate(specs) if s.kind == "api"]
+    demo_specs = [(i, s) for i, s in enumerate(specs) if s.kind == Kind.DEMO]
+    api_specs = [(i, s) for i, s in enumerate(specs) if s.kind == Kind.API]
     line = _StartLine()
     health_records: list[RequestRecord] = []
     stop = asyncio.Event()

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from launcher.probe import metrics
-from launcher.probe.model import LogEvent, ScenarioResult, Verdict
+from launcher.probe.model import WORK_KINDS, Kind, LogEvent, ScenarioResult, Verdict
 from profiles.model import Profile
 
 THREAD_POOL = 40
@@ -84,7 +84,7 @@ def check_serialized_per_pid(result: ScenarioResult, *, pipeline: bool = False, 
 
 
 def check_overlap_at_most(
-    result: ScenarioResult, limit: int, *, kinds: tuple[str, ...], why: str, what: str
+    result: ScenarioResult, limit: int, *, kinds: tuple[Kind, ...], why: str, what: str
 ) -> Verdict:
     """Within one pid, work of ``kinds`` overlaps at most ``limit``."""
     records = metrics.work_records(result.records, kinds=kinds)
@@ -213,7 +213,7 @@ def check_health_blocked(result: ScenarioResult) -> Verdict:
     work_by_pid = metrics.by_pid(metrics.work_records(result.records))
     blocked = early = 0
     for check in result.records:
-        if check.kind != "health" or not check.ok or check.pid is None:
+        if check.kind != Kind.HEALTH or not check.ok or check.pid is None:
             continue
         for work in work_by_pid.get(check.pid, []):
             start, end = metrics.interval(work)
@@ -236,9 +236,10 @@ def check_health_blocked(result: ScenarioResult) -> Verdict:
 def check_health_fast(result: ScenarioResult) -> Verdict:
     """Sync/offload: /health stays fast throughout the burst."""
     latencies = metrics.health_latencies(result.records)
-    p50 = metrics.percentile(latencies, 0.5)
-    p99 = metrics.percentile(latencies, 0.99)
-    failed = len([r for r in result.records if r.kind == "health" and not r.ok])
+    # No answered check reads "0 ms over 0 checks"; the verdict below asks for some checks.
+    p50 = metrics.percentile(latencies, 50) or 0.0
+    p99 = metrics.percentile(latencies, 99) or 0.0
+    failed = len([r for r in result.records if r.kind == Kind.HEALTH and not r.ok])
     # The median, not the p99: on this shared 2-core machine one slow check in a burst (the
     # client or the server descheduled) moved an offload profile's p99 from 13 ms to 394 ms
     # between runs while its median stayed under 10 ms. A starved or blocked loop moves the median.
@@ -254,7 +255,7 @@ def check_health_fast(result: ScenarioResult) -> Verdict:
 
 def check_api_not_queued(result: ScenarioResult) -> Verdict:
     """Sync mixed: API calls start at once, beside demo events (concurrency_limit does not bind them)."""
-    api = metrics.work_records(result.records, kinds=("api",))
+    api = metrics.work_records(result.records, kinds=(Kind.API,))
     waits = [((r.start_ns or 0) - r.sent_ns) / 1e9 for r in api]
     worst = max(waits, default=0.0)
     return _verdict(
@@ -268,7 +269,7 @@ def check_api_not_queued(result: ScenarioResult) -> Verdict:
 
 def check_demo_queue(result: ScenarioResult, workers: int) -> Verdict:
     """Demo clicks: with one worker all complete; with several, a split queue is a known failure."""
-    demo = [r for r in result.records if r.kind == "demo"]
+    demo = [r for r in result.records if r.kind == Kind.DEMO]
     split = len([r for r in demo if r.error == "queue_split"])
     other = len([r for r in demo if not r.ok and r.error != "queue_split"])
     if workers == 1:
@@ -295,7 +296,7 @@ def timeout_events(events: Sequence[LogEvent]) -> list[LogEvent]:
 
 def check_gunicorn_timeout(result: ScenarioResult, profile: Profile) -> list[Verdict]:
     """gunicorn: a blocked loop past the timeout is killed; a sync sleep past it completes."""
-    api = [r for r in result.records if r.kind == "api"]
+    api = [r for r in result.records if r.kind == Kind.API]
     timeouts = timeout_events(result.log_events)
     observed = f"{len(timeouts)} WORKER TIMEOUT line(s); request: " + ", ".join(
         r.error or f"HTTP {r.status} after {r.latency_s:.1f}s" for r in api
@@ -323,7 +324,7 @@ def check_gunicorn_timeout(result: ScenarioResult, profile: Profile) -> list[Ver
 
 def check_noawait_fails(result: ScenarioResult) -> Verdict:
     """The lab route returns an un-awaited coroutine: every call to it fails, alone or together."""
-    calls = [r for r in result.records if r.kind in ("api", "demo")]
+    calls = [r for r in result.records if r.kind in WORK_KINDS]
     failed = [r for r in calls if not r.ok]
     return _verdict(
         result.scenario,
@@ -354,7 +355,7 @@ def expectations(profile: Profile, result: ScenarioResult, *, cores: int) -> lis
             )
         ]
     # Liveness is judged only where /health was polled (scenario ``liveness``).
-    polled = any(r.kind == "health" for r in result.records)
+    polled = any(r.kind == Kind.HEALTH for r in result.records)
     multi_demo = ("queue_split",) if profile.workers > 1 else ()
     verdicts.append(check_no_errors(result, allow=multi_demo if scenario == "mixed" else ()))
     verdicts.append(check_no_worker_lost(result))
@@ -381,7 +382,7 @@ def expectations(profile: Profile, result: ScenarioResult, *, cores: int) -> lis
             check_overlap_at_most(
                 result,
                 profile.limiter,
-                kinds=("api", "demo"),
+                kinds=WORK_KINDS,
                 what="offloaded requests (demo and API together)",
                 why="one CapacityLimiter per process is shared by the demo and the API",
             )
@@ -397,7 +398,7 @@ def expectations(profile: Profile, result: ScenarioResult, *, cores: int) -> lis
                 check_overlap_at_most(
                     result,
                     profile.concurrency_limit,
-                    kinds=("demo",),
+                    kinds=(Kind.DEMO,),
                     what="demo events",
                     why="Gradio's queue runs at most concurrency_limit events of a button per process",
                 )

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.probe import metrics
-from launcher.probe.model import ProbeRun, ProfileResult, RequestRecord, ScenarioResult, Verdict
+from launcher.probe.model import Kind, ProbeRun, ProfileResult, RequestRecord, ScenarioResult, Status, Verdict
 
 # Geometry of a timeline, in SVG pixels.
 LABEL_WIDTH = 190
@@ -249,9 +249,9 @@ def layout(scenario: ScenarioResult, *, x0: float = LABEL_WIDTH, x1: float = LAB
     errors: list[Mark] = []
     health: list[Mark] = []
     for position, r in enumerate(scenario.records):
-        if r.kind == "health" and r.ok:
+        if r.kind == Kind.HEALTH and r.ok:
             health.append(Mark(position, r, "tick", r.sent_ns, max(r.sent_ns, health_answered_ns(r))))
-        elif r.kind != "health" and r.has_work_interval:
+        elif r.kind != Kind.HEALTH and r.has_work_interval:
             assert r.pid is not None and r.start_ns is not None and r.end_ns is not None
             end = max(r.start_ns, r.end_ns)  # never a negative width, whatever a file says
             worker_marks.setdefault(r.pid, []).append(Mark(position, r, "bar", r.start_ns, end))
@@ -318,7 +318,7 @@ def request_title(record: RequestRecord, origin_ns: int) -> str:
             f"pipeline {_s(record.pipeline_start_ns, origin_ns)} → {_s(record.pipeline_end_ns, origin_ns)} "
             f"({(record.pipeline_end_ns - record.pipeline_start_ns) / 1e9:.3f} s)"
         )
-    if record.kind == "health" and record.ok:
+    if record.kind == Kind.HEALTH and record.ok:
         lines.append(f"answered after {metrics.health_latency(record) * 1000:.1f} ms")
     lines.append(
         f"client: sent {_s(record.sent_ns, origin_ns)}, received {_s(record.received_ns, origin_ns)}, "
@@ -536,7 +536,7 @@ def _fit_mark(result: ProfileResult) -> str:
 
 
 def _predicted_mark(result: ProfileResult) -> str:
-    if result.status != "ok":
+    if result.status != Status.OK:
         return f'<span class="fail">{esc(result.status.replace("_", " "))}</span>'
     return '<span class="held">as predicted</span>' if result.passed else '<span class="broken">NOT as predicted</span>'
 
@@ -550,14 +550,8 @@ def _scenario_names(profiles: Iterable[ProfileResult]) -> list[str]:
     return names
 
 
-def _num(figures: dict[str, object], key: str) -> float:
-    value = figures[key]
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
-def _errors(figures: dict[str, object]) -> int:
-    errors = figures["errors"]
-    return sum(errors.values()) if isinstance(errors, dict) else 0
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
 
 
 def _cell_class(verdicts: Sequence[Verdict]) -> str:
@@ -586,8 +580,8 @@ def summary_matrix(run: ProbeRun) -> str:
             out.append(
                 f'<td class="cell {_cell_class(scenario.verdicts)}" data-profile="{esc(result.name)}" '
                 f'data-scenario="{esc(name)}"><a href="#p{p_index}s{s_index}">'
-                f"{_num(figures, 'makespan_s'):.2f} s</a> · overlap {figures['overlap']}<br/>"
-                f"health p99 {_num(figures, 'health_p99_ms'):.0f} ms · errors {_errors(figures)}</td>"
+                f"{figures.makespan_s:.2f} s</a> · overlap {figures.overlap}<br/>"
+                f"health p99 {_ms(figures.health_p99_ms)} · errors {figures.error_count}</td>"
             )
         out.append(f"<td>{_predicted_mark(result)}</td>")
         unfit = "; ".join(result.assessment.unfit) if result.assessment else ""
@@ -610,7 +604,7 @@ def recommendation_html(run: ProbeRun) -> str:
     if rec is None:
         return '<div class="recommendation">No profile is fit to serve in this run; nothing is recommended.</div>'
     out = [
-        f'<div class="recommendation"><p><strong>Recommended: {esc(rec.profile.get("name", "?"))}</strong>'
+        f'<div class="recommendation"><p><strong>Recommended: {esc(rec.profile.name)}</strong>'
         + (f" (tie: {esc(', '.join(rec.tied))})" if rec.tied else "")
         + f" — {esc(rec.why)}.</p>"
     ]
@@ -659,18 +653,14 @@ def expectations_html(result: ProfileResult) -> str:
 def scenario_html(result: ProfileResult, scenario: ScenarioResult, anchor: str) -> str:
     """One burst: its figures, its timeline and what the server's log said."""
     figures = metrics.summary(scenario.records)
-    per_pid = figures["count_by_pid"]
-    per_pid_text = (
-        ", ".join(f"pid {pid}: {count}" for pid, count in per_pid.items()) if isinstance(per_pid, dict) else ""
-    )
-    errors = figures["errors"]
-    error_text = ", ".join(f"{name}: {count}" for name, count in errors.items()) if isinstance(errors, dict) else ""
+    per_pid_text = ", ".join(f"pid {pid}: {count}" for pid, count in figures.count_by_pid.items())
+    error_text = ", ".join(f"{name}: {count}" for name, count in figures.errors.items())
     out = [
         f'<section class="scenario" id="{anchor}"><h3>{esc(result.name)} · {esc(scenario.scenario)}</h3>',
         f'<p class="figures">{scenario.n} requests of {scenario.seconds:g} s · makespan '
-        f"{_num(figures, 'makespan_s'):.2f} s · max overlap {figures['overlap']}"
+        f"{figures.makespan_s:.2f} s · max overlap {figures.overlap}"
         + (f" · served {esc(per_pid_text)}" if per_pid_text else "")
-        + f" · /health p99 {_num(figures, 'health_p99_ms'):.0f} ms over {figures['health_checks']} checks"
+        + f" · /health p99 {_ms(figures.health_p99_ms)} over {figures.health_checks} checks"
         + (f" · errors: {esc(error_text)}" if error_text else "")
         + "</p>",
     ]
@@ -688,7 +678,7 @@ def scenario_html(result: ProfileResult, scenario: ScenarioResult, anchor: str) 
 
 def demo_steps_html(scenario: ScenarioResult) -> str:
     """Which process answered each step of every demo click: the evidence of a split Gradio queue."""
-    clicks = [r for r in scenario.records if r.kind == "demo"]
+    clicks = [r for r in scenario.records if r.kind == Kind.DEMO]
     if not clicks:
         return ""
     out = [
@@ -712,10 +702,10 @@ def demo_steps_html(scenario: ScenarioResult) -> str:
 
 def profile_html(result: ProfileResult, p_index: int) -> str:
     """One profile: its expectations and one timeline per burst."""
-    description = str(result.profile.get("description", "") or "")
-    facts = [f"backend {result.profile.get('backend', '?')}", f"workers {result.profile.get('workers', '?')}"]
-    facts.append(f"mode {result.profile.get('mode', '?')}")
-    facts.append(f"concurrency_limit {result.profile.get('concurrency_limit', '?')}")
+    profile = result.profile
+    description = profile.description
+    facts = [f"backend {profile.backend}", f"workers {profile.workers}", f"mode {profile.mode}"]
+    facts.append(f"concurrency_limit {profile.concurrency_limit}")
     if result.ready_seconds is not None:
         facts.append(f"ready in {result.ready_seconds:.2f} s")
     if result.stop_seconds is not None:
@@ -733,7 +723,7 @@ def profile_html(result: ProfileResult, p_index: int) -> str:
     if description:
         out.append(f"<p>{esc(description)}</p>")
     out.append(f'<p class="meta">{esc(" · ".join(facts))}</p>')
-    if result.status != "ok":
+    if result.status != Status.OK:
         out.append(f"<p><strong>{esc(result.status.replace('_', ' '))}</strong>: {esc(result.error or '')}</p>")
         if result.log_tail:
             out.append(f"<pre>{esc(result.log_tail)}</pre>")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from launcher.errors import ConfigError
 from launcher.probe.claims import judge_claims
-from launcher.probe.model import Claim, ProbeRun, ProfileResult, Recommendation, ResultFileError
+from launcher.probe.model import Claim, ProbeRun, ProfileResult, Recommendation
 from launcher.probe.recommend import recommend
 
 
@@ -28,8 +28,7 @@ def select_profiles(run: ProbeRun, spec: str | None) -> ProbeRun:
 
     The claims and the recommendation are judged again over the profiles
     kept, so that every part of the report speaks of the same profiles.
-    :class:`ConfigError` names a part that matches no profile of the run;
-    :class:`ResultFileError` says the file's profiles cannot be judged.
+    :class:`ConfigError` names a part that matches no profile of the run.
     """
     if not spec:
         return run
@@ -48,11 +47,6 @@ def select_profiles(run: ProbeRun, spec: str | None) -> ProbeRun:
         raise ConfigError(f"no profile named in {spec!r}")
     profiles = tuple(p for p in run.profiles if p.name in keep)
     cores = run.machine.get("cores")
-    try:
-        claims, recommendation = judge(profiles, cores=cores if isinstance(cores, int) and cores > 0 else 1)
-    except (KeyError, TypeError, ValueError) as exc:
-        # The profile dicts are free-form in the file; judging needs their usual fields.
-        raise ResultFileError(
-            f"malformed launch probe result: cannot judge its profiles again ({type(exc).__name__}: {exc})"
-        ) from None
+    # The reader checked each profile like a profiles file's: judging needs nothing more.
+    claims, recommendation = judge(profiles, cores=cores if isinstance(cores, int) and cores > 0 else 1)
     return dataclasses.replace(run, profiles=profiles, claims=tuple(claims), recommendation=recommendation)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from launcher.probe.model import RequestRecord
+from launcher.probe.model import WORK_KINDS, Kind, RequestRecord
 
 OVERLAP_EPSILON_NS = 1_000_000
 """Intervals that merely touch (one ends, the next starts within 1 ms) do not overlap."""
 
 
-def work_records(records: Iterable[RequestRecord], *, kinds: tuple[str, ...] = ("api", "demo")) -> list[RequestRecord]:
+def work_records(records: Iterable[RequestRecord], *, kinds: tuple[Kind, ...] = WORK_KINDS) -> list[RequestRecord]:
     """Requests of ``kinds`` whose work interval the server reported."""
     return [r for r in records if r.kind in kinds and r.has_work_interval]
 
@@ -66,7 +67,7 @@ def counts_by_pid(records: Iterable[RequestRecord]) -> dict[int, int]:
 
 def makespan_s(records: Sequence[RequestRecord]) -> float:
     """From the first work request sent to the last one answered (failed ones included)."""
-    work = [r for r in records if r.kind in ("api", "demo")]
+    work = [r for r in records if r.kind in WORK_KINDS]
     if not work:
         return 0.0
     return (max(r.received_ns for r in work) - min(r.sent_ns for r in work)) / 1e9
@@ -80,13 +81,18 @@ def span_s(records: Sequence[RequestRecord]) -> float:
     return (max(interval(r)[1] for r in work) - min(interval(r)[0] for r in work)) / 1e9
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile (0..1) by the nearest-rank method; 0 for no values."""
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """The ``p``-th percentile (``p`` in 0..100, as in "p99") of ``values`` by the nearest rank; None for no values.
+
+    The one percentile of the project (the probe, capacity, the benchmarks). Nearest rank: always one
+    of the values, never an interpolation between two. None, not 0, when there is nothing to rank:
+    no figure is not a fast one.
+    """
     if not values:
-        return 0.0
+        return None
     ordered = sorted(values)
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
 
 
 def health_latency(record: RequestRecord) -> float:
@@ -103,24 +109,52 @@ def health_latency(record: RequestRecord) -> float:
 
 def health_latencies(records: Iterable[RequestRecord]) -> list[float]:
     """Latencies (s) of the health checks that were answered."""
-    return [health_latency(r) for r in records if r.kind == "health" and r.ok]
+    return [health_latency(r) for r in records if r.kind == Kind.HEALTH and r.ok]
 
 
-def errors_by_class(records: Iterable[RequestRecord], *, kinds: tuple[str, ...] = ("api", "demo")) -> dict[str, int]:
+def errors_by_class(records: Iterable[RequestRecord], *, kinds: tuple[Kind, ...] = WORK_KINDS) -> dict[str, int]:
     """Failed requests of ``kinds`` counted by error class."""
     return dict(Counter(r.error or f"http_{r.status}" for r in records if r.kind in kinds and not r.ok))
 
 
-def summary(records: Sequence[RequestRecord]) -> dict[str, object]:
-    """The figures the report shows for one burst."""
+@dataclass(frozen=True, kw_only=True)
+class BurstSummary:
+    """The figures the reports show for one burst (derived, never stored: the records are)."""
+
+    makespan_s: float
+    overlap: int
+    """The most work requests running at once."""
+    overlap_by_pid: dict[int, int]
+    count_by_pid: dict[int, int]
+    """Work requests each pid served."""
+    health_p99_ms: float | None
+    """None when no health check was answered."""
+    health_max_ms: float | None
+    health_checks: int
+    """Health checks sent, answered or not."""
+    errors: dict[str, int]
+    """Failed work requests by error class."""
+
+    @property
+    def error_count(self) -> int:
+        """Failed work requests."""
+        return sum(self.errors.values())
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+def summary(records: Sequence[RequestRecord]) -> BurstSummary:
+    """The figures the reports show for one burst."""
     health = health_latencies(records)
-    return {
-        "makespan_s": round(makespan_s(records), 3),
-        "overlap": max_overlap(interval(r) for r in work_records(records)),
-        "overlap_by_pid": overlap_by_pid(records),
-        "count_by_pid": counts_by_pid(records),
-        "health_p99_ms": round(percentile(health, 0.99) * 1000, 1),
-        "health_max_ms": round(max(health, default=0.0) * 1000, 1),
-        "health_checks": len([r for r in records if r.kind == "health"]),
-        "errors": errors_by_class(records),
-    }
+    return BurstSummary(
+        makespan_s=makespan_s(records),
+        overlap=max_overlap(interval(r) for r in work_records(records)),
+        overlap_by_pid=overlap_by_pid(records),
+        count_by_pid=counts_by_pid(records),
+        health_p99_ms=_ms(percentile(health, 99)),
+        health_max_ms=_ms(max(health, default=None)),
+        health_checks=len([r for r in records if r.kind == Kind.HEALTH]),
+        errors=errors_by_class(records),
+    )

@@ -6,12 +6,18 @@ All times are ``time.monotonic_ns()`` values: on Linux one clock for every
 process, so client send/receive times and the server's work start/end can be
 compared directly.
 
-JSON schema ``launch.probe`` version 1 (see :func:`run_to_json`)::
+JSON schema ``launch.probe`` version 2 (see :func:`run_to_json`)::
 
-    {"schema": "launch.probe", "schema_version": 1, "complete": bool,
+    {"schema": "launch.probe", "schema_version": 2, "complete": bool,
      "created": ISO-8601, "machine": {...}, "options": {...},
      "profiles": [ProfileResult...], "claims": [Claim...],
      "recommendation": Recommendation | null}
+
+A profile object (``profiles[i].profile``, ``recommendation.profile``) holds
+exactly the fields of :class:`profiles.Profile` and is read back as one,
+validated like a profiles file's; ``status``, ``kind``, ``liveness`` and
+``verdict`` are the closed sets of the enums below. Version 1 (profile objects
+free-form) is read through :func:`_from_v1`; other versions are refused.
 """
 
 from __future__ import annotations
@@ -20,18 +26,24 @@ import dataclasses
 import enum
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
+from pydantic_core import PydanticCustomError
+
+from launcher.errors import ConfigError
+from profiles.model import DEFAULT_MAX_ONGOING_REQUESTS, FIELDS, Profile, ProfileError
 
 SCHEMA = "launch.probe"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The version this launch writes; it reads this one and, through a migration step, version 1."""
 
 
-class ResultFileError(ValueError):
-    """A result file is unreadable, truncated, foreign or of a newer schema."""
+class ResultFileError(ConfigError):
+    """A result file is unreadable, truncated, foreign, malformed or of a schema version this launch does not read."""
 
 
 class Status(enum.StrEnum):
@@ -50,6 +62,10 @@ class Kind(enum.StrEnum):
     API = "api"
     DEMO = "demo"
     HEALTH = "health"
+
+
+WORK_KINDS: tuple[Kind, ...] = (Kind.API, Kind.DEMO)
+"""The kinds that carry work (a health check carries none)."""
 
 
 class Liveness(enum.StrEnum):
@@ -75,6 +91,29 @@ class ClaimVerdict(enum.StrEnum):
     UNTESTED = "UNTESTED"
 
 
+def _result_profile(value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Profile:
+    # A result records the set-up that ran: every field of it (not today's defaults), none that this launch
+    # does not know (it could neither describe nor redeploy that set-up), each value as a profiles file must
+    # hold it. Profile's own checks raise ProfileError, which pydantic lets through without its place in the
+    # file (it is no ValueError): it becomes a located validation error here.
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(FIELDS))
+        if unknown:
+            raise PydanticCustomError("profile_field", "unknown field {field}", {"field": repr(unknown[0])})
+        missing = [key for key in FIELDS if key not in value]
+        if missing:
+            raise PydanticCustomError("profile_field", "missing field {field}", {"field": repr(missing[0])})
+    try:
+        profile: Profile = handler(value)
+    except ProfileError as exc:
+        raise PydanticCustomError("profile_value", "{problem}", {"problem": str(exc)}) from None
+    return profile
+
+
+ResultProfile = Annotated[Profile, pydantic.WrapValidator(_result_profile)]
+"""A :class:`profiles.Profile` as a result file holds it: an object of exactly its fields."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class QueueStatus:
     """One queue-status message a waiting demo client received, with when it arrived."""
@@ -90,8 +129,7 @@ class QueueStatus:
 class RequestRecord:
     """One request of a burst as the client saw it, with the server's attribution."""
 
-    kind: str
-    """``api``, ``demo`` or ``health``."""
+    kind: Kind
     work: str | None
     """``sleep``, ``cpu``, ``generate``; None for health."""
     index: int
@@ -183,7 +221,7 @@ class ScenarioResult:
     @property
     def unit_s(self) -> float:
         """CPU seconds of one request's work: measured (CPU time / requests) when known, else the nominal S."""
-        done = len([r for r in self.records if r.kind in ("api", "demo") and r.ok])
+        done = len([r for r in self.records if r.kind in WORK_KINDS and r.ok])
         if self.cpu_seconds and done:
             return sum(self.cpu_seconds.values()) / done
         return self.seconds
@@ -220,7 +258,7 @@ class Assessment:
     """Why it is not fit to serve, one reason per entry (empty when fit)."""
     hazards: tuple[str, ...] = ()
     """Structural hazards: evidence even in a run where nothing failed (e.g. a demo split over processes)."""
-    liveness: str = Liveness.UNKNOWN
+    liveness: Liveness = Liveness.UNKNOWN
     liveness_evidence: str = ""
     makespan: Figure | None = None
     """Total makespan of the bursts (timeout scenario excluded), per repeat."""
@@ -234,10 +272,9 @@ class Assessment:
 class ProfileResult:
     """Everything measured for one profile."""
 
-    profile: dict[str, Any]
+    profile: ResultProfile
     source: str | None
-    status: str
-    """``ok``, ``did_not_start``, ``interrupted``."""
+    status: Status
     ready_seconds: float | None = None
     pids: tuple[int, ...] = ()
     launcher_pid: int | None = None
@@ -255,8 +292,8 @@ class ProfileResult:
 
     @property
     def name(self) -> str:
-        """The profile's name (``?`` in a file that lacks it)."""
-        return str(self.profile.get("name", "?"))
+        """The profile's name."""
+        return self.profile.name
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -280,8 +317,7 @@ class Claim:
 
     number: int
     text: str
-    verdict: str
-    """``CONFIRMED``, ``REFUTED``, ``DEPENDS`` or ``UNTESTED``."""
+    verdict: ClaimVerdict
     evidence: str
     summary: str = ""
     """The evidence in one short line, for the default terminal output."""
@@ -291,7 +327,7 @@ class Claim:
 class Recommendation:
     """The profile to deploy, and why the others lost."""
 
-    profile: dict[str, Any]
+    profile: ResultProfile
     source: str | None
     ready_seconds: float | None
     why: str
@@ -400,7 +436,43 @@ def _one_line_error(exc: pydantic.ValidationError) -> str:
     return f"malformed launch probe result: {line}"
 
 
-def _check_header(data: Any) -> None:
+_ADDED_IN_V1: dict[str, Any] = {"max_ongoing_requests": DEFAULT_MAX_ONGOING_REQUESTS}
+"""Profile fields added while version 1 was written, with the value a run had before: files written
+before lack them. (Ray Serve's own default: no earlier profile set it.)"""
+
+
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 to 2: a profile object holds every field of the profile.
+
+    Version 1 read profile objects as free-form dicts, so its older files lack
+    the fields added since (:data:`_ADDED_IN_V1`): they get the value those runs
+    had. Anything else stays as written, for version 2's checks: every other
+    field was always written, and a key no profile has is refused.
+    """
+
+    def complete(profile: Any) -> Any:
+        if not isinstance(profile, dict):
+            return profile  # refused by the validator, with its place
+        return {**_ADDED_IN_V1, **profile}
+
+    migrated = {**data, "schema_version": 2}
+    profiles = data.get("profiles")
+    if isinstance(profiles, list):
+        migrated["profiles"] = [
+            {**p, "profile": complete(p["profile"])} if isinstance(p, dict) and "profile" in p else p for p in profiles
+        ]
+    recommendation = data.get("recommendation")
+    if isinstance(recommendation, dict) and "profile" in recommendation:
+        migrated["recommendation"] = {**recommendation, "profile": complete(recommendation["profile"])}
+    return migrated
+
+
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1}
+"""For each older version that is still read, the step to the next version."""
+
+
+def _check_header(data: Any) -> int:
+    """The file's schema version, once it is one this launch reads."""
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ResultFileError('not a launch probe result (missing "schema": "launch.probe")')
     version = data.get("schema_version")
@@ -410,6 +482,10 @@ def _check_header(data: Any) -> None:
         raise ResultFileError(
             f"schema_version {version} is newer than this launch understands ({SCHEMA_VERSION}); upgrade launch"
         )
+    if version != SCHEMA_VERSION and version not in _MIGRATIONS:
+        readable = ", ".join(str(v) for v in sorted({*_MIGRATIONS, SCHEMA_VERSION}))
+        raise ResultFileError(f"schema_version {version} is not one this launch reads ({readable})")
+    return version
 
 
 def _validate(text: str | bytes) -> ProbeRun:
@@ -419,10 +495,20 @@ def _validate(text: str | bytes) -> ProbeRun:
         raise ResultFileError(_one_line_error(exc)) from None
 
 
+def _from_data(data: Any, text: str | None = None) -> ProbeRun:
+    """Check the header, bring an older version up to date, validate; ``text``: ``data`` as read, if at hand."""
+    version = _check_header(data)
+    if version == SCHEMA_VERSION and text is not None:
+        return _validate(text)  # straight from the text: no second serialization
+    while version < SCHEMA_VERSION:
+        data = _MIGRATIONS[version](data)
+        version += 1
+    return _validate(json.dumps(data))
+
+
 def run_from_json(data: Any) -> ProbeRun:
     """Rebuild a run from :func:`run_to_json` output; :class:`ResultFileError` (one line) if it is not one."""
-    _check_header(data)
-    return _validate(json.dumps(data))
+    return _from_data(data)
 
 
 def read_run(path: Path) -> ProbeRun:
@@ -456,5 +542,4 @@ def load_run(text: str) -> ProbeRun:
         ) from None
     except RecursionError:
         raise ResultFileError("not a launch probe result (nested too deeply)") from None
-    _check_header(data)
-    return _validate(text)
+    return _from_data(data, text)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from launcher.probe.assess import assess
-from launcher.probe.model import Assessment, ProfileResult, Recommendation
+from launcher.probe.model import Assessment, ProfileResult, Recommendation, Status
 
 TIE_REL = 0.10
 """Relative slack of the tie rule. Within one run here (machine loaded by other jobs), the per-repeat
@@ -40,7 +40,7 @@ def _assessment(result: ProfileResult) -> Assessment:
 def rejection(result: ProfileResult) -> str | None:
     """Why ``result`` cannot be recommended, or None if it qualifies."""
     verdict = _assessment(result)
-    if not verdict.predicted and result.status == "ok":
+    if not verdict.predicted and result.status == Status.OK:
         failed = [v for v in result.verdicts if not v.passed]
         return f"not as predicted: {failed[0].scenario}: {failed[0].expectation} ({failed[0].observed})"
     if not verdict.fit:
@@ -65,7 +65,7 @@ def ties(a: ProfileResult, b: ProfileResult) -> bool:
 
 def stable_key(result: ProfileResult) -> tuple[int, int, str]:
     """The tie-break: fewer processes, then the backend order, then the name."""
-    backend = str(result.profile.get("backend", ""))
+    backend = result.profile.backend
     order = BACKEND_ORDER.index(backend) if backend in BACKEND_ORDER else len(BACKEND_ORDER)
     return (_assessment(result).processes, order, result.name)
 
@@ -96,7 +96,7 @@ def recommend(results: Sequence[ProfileResult]) -> Recommendation | None:
             rejected[other.name] = (
                 f"tie with {best.name} (total makespan {shown} vs {best_figure.median:.2f}s); "
                 f"lost the tie-break: {_assessment(other).processes} process(es), "
-                f"backend {other.profile.get('backend')}"
+                f"backend {other.profile.backend}"
             )
         else:
             rejected[other.name] = f"fit, but slower: total makespan {shown} vs {best_figure.median:.2f}s"

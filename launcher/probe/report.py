@@ -11,10 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from launcher.probe import metrics
-from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult, Status
+from launcher.probe.model import ClaimVerdict, Liveness, ProbeRun, ProfileResult, ScenarioResult, Status
 
-_VERDICT_STYLE = {"CONFIRMED": "green", "REFUTED": "red", "DEPENDS": "yellow", "UNTESTED": "dim"}
-_LIVENESS_STYLE = {"fast": "green", "degraded": "yellow", "blocked": "red"}
+_VERDICT_STYLE = {
+    ClaimVerdict.CONFIRMED: "green",
+    ClaimVerdict.REFUTED: "red",
+    ClaimVerdict.DEPENDS: "yellow",
+    ClaimVerdict.UNTESTED: "dim",
+}
+_LIVENESS_STYLE = {Liveness.FAST: "green", Liveness.DEGRADED: "yellow", Liveness.BLOCKED: "red"}
 
 
 def _mark(passed: bool) -> Text:
@@ -25,8 +30,8 @@ def _mark(passed: bool) -> Text:
 
 def profile_table(result: ProfileResult) -> RenderableType:
     """Expectations of one profile with PASS/FAIL."""
-    title = f"{result.name} — {result.profile.get('description', '')}"
-    if result.status != "ok":
+    title = f"{result.name} — {result.profile.description}"
+    if result.status != Status.OK:
         body = Text(f"{result.status.upper()}: {result.error or ''}\n{result.log_tail}", style="red")
         return Group(Text(title, style="bold"), body)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
@@ -61,15 +66,16 @@ def scenario_names(results: Sequence[ProfileResult]) -> list[str]:
 def scenario_cell(runs: Sequence[ScenarioResult]) -> Text:
     """One profile x scenario cell over its repeats: median makespan (spread) / max overlap / health p99 / errors."""
     figures = [metrics.summary(s.records) for s in runs]
-    makespans = [float(str(f["makespan_s"])) for f in figures]
+    makespans = [f.makespan_s for f in figures]
     median = statistics.median(makespans)
     spread = max(makespans) - min(makespans)
-    overlap = max(int(str(f["overlap"])) for f in figures)
-    p99 = max(float(str(f["health_p99_ms"])) for f in figures)
-    errors = sum(sum(f["errors"].values()) for f in figures if isinstance(f["errors"], dict))
+    overlap = max(f.overlap for f in figures)
+    p99 = max((f.health_p99_ms for f in figures if f.health_p99_ms is not None), default=None)
+    errors = sum(f.error_count for f in figures)
     ok = all(v.passed for s in runs for v in s.verdicts)
     shown = f"{median:.2f}" + (f"±{spread / 2:.2f}" if len(runs) > 1 else "")
-    return Text(f"{shown}/{overlap}/{p99:.0f}/{errors}", style="" if ok else "red")
+    health = "-" if p99 is None else f"{p99:.0f}"
+    return Text(f"{shown}/{overlap}/{health}/{errors}", style="" if ok else "red")
 
 
 def predicted_mark(result: ProfileResult) -> Text:
@@ -104,8 +110,9 @@ def matrix_table(results: Sequence[ProfileResult]) -> Table:
         for name in scenarios:
             runs = [s for s in result.scenarios if s.scenario == name]
             cells.append(scenario_cell(runs) if runs else Text("-"))
-        live = result.assessment.liveness if result.assessment else "-"
-        cells += [predicted_mark(result), fit_mark(result), Text(str(live), style=_LIVENESS_STYLE.get(str(live), ""))]
+        live = result.assessment.liveness if result.assessment else None
+        shown_live = Text(live or "-", style=_LIVENESS_STYLE.get(live, "") if live else "")
+        cells += [predicted_mark(result), fit_mark(result), shown_live]
         table.add_row(*cells)
     return table
 
@@ -144,7 +151,7 @@ def recommendation_text(run: ProbeRun, *, details: bool = False) -> Text:
         }
     else:
         text.append("Recommended: ", style="bold")
-        text.append(str(rec.profile.get("name", "?")), style="bold green")
+        text.append(rec.profile.name, style="bold green")
         if rec.tied:
             text.append(f" (tie: {', '.join(rec.tied)})", style="yellow")
         text.append(f" — {rec.why}.\n")

@@ -38,7 +38,7 @@ from launcher.probe.judge import judge
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
 from launcher.probe.logs import parse_log_events
 from launcher.probe.memory import available_mib, estimate
-from launcher.probe.model import ProbeRun, ProfileResult, ScenarioResult, Status
+from launcher.probe.model import Kind, ProbeRun, ProfileResult, ScenarioResult, Status
 from launcher.server import health_ok
 from profiles.model import Profile
 
@@ -189,7 +189,7 @@ def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[Request
     if not profile.api_prefix:
         return specs
     return [
-        dataclasses.replace(spec, path=profile.api_prefix + spec.path) if spec.kind == "api" and spec.path else spec
+        dataclasses.replace(spec, path=profile.api_prefix + spec.path) if spec.kind == Kind.API and spec.path else spec
         for spec in specs
     ]
 
@@ -197,29 +197,31 @@ def plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[Request
 def _plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[RequestSpec]:
     n, s = options.requests, options.seconds
     if scenario == "sleep":
-        return [RequestSpec(kind="api", work="sleep", path=f"/test1?seconds={s:g}") for _ in range(n)]
+        return [RequestSpec(kind=Kind.API, work="sleep", path=f"/test1?seconds={s:g}") for _ in range(n)]
     if scenario == "cpu":
-        return [RequestSpec(kind="api", work="cpu", path=f"/test2?seconds={options.cpu_s:g}") for _ in range(n)]
+        return [RequestSpec(kind=Kind.API, work="cpu", path=f"/test2?seconds={options.cpu_s:g}") for _ in range(n)]
     if scenario == "generate":
         return [
-            RequestSpec(kind="api", work="generate", path=f"/generate?steps={options.steps}&seed={i}&format=json")
+            RequestSpec(kind=Kind.API, work="generate", path=f"/generate?steps={options.steps}&seed={i}&format=json")
             for i in range(n)
         ]
     if scenario == "mixed":
         # Demo clicks first, API calls 50 ms later: the write-up's experiment,
         # and the order that shows whether a later API call can overtake.
-        demo = [RequestSpec(kind="demo", work="sleep", api_name="/sleep", args=(s,)) for _ in range(n)]
-        api = [RequestSpec(kind="api", work="sleep", path=f"/test1?seconds={s:g}", delay_s=0.05) for _ in range(n)]
+        demo = [RequestSpec(kind=Kind.DEMO, work="sleep", api_name="/sleep", args=(s,)) for _ in range(n)]
+        api = [RequestSpec(kind=Kind.API, work="sleep", path=f"/test1?seconds={s:g}", delay_s=0.05) for _ in range(n)]
         return demo + api
     if scenario == "timeout":
-        return [RequestSpec(kind="api", work="sleep", path=f"/test1?seconds={profile.timeout + TIMEOUT_OVERSHOOT_S:g}")]
+        return [
+            RequestSpec(kind=Kind.API, work="sleep", path=f"/test1?seconds={profile.timeout + TIMEOUT_OVERSHOOT_S:g}")
+        ]
     if scenario == "noawait":
         # One lone API call, then a demo click and an API call at once: does
         # the error need simultaneity, as the write-up says, or only the missing await?
         return [
-            RequestSpec(kind="api", work="noawait", path="/lab/noawait"),
-            RequestSpec(kind="demo", work="noawait", api_name="/lab_noawait", delay_s=0.3),
-            RequestSpec(kind="api", work="noawait", path="/lab/noawait", delay_s=0.3),
+            RequestSpec(kind=Kind.API, work="noawait", path="/lab/noawait"),
+            RequestSpec(kind=Kind.DEMO, work="noawait", api_name="/lab_noawait", delay_s=0.3),
+            RequestSpec(kind=Kind.API, work="noawait", path="/lab/noawait", delay_s=0.3),
         ]
     if scenario == "slowclients":
         return []
@@ -323,9 +325,9 @@ def probe_profile(
     except KeyboardInterrupt:
         results.append(
             ProfileResult(
-                profile=profile.to_dict(),
+                profile=profile,
                 source=str(target.source) if target.source else None,
-                status="interrupted",
+                status=Status.INTERRUPTED,
                 error="interrupted while starting",
                 log_tail=server.log_tail(),
             )
@@ -335,9 +337,9 @@ def probe_profile(
     except StartupError as exc:
         report("did_not_start", str(exc), 0.0)
         result = ProfileResult(
-            profile=profile.to_dict(),
+            profile=profile,
             source=str(target.source) if target.source else None,
-            status="did_not_start",
+            status=Status.DID_NOT_START,
             error=str(exc),
             log_tail=server.log_tail(),
         )
@@ -416,7 +418,7 @@ def _finish(
         interrupts.hold("stop")  # beside the next profile's start, when in the background
         stopped = server.stop()
     final = ProfileResult(
-        profile=profile.to_dict(),
+        profile=profile,
         source=str(target.source) if target.source else None,
         status=status,
         ready_seconds=server.ready_seconds,

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from app.errors import ExitCode, LaunchError
 from app.settings import ENV_PREFIX, MODES, AppSettings, HandlerMode, SettingsError
 
 
@@ -142,5 +143,6 @@ def test_direct_construction_is_validated(changes: dict[str, float], field: str)
         AppSettings(**changes)  # type: ignore[arg-type]
 
 
-def test_settings_error_is_a_value_error() -> None:
-    assert issubclass(SettingsError, ValueError)
+def test_settings_error_is_a_launch_error() -> None:
+    assert issubclass(SettingsError, LaunchError)
+    assert SettingsError("x").exit_code == ExitCode.USAGE

@@ -16,7 +16,7 @@ from launcher.cli import main
 from launcher.errors import ExitCode
 from launcher.probe.model import SCHEMA_VERSION, ProbeRun, ProfileResult, dump_run, load_run
 from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent
-from tests.launcher.probe.sample_run import sample_run
+from tests.launcher.probe.sample_run import RUN_V1, assessed_sample_run, sample_run
 
 pytestmark = pytest.mark.usefixtures("clean_cwd")  # never pick up a stray ./launch.toml
 
@@ -136,13 +136,40 @@ class TestReport:
         line = assert_one_line_error(invoke(runner, "report", str(saved), "--profiles", spec), "--profiles")
         assert "uvicorn-1-sync, gunicorn-3-sync, hypercorn-1-sync" in line
 
-    def test_profiles_that_cannot_be_judged_again(self, runner: CliRunner, saved: Path) -> None:
+    @pytest.mark.parametrize("args", [(), ("--profiles", "uvicorn-1-sync")])
+    def test_a_profile_that_lacks_a_field_is_refused(
+        self, runner: CliRunner, saved: Path, args: tuple[str, ...]
+    ) -> None:
+        # Read as a profile, checked like a profiles file's: never shown or judged on half a set-up.
         data = json.loads(saved.read_text())
         del data["profiles"][0]["profile"]["backend"]
         saved.write_text(json.dumps(data))
-        assert invoke(runner, "report", str(saved)).exit_code == 0, "shown as recorded"
-        result = invoke(runner, "report", str(saved), "--profiles", "uvicorn-1-sync")
-        assert_one_line_error(result, str(saved), "malformed launch probe result", "backend")
+        result = invoke(runner, "report", str(saved), *args)
+        assert_one_line_error(result, str(saved), "malformed launch probe result: profiles[0].profile", "'backend'")
+
+    def test_a_version_1_file_renders_as_the_current_one(self, runner: CliRunner, tmp_path: Path) -> None:
+        current = tmp_path / "run.json"
+        current.write_text(dump_run(assessed_sample_run()))
+        for args in ((), ("--profiles", "uvicorn-*,gunicorn-*"), ("--json",)):
+            old = invoke(runner, "report", str(RUN_V1), *args)
+            new = invoke(runner, "report", str(current), *args)
+            assert old.exit_code == new.exit_code == 0, old.output
+            assert old.stdout == new.stdout, args
+        assert (
+            "liveness" in old.stdout and "Recommended: uvicorn-1-sync" in invoke(runner, "report", str(RUN_V1)).stdout
+        )
+        page_v1, page = tmp_path / "v1.html", tmp_path / "current.html"
+        assert invoke(runner, "report", str(RUN_V1), "--html", str(page_v1)).exit_code == 0
+        assert invoke(runner, "report", str(current), "--html", str(page)).exit_code == 0
+        assert page_v1.read_text() == page.read_text()
+
+    @pytest.mark.parametrize("version", [0, 3])
+    def test_an_unknown_version_is_refused(self, runner: CliRunner, saved: Path, version: int) -> None:
+        data = json.loads(saved.read_text())
+        data["schema_version"] = version
+        saved.write_text(json.dumps(data))
+        line = assert_one_line_error(invoke(runner, "report", str(saved)), str(saved), f"schema_version {version}")
+        assert ("newer" in line) == (version > SCHEMA_VERSION)
 
     def test_json_prints_the_run(self, runner: CliRunner, saved: Path) -> None:
         result = invoke(runner, "report", str(saved), "--json")

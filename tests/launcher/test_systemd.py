@@ -30,6 +30,7 @@ from launcher.cli import main
 from launcher.cli import systemd as systemd_cli
 from launcher.cli.systemd import editable_checkout, systemd_command
 from launcher.errors import ConfigError
+from launcher.probe.model import SCHEMA_VERSION
 from launcher.procs import group_alive
 from launcher.systemd import (
     HOME_TREES,
@@ -722,12 +723,15 @@ def assert_one_line_error(result: Result, *fragments: str) -> str:
     return lines[0]
 
 
+CURRENT = f'"schema_version": {SCHEMA_VERSION}'
+
+
 def report(profile: Profile, **recommendation: Any) -> dict[str, Any]:
     rec = {"profile": profile.to_dict(), "source": None, "ready_seconds": 6.3, "why": "fastest", "rejected": {}}
     rec.update(recommendation)
     return {
         "schema": "launch.probe",
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "complete": True,
         "created": "2026-01-01T00:00:00+00:00",
         "machine": {},
@@ -783,7 +787,7 @@ def test_from_a_report_the_probe_itself_wrote(cli: click.Group, tmp_path: Path) 
         options={},
         profiles=(),
         recommendation=Recommendation(
-            profile=builtin("gunicorn-3-offload").to_dict(), source=None, ready_seconds=7.5, why="it won"
+            profile=builtin("gunicorn-3-offload"), source=None, ready_seconds=7.5, why="it won"
         ),
     )
     path = tmp_path / "probe.json"
@@ -803,8 +807,8 @@ def test_from_a_report_the_probe_itself_wrote(cli: click.Group, tmp_path: Path) 
         (lambda ok: ok + "}", ["not valid JSON at byte", "Extra data"]),
         (lambda ok: json.dumps({"name": "something else"}), ["not a launch probe result"]),
         (lambda ok: json.dumps([1, 2]), ["not a launch probe result"]),
-        (lambda ok: ok.replace('"schema_version": 1', '"schema_version": 2'), ["schema_version 2 is newer", "upgrade"]),
-        (lambda ok: ok.replace('"schema_version": 1', '"schema_version": "1"'), ["schema_version is missing or not"]),
+        (lambda ok: ok.replace(CURRENT, f'"schema_version": {SCHEMA_VERSION + 1}'), ["is newer", "upgrade"]),
+        (lambda ok: ok.replace(CURRENT, f'"schema_version": "{SCHEMA_VERSION}"'), ["schema_version is missing or not"]),
         (lambda ok: ok.replace('"why": "fastest"', '"why": 3'), ["recommendation.why: expected text, got a number"]),
         (lambda ok: json.dumps({**json.loads(ok), "recommendation": None}), ["recommended no profile"]),
         (lambda ok: ok.replace('"workers": 3', '"workers": 0'), ["recommendation.profile: workers = 0"]),

@@ -14,7 +14,8 @@ import pytest
 import uvicorn
 
 from launcher.capacity.engine import closed_loop, open_loop
-from launcher.capacity.model import percentile, summarize_step
+from launcher.capacity.model import summarize_step
+from launcher.probe.metrics import percentile
 
 STALL_S = 2.0
 RATE = 100.0

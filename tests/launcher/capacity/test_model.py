@@ -24,7 +24,6 @@ from launcher.capacity.model import (
     next_rate,
     parse_duration,
     parse_rate,
-    percentile,
     run_from_json,
     scaling_notes,
     schedule,
@@ -33,6 +32,8 @@ from launcher.capacity.model import (
 )
 from launcher.capacity.report import chart_svg, render_html
 from launcher.errors import ConfigError
+from launcher.probe.model import Status
+from profiles import Profile
 
 MS = 1_000_000
 
@@ -98,15 +99,6 @@ def test_percentiles_count_from_the_scheduled_time_not_the_send() -> None:
     assert step.p99_from_sent_s == pytest.approx(0.005)  # what a client timing from the send would claim
     assert step.send_lag_p99_s == pytest.approx(1.0)
     assert not step.passed and "p99 1.005 s > target" in step.why
-
-
-def test_percentile_nearest_rank() -> None:
-    assert percentile([], 99) is None
-    assert percentile([3.0], 50) == 3.0
-    values = [float(i) for i in range(1, 101)]
-    assert percentile(values, 50) == 50.0
-    assert percentile(values, 99) == 99.0
-    assert percentile(values, 100) == 100.0
 
 
 def test_a_step_passes_only_when_it_keeps_up_and_has_no_errors() -> None:
@@ -215,9 +207,9 @@ def test_a_profile_that_misses_at_the_start_rate_is_searched_downwards() -> None
 def _profile(name: str, workers: int, knee_value: float | None, **kw: object) -> ProfileCapacity:
     backend, _, mode = name.split("-")
     return ProfileCapacity(
-        profile={"name": name, "backend": backend, "mode": mode, "workers": workers},
+        profile=Profile(name=name, backend=backend, mode=mode, workers=workers),
         source=None,
-        status="ok",
+        status=Status.OK,
         workers=workers,
         knee=knee_value,
         **kw,  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from launcher.probe.model import LogEvent, ProfileResult, RequestRecord, ScenarioResult, Verdict
+from launcher.probe.model import Kind, LogEvent, ProfileResult, RequestRecord, ScenarioResult, Status, Verdict
 from profiles import Profile, builtin_profiles
 
 T0_NS = 1_000_000_000_000
@@ -36,7 +36,7 @@ def work(
     if received_s is None:
         received_s = (end_s if end_s is not None else sent_s) + 0.01
     return RequestRecord(
-        kind=kind,
+        kind=Kind(kind),
         work=what,
         index=index,
         sent_ns=ns(sent_s),
@@ -54,7 +54,7 @@ def work(
 def health(pid: int | None, sent_s: float, received_s: float, *, error: str | None = None) -> RequestRecord:
     """A /health check answered by ``pid`` (or failed with ``error``)."""
     return RequestRecord(
-        kind="health",
+        kind=Kind.HEALTH,
         work=None,
         index=0,
         sent_ns=ns(sent_s),
@@ -130,9 +130,9 @@ def result(
     """A profile's result (``name``: a built-in profile's name, or a profile)."""
     chosen = profile(name) if isinstance(name, str) else name
     return ProfileResult(
-        profile=chosen.to_dict(),
+        profile=chosen,
         source=None,
-        status=status,
+        status=Status(status),
         ready_seconds=ready_seconds,
         error=error,
         scenarios=tuple(scenarios),

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
-from launcher.probe.model import Claim, ProbeRun, Recommendation, RequestRecord
+from launcher.probe.assess import assess
+from launcher.probe.model import Claim, ClaimVerdict, ProbeRun, Recommendation, RequestRecord
 from tests.launcher.probe.records import failed, health, ns, passed, profile, result, scenario, work
 
 HOSTILE = "<script>alert('x')</script> & \"quoted\""
 """Text that must come out escaped wherever the data puts it."""
+
+RUN_V1 = Path(__file__).parent / "data" / "run-v1.json"
+""":func:`assessed_sample_run` as launch wrote it at schema version 1 (before version 2, written by that code):
+the file a migration must still read."""
 
 
 def threaded(record: RequestRecord, thread: int) -> RequestRecord:
@@ -65,8 +71,8 @@ def sample_run(*, complete: bool = True) -> ProbeRun:
         options={"requests": 3, "seconds": 1.0, "scenarios": ["sleep", "generate", "mixed", "liveness"]},
         profiles=(fast, multi, down),
         claims=(
-            Claim(number=1, text="Sync handlers overlap.", verdict="CONFIRMED", evidence="3 of 3 at once"),
-            Claim(number=2, text=f"A claim {HOSTILE}", verdict="REFUTED", evidence=f"evidence {HOSTILE}"),
+            Claim(number=1, text="Sync handlers overlap.", verdict=ClaimVerdict.CONFIRMED, evidence="3 of 3 at once"),
+            Claim(number=2, text=f"A claim {HOSTILE}", verdict=ClaimVerdict.REFUTED, evidence=f"evidence {HOSTILE}"),
         ),
         recommendation=Recommendation(
             profile=fast.profile,
@@ -77,3 +83,9 @@ def sample_run(*, complete: bool = True) -> ProbeRun:
         ),
         complete=complete,
     )
+
+
+def assessed_sample_run() -> ProbeRun:
+    """:func:`sample_run` with every profile assessed, as the probe stores it."""
+    run = sample_run()
+    return dataclasses.replace(run, profiles=tuple(dataclasses.replace(p, assessment=assess(p)) for p in run.profiles))

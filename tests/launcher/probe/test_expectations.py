@@ -28,7 +28,7 @@ from launcher.probe.expectations import (
     check_thread_pool_queueing,
     expectations,
 )
-from launcher.probe.model import LogEvent, Verdict
+from launcher.probe.model import WORK_KINDS, Kind, LogEvent, Verdict
 from profiles import builtin_profiles
 from tests.launcher.probe.records import back_to_back, health, profile, scenario, spread, together, work
 
@@ -368,12 +368,12 @@ class TestOverlapAtMost:
     def test_limit(self) -> None:
         records = together(101, 2, S, kind="demo") + together(101, 2, S, kind="api") + together(102, 4, S)
         kw = {"why": "because", "what": "things"}
-        assert check_overlap_at_most(scenario("mixed", records), 4, kinds=("api", "demo"), **kw).passed
-        verdict = check_overlap_at_most(scenario("mixed", records), 3, kinds=("api", "demo"), **kw)
+        assert check_overlap_at_most(scenario("mixed", records), 4, kinds=WORK_KINDS, **kw).passed
+        verdict = check_overlap_at_most(scenario("mixed", records), 3, kinds=WORK_KINDS, **kw)
         assert not verdict.passed
         assert "101:4" in verdict.observed
-        assert check_overlap_at_most(scenario("mixed", records), 2, kinds=("demo",), **kw).passed
-        assert not check_overlap_at_most(scenario("mixed", records), 1, kinds=("demo",), **kw).passed
+        assert check_overlap_at_most(scenario("mixed", records), 2, kinds=(Kind.DEMO,), **kw).passed
+        assert not check_overlap_at_most(scenario("mixed", records), 1, kinds=(Kind.DEMO,), **kw).passed
 
 
 def _timeout_run(*, killed: bool, timeout_s: float = 30.0) -> list:

@@ -410,9 +410,9 @@ class TestPage:
         mixed = _scenario(run, "gunicorn-3-sync", "mixed")
         figures = metrics.summary(mixed.records)
         text = "".join(cells["gunicorn-3-sync", "mixed"].itertext())
-        assert f"{figures['makespan_s']:.2f} s" in text
-        assert f"overlap {figures['overlap']}" in text
-        assert f"health p99 {figures['health_p99_ms']:.0f} ms" in text
+        assert f"{figures.makespan_s:.2f} s" in text
+        assert f"overlap {figures.overlap}" in text
+        assert f"health p99 {figures.health_p99_ms:.0f} ms" in text
         assert "errors 2" in text
 
     def test_recommendation_claims_and_expectations(self) -> None:

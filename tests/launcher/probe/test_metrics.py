@@ -6,6 +6,7 @@ import pytest
 
 from launcher.probe import metrics
 from launcher.probe.metrics import OVERLAP_EPSILON_NS, max_overlap
+from launcher.probe.model import Kind
 from tests.launcher.probe.records import back_to_back, health, ns, spread, together, work
 
 S = 1_000_000_000
@@ -73,7 +74,7 @@ class TestGrouping:
             health(1, 0.1, 0.2),
         ]
         assert [r.kind for r in metrics.work_records(records)] == ["api", "demo"]
-        assert [r.kind for r in metrics.work_records(records, kinds=("demo",))] == ["demo"]
+        assert [r.kind for r in metrics.work_records(records, kinds=(Kind.DEMO,))] == ["demo"]
 
     def test_counts_and_overlap_by_pid(self) -> None:
         records = back_to_back(101, 3, 1.0) + together(102, 2, 1.0) + [health(103, 0.1, 0.2)]
@@ -116,16 +117,20 @@ class TestDurations:
 class TestPercentile:
     def test_nearest_rank(self) -> None:
         values = [float(i) for i in range(1, 101)]
-        assert metrics.percentile(values, 0.99) == 99.0
-        assert metrics.percentile(values, 0.5) == 50.0
-        assert metrics.percentile(values, 1.0) == 100.0
-        assert metrics.percentile(values, 0.0) == 1.0
+        assert metrics.percentile(values, 99) == 99.0
+        assert metrics.percentile(values, 50) == 50.0
+        assert metrics.percentile(values, 100) == 100.0
+        assert metrics.percentile(values, 0) == 1.0
 
     def test_small_samples_take_the_max(self) -> None:
-        assert metrics.percentile([0.01, 0.5, 0.02], 0.99) == 0.5
+        assert metrics.percentile([0.01, 0.5, 0.02], 99) == 0.5
+        assert metrics.percentile([3.0], 50) == 3.0
 
-    def test_empty(self) -> None:
-        assert metrics.percentile([], 0.99) == 0.0
+    def test_above_100_is_the_max(self) -> None:
+        assert metrics.percentile([1.0, 2.0], 150) == 2.0
+
+    def test_empty_is_none_not_zero(self) -> None:
+        assert metrics.percentile([], 99) is None
 
 
 class TestHealthAndErrors:
@@ -143,20 +148,30 @@ class TestHealthAndErrors:
             health(1, 0, 1, error="refused"),
         ]
         assert metrics.errors_by_class(records) == {"timeout": 2, "queue_split": 1, "http_503": 1}
-        assert metrics.errors_by_class(records, kinds=("health",)) == {"refused": 1}
+        assert metrics.errors_by_class(records, kinds=(Kind.HEALTH,)) == {"refused": 1}
 
     def test_summary(self) -> None:
         records = [*spread([2, 1], 1.0), health(101, 0.5, 1.0), health(102, 0.5, 0.52)]
         figures = metrics.summary(records)
-        assert figures["overlap"] == 2
-        assert figures["overlap_by_pid"] == {101: 1, 102: 1}
-        assert figures["count_by_pid"] == {101: 2, 102: 1}
-        assert figures["health_checks"] == 2
-        assert figures["health_max_ms"] == pytest.approx(500.0)
-        assert figures["errors"] == {}
+        assert figures.overlap == 2
+        assert figures.overlap_by_pid == {101: 1, 102: 1}
+        assert figures.count_by_pid == {101: 2, 102: 1}
+        assert figures.health_checks == 2
+        assert figures.health_p99_ms == pytest.approx(500.0)
+        assert figures.health_max_ms == pytest.approx(500.0)
+        assert figures.errors == {}
+        assert figures.error_count == 0
 
     def test_summary_empty(self) -> None:
         figures = metrics.summary([])
-        assert figures["makespan_s"] == 0.0
-        assert figures["overlap"] == 0
-        assert figures["health_p99_ms"] == 0.0
+        assert figures.makespan_s == 0.0
+        assert figures.overlap == 0
+        assert figures.health_checks == 0
+        # No check answered: no figure, rather than a 0 ms that reads as fast.
+        assert figures.health_p99_ms is None
+        assert figures.health_max_ms is None
+
+    def test_summary_counts_errors(self) -> None:
+        records = [work("api", None, None, None, error="timeout"), work("api", 1, 0, 1, status=503)]
+        assert metrics.summary(records).errors == {"timeout": 1, "http_503": 1}
+        assert metrics.summary(records).error_count == 2

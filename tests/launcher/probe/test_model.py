@@ -12,17 +12,26 @@ import pytest
 from launcher.probe.model import (
     SCHEMA,
     SCHEMA_VERSION,
+    Assessment,
     Claim,
+    ClaimVerdict,
+    Kind,
+    Liveness,
     LogEvent,
     ProbeRun,
     Recommendation,
     ResultFileError,
+    Status,
     dump_run,
     load_run,
+    read_run,
     run_from_json,
     run_to_json,
 )
+from profiles import Profile, builtin_profiles
+from profiles.model import DEFAULT_MAX_ONGOING_REQUESTS
 from tests.launcher.probe.records import back_to_back, failed, health, passed, result, scenario, work
+from tests.launcher.probe.sample_run import RUN_V1, assessed_sample_run
 
 
 def _run() -> ProbeRun:
@@ -33,14 +42,17 @@ def _run() -> ProbeRun:
         log_events=[LogEvent(kind="worker_timeout", pid=4319, line="[CRITICAL] WORKER TIMEOUT (pid:4319)")],
     )
     generate = scenario("generate", [work("api", 102, 0, 2, pipeline=(0.5, 1.5), what="generate")])
-    ok = result("uvicorn-3-async", [sleep, generate])
+    ok = dataclasses.replace(
+        result("uvicorn-3-async", [sleep, generate]),
+        assessment=Assessment(predicted=False, fit=False, unfit=("liveness blocked",), liveness=Liveness.BLOCKED),
+    )
     down = result("gunicorn-1-sync", status="did_not_start", ready_seconds=None, error="port in use")
     return ProbeRun(
         created="2026-11-27T08:30:34+00:00",
         machine={"cores": 2, "python": "3.11.7"},
         options={"requests": 3, "seconds": 1.0, "scenarios": ["sleep", "generate"]},
         profiles=(ok, down),
-        claims=(Claim(number=1, text="a claim", verdict="UNTESTED", evidence="none"),),
+        claims=(Claim(number=1, text="a claim", verdict=ClaimVerdict.UNTESTED, evidence="none"),),
         recommendation=Recommendation(
             profile=ok.profile, source=None, ready_seconds=1.0, why="fastest", rejected={"gunicorn-1-sync": "down"}
         ),
@@ -69,7 +81,7 @@ class TestRoundTrip:
     def test_header(self) -> None:
         data = run_to_json(_run())
         assert data["schema"] == SCHEMA == "launch.probe"
-        assert data["schema_version"] == SCHEMA_VERSION == 1
+        assert data["schema_version"] == SCHEMA_VERSION == 2
         assert list(data)[:2] == ["schema", "schema_version"]
 
     def test_derived_properties_survive(self) -> None:
@@ -86,6 +98,25 @@ class TestRoundTrip:
         assert loaded.complete is False
         assert loaded.recommendation is not None
         assert loaded.recommendation.rejected == {"gunicorn-1-sync": "down"}
+
+    def test_typed_fields_come_back_typed(self) -> None:
+        loaded = load_run(dump_run(_run()))
+        first = loaded.profiles[0]
+        assert isinstance(first.profile, Profile) and first.profile == builtin_profiles()["uvicorn-3-async"]
+        assert first.status is Status.OK and loaded.profiles[1].status is Status.DID_NOT_START
+        assert [r.kind for r in first.scenarios[0].records] == [Kind.API, Kind.API, Kind.API, Kind.HEALTH]
+        assert all(type(r.kind) is Kind for r in first.scenarios[0].records)
+        assert first.assessment is not None and first.assessment.liveness is Liveness.BLOCKED
+        assert loaded.claims[0].verdict is ClaimVerdict.UNTESTED
+        assert loaded.recommendation is not None and isinstance(loaded.recommendation.profile, Profile)
+
+    def test_enums_are_written_as_their_values(self) -> None:
+        data = _data()
+        assert data["profiles"][0]["status"] == "ok"
+        assert data["profiles"][0]["scenarios"][0]["records"][0]["kind"] == "api"
+        assert data["profiles"][0]["assessment"]["liveness"] == "blocked"
+        assert data["claims"][0]["verdict"] == "UNTESTED"
+        assert data["profiles"][0]["profile"] == builtin_profiles()["uvicorn-3-async"].to_dict()
 
     def test_minimal_run(self) -> None:
         run = ProbeRun(created="now", machine={}, options={}, profiles=())
@@ -192,11 +223,54 @@ class TestBadFiles:
         message = _error(json.dumps(data))
         assert message == "malformed launch probe result: profiles[1].status: missing"
 
-    def test_missing_profile_name_is_not_needed_to_load(self) -> None:
-        # profile is a free-form dict; its contents are the renderer's business.
+    def test_a_profile_needs_every_field(self) -> None:
+        # A result records the set-up that ran, not today's defaults.
         data = _data()
         data["profiles"][0]["profile"] = {"name": "x"}
-        assert run_from_json(data).profiles[0].name == "x"
+        assert _error(json.dumps(data)) == "malformed launch probe result: profiles[0].profile: missing field 'backend'"
+        data = _data()
+        del data["recommendation"]["profile"]["timeout"]
+        assert (
+            _error(json.dumps(data)) == "malformed launch probe result: recommendation.profile: missing field 'timeout'"
+        )
+
+    def test_a_profile_field_no_profile_has_is_refused(self) -> None:
+        data = _data()
+        data["profiles"][1]["profile"]["demo"] = True
+        assert _error(json.dumps(data)) == "malformed launch probe result: profiles[1].profile: unknown field 'demo'"
+
+    @pytest.mark.parametrize(
+        ("key", "value", "problem"),
+        [
+            ("workers", 0, "workers = 0: expected 1 to 64"),
+            ("backend", "daphne", "backend = 'daphne': expected one of"),
+            ("mode", "fast", "mode = 'fast': expected one of sync, async, offload"),
+            ("name", "a b", "name = 'a b': use letters"),
+        ],
+    )
+    def test_a_profile_is_checked_like_a_profiles_file(self, key: str, value: object, problem: str) -> None:
+        data = _data()
+        data["profiles"][0]["profile"][key] = value
+        message = _error(json.dumps(data))
+        assert message.startswith(f"malformed launch probe result: profiles[0].profile: {problem}"), message
+
+    @pytest.mark.parametrize(
+        ("path", "value"),
+        [
+            (("profiles", 0, "status"), "fine"),
+            (("profiles", 0, "scenarios", 0, "records", 0, "kind"), "websocket"),
+            (("profiles", 0, "assessment", "liveness"), "sluggish"),
+            (("claims", 0, "verdict"), "confirmed"),
+        ],
+    )
+    def test_closed_sets(self, path: tuple[str | int, ...], value: str) -> None:
+        data = _data()
+        target: Any = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path).lstrip(".")
+        assert _error(json.dumps(data)).startswith(f"malformed launch probe result: {where}: Input should be ")
 
     def test_missing_claim_and_recommendation_fields(self) -> None:
         data = _data()
@@ -252,3 +326,46 @@ class TestBadFiles:
         del data["created"]
         del data["profiles"][0]["status"]
         assert _error(json.dumps(data)) == "malformed launch probe result: created: missing (and 1 more)"
+
+
+class TestOlderVersions:
+    """Version 1 files (profile objects free-form) still load; any other version is refused in one line."""
+
+    def _v1(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(RUN_V1.read_text(encoding="utf-8"))
+        assert data["schema_version"] == 1
+        return data
+
+    def test_the_v1_file_loads_as_the_run_it_recorded(self) -> None:
+        assert read_run(RUN_V1) == assessed_sample_run()
+
+    def test_a_migrated_run_is_written_as_the_current_version(self) -> None:
+        loaded = read_run(RUN_V1)
+        again = json.loads(dump_run(loaded))
+        assert again["schema_version"] == SCHEMA_VERSION
+        assert load_run(dump_run(loaded)) == loaded
+
+    def test_v1_profiles_from_before_max_ongoing_requests_get_its_default(self) -> None:
+        data = self._v1()
+        for p in data["profiles"]:
+            del p["profile"]["max_ongoing_requests"]
+        del data["recommendation"]["profile"]["max_ongoing_requests"]
+        loaded = run_from_json(data)
+        assert [p.profile.max_ongoing_requests for p in loaded.profiles] == [DEFAULT_MAX_ONGOING_REQUESTS] * 3
+        assert loaded == assessed_sample_run()
+
+    def test_a_v1_profile_is_still_checked(self) -> None:
+        data = self._v1()
+        data["profiles"][2]["profile"]["wrkers"] = 3
+        assert _error(json.dumps(data)) == "malformed launch probe result: profiles[2].profile: unknown field 'wrkers'"
+        data = self._v1()
+        del data["recommendation"]["profile"]["backend"]
+        assert (
+            _error(json.dumps(data)) == "malformed launch probe result: recommendation.profile: missing field 'backend'"
+        )
+
+    @pytest.mark.parametrize("version", [0, -1])
+    def test_an_unknown_older_version_is_refused(self, version: int) -> None:
+        data = self._v1()
+        data["schema_version"] = version
+        assert _error(json.dumps(data)) == f"schema_version {version} is not one this launch reads (1, 2)"

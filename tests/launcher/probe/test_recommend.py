@@ -92,7 +92,7 @@ class TestFitToServe:
         reason = rejection(lucky)
         assert reason is not None and reason.startswith("demo split over 3 processes")
         rec = recommend([lucky, _fit("uvicorn-1-offload", makespans=(9.0,))])
-        assert rec is not None and rec.profile["name"] == "uvicorn-1-offload"
+        assert rec is not None and rec.profile.name == "uvicorn-1-offload"
 
     def test_a_click_whose_steps_reached_two_processes_is_named(self) -> None:
         records = [click(101, 0.0, 1.0, join=101, stream=102), health(101, 0.1, 0.102)]
@@ -179,7 +179,7 @@ class TestRecommend:
         slow = _fit("hypercorn-1-offload", makespans=(4.0, 4.1, 3.9))
         fast = _fit("gunicorn-1-offload", makespans=(2.5, 2.6, 2.4))
         rec = recommend([slow, fast])
-        assert rec is not None and rec.profile["name"] == "gunicorn-1-offload" and rec.tied == ()
+        assert rec is not None and rec.profile.name == "gunicorn-1-offload" and rec.tied == ()
         assert rec.rejected["hypercorn-1-offload"].startswith("fit, but slower: total makespan 4.02s")
         assert "3 repeat(s)" in rec.rule
 
@@ -190,7 +190,7 @@ class TestRecommend:
         hypercorn = _fit("hypercorn-1-offload", makespans=(2.4, 2.4))
         rec = recommend([gunicorn, hypercorn, uvicorn])
         assert rec is not None
-        assert rec.profile["name"] == "uvicorn-1-offload"
+        assert rec.profile.name == "uvicorn-1-offload"
         assert set(rec.tied) == {"gunicorn-1-offload", "uvicorn-1-offload", "hypercorn-1-offload"}
         assert "tie between" in rec.why
         assert rec.rejected["gunicorn-1-offload"].startswith("tie with uvicorn-1-offload")
@@ -199,7 +199,7 @@ class TestRecommend:
         a = _fit("hypercorn-1-offload", makespans=(10.0,))
         b = _fit("uvicorn-1-offload", makespans=(10.0 * (1 + TIE_REL * 0.9),))
         rec = recommend([a, b])
-        assert rec is not None and rec.profile["name"] == "uvicorn-1-offload" and len(rec.tied) == 2
+        assert rec is not None and rec.profile.name == "uvicorn-1-offload" and len(rec.tied) == 2
 
 
 PIDS = (101, 102, 103)
@@ -227,7 +227,7 @@ def test_a_multi_worker_demo_is_never_recommended_whatever_the_spread(spread: tu
     )
     assert not assess(multi).fit
     rec = recommend([multi, _fit("uvicorn-1-offload", makespans=(50.0,))])
-    assert rec is not None and rec.profile["name"] == "uvicorn-1-offload"
+    assert rec is not None and rec.profile.name == "uvicorn-1-offload"
 
 
 @given(st.permutations(list(range(3))), st.lists(st.floats(1.0, 1.2), min_size=3, max_size=3))
@@ -238,7 +238,7 @@ def test_the_recommendation_does_not_depend_on_the_order_of_the_results(order: l
     first = recommend(results)
     again = recommend([results[i] for i in order])
     assert first is not None and again is not None
-    assert first.profile["name"] == again.profile["name"]
+    assert first.profile.name == again.profile.name
     assert set(first.tied) == set(again.tied)
 
 
