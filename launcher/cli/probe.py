@@ -22,11 +22,17 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--profiles", "spec", metavar="SPEC", help="Comma-separated names or globs (default: all profiles).")
+@click.option(
+    "--profiles",
+    "spec",
+    metavar="SPEC",
+    help="Comma-separated names or globs (default: every profile but the Ray ones, which are probed when named).",
+)
 @click.option(
     "--scenarios",
     metavar="LIST",
-    help="Comma-separated: sleep, cpu, generate, mixed, liveness, timeout (default: all); with --app: a TOML FILE.",
+    help="Comma-separated: sleep, cpu, generate, mixed, liveness, timeout, noawait (the default: all of these), "
+    "slowclients (by name only); with --app: a TOML FILE.",
 )
 @click.option("--app", "app_target", metavar="MODULE:ATTR", help="Probe your own ASGI app (with --scenarios FILE).")
 @click.option("--factory", is_flag=True, help="--app names a factory: call it with no arguments.")
