@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,42 +18,93 @@ from click.testing import CliRunner
 from launcher.backends.ray_config import applications, replica_cpus
 from launcher.child import ServerProcess
 from launcher.cli import main
+from launcher.errors import ExitCode, StartupError
 from launcher.probe.client import RequestSpec, run_burst
 from launcher.probe.runner import ProbeOptions, plan
 from profiles.model import SPLIT_API_PREFIX
 from tests.conftest import builtin, probe_killing_one
 from tests.http import get, get_json
-from tests.launcher.raysession import LOOPBACK, listening, session_processes
+from tests.launcher.raysession import (
+    LOOPBACK,
+    kill_all,
+    kind,
+    kinds,
+    listening,
+    session_processes,
+    stray_ray_processes,
+    wait_all_gone,
+)
 
 pytest.importorskip("ray.serve.schema", reason="the ray extra: pip install -e '.[ray]'")
 
-RAY_CMDLINE = ("raylet", "gcs_server", "ray::", "ray/dashboard", "ray/_private", "ray/autoscaler", "ray_reaper")
-"""What a process of a Ray session (or our reaper) has in its command line."""
 CLEANUP_SECONDS = 30.0
+GONE_SECONDS = 10.0
+"""How long any process of a local instance may outlive its launcher, even a SIGKILLed one."""
+LOCAL_PROFILE = "ray-1-offload"
+SESSION_KINDS = frozenset(
+    {
+        "reaper",
+        "ray start",
+        "gcs_server",
+        "raylet",
+        "ray::DashboardAgent",
+        "ray::RuntimeEnvAgent",
+        "ray::ServeController",
+        "ray::ProxyActor",
+        "ray::ServeReplica",
+    }
+)
+"""What a local instance serving a profile runs at the least (see tests.launcher.raysession.kind)."""
 
 
-def ray_cmdlines(pids: set[int]) -> list[str]:
-    """Command lines of those of ``pids`` still alive that look like Ray's (pids are not reused that fast)."""
-    alive = []
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            line = " ".join(proc.cmdline())
-            if proc.status() != psutil.STATUS_ZOMBIE and any(mark in line for mark in RAY_CMDLINE):
-                alive.append(f"{pid}: {line[:120]}")
-        except psutil.Error:
-            continue
-    return alive
+def check_nothing_left(session: list[psutil.Process], since: float, what: str) -> float:
+    """Every process of ``session`` gone within GONE_SECONDS, no ``ray::`` process left behind; seconds it took."""
+    try:
+        left, seconds = wait_all_gone(session, GONE_SECONDS)
+        assert left == [], f"{what}: still running {GONE_SECONDS:g} s later: {left}"
+        stray = stray_ray_processes(since)
+        assert stray == [], f"{what}: ray:: processes left without a raylet: {stray}"
+        return seconds
+    finally:
+        kill_all(session)  # a failed check must not leave them running
 
 
-def wait_gone(pids: set[int], seconds: float) -> tuple[list[str], float]:
-    """Wait until none of ``pids`` is a live Ray process; (what is left, seconds waited)."""
+def end_launcher(server: ServerProcess, sig: signal.Signals) -> float:
+    """Send ``sig`` as a supervisor or a user would (SIGINT: as a terminal's Ctrl-C); seconds until it exited."""
+    launcher = server.pid or 0
     started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        if not ray_cmdlines(pids):
-            return [], time.monotonic() - started
-        time.sleep(0.1)
-    return ray_cmdlines(pids), time.monotonic() - started
+    if sig == signal.SIGINT:
+        os.killpg(launcher, sig)  # Ctrl-C: the terminal signals the whole foreground process group
+    else:
+        os.kill(launcher, sig)  # the launcher alone: Ray's processes are not in its group anyway
+    while server.alive() and time.monotonic() - started < server.profile.stop_seconds + 5:
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def end_and_check(server: ServerProcess, sig: signal.Signals) -> None:
+    """List every process of the server's Ray session, end the launcher with ``sig``, check that all of them go."""
+    launcher = server.pid or 0
+    since = psutil.Process(launcher).create_time()
+    session = session_processes(launcher)
+    seen = sorted(kinds(session))
+    try:
+        assert set(seen) >= SESSION_KINDS, seen
+        # The replicas that reported ready are processes of the session.
+        assert set(server.pids) <= {p.pid for p in session}
+    except AssertionError:
+        kill_all(session)
+        raise
+    took = end_launcher(server, sig)
+    stopped = server.stop()  # it has exited: its status
+    if sig != signal.SIGKILL:
+        assert stopped.returncode == 0, server.log_tail()
+        assert took < server.profile.stop_seconds, server.log_tail()
+    gone = check_nothing_left(session, since, f"{server.profile.name} after {sig.name}")
+    print(
+        f"\n{server.profile.name} {sig.name}: launcher exited after {took:.1f} s (status {stopped.returncode}), "
+        f"its {len(session)} Ray processes all gone {gone:.1f} s later: {', '.join(seen)}"
+    )
 
 
 # --- no process: the configuration -------------------------------------------------------------
@@ -117,10 +169,10 @@ def split_server() -> Iterator[ServerProcess]:
     try:
         yield server
     finally:
-        launcher = server.pid or 0
-        ray = {p.pid for p in session_processes(launcher)}
+        session = session_processes(server.pid or 0)
         server.stop()
-        left, _ = wait_gone(ray, CLEANUP_SECONDS)
+        left, _ = wait_all_gone(session, CLEANUP_SECONDS)
+        kill_all(session)
         server.cleanup()
         assert left == []
 
@@ -144,11 +196,11 @@ def test_ray_serves_page_and_api_and_leaves_nothing(name: str, serve: Callable[.
     server = serve(builtin(name, model="none"))
     _serves(server, "")
     launcher = server.pid or 0
-    ray = {p.pid for p in session_processes(launcher)}
+    session = session_processes(launcher)
     # The replicas are Ray's processes of this session, each one reported ready.
-    assert set(server.pids) <= ray
+    assert set(server.pids) <= {p.pid for p in session}
     # A local instance is on loopback (by default Ray's GCS, raylet and agents listen on all interfaces)...
-    sockets = listening(session_processes(launcher))
+    sockets = listening(session)
     assert {"gcs_server", "raylet"} <= {name for _, name in sockets}, sockets
     open_to_all = {(ip, name) for ip, name in sockets if ip not in LOOPBACK}
     # ...but for one server Serve hard-codes: each replica's inter-deployment gRPC port, bound to "[::]:0"
@@ -158,7 +210,8 @@ def test_ray_serves_page_and_api_and_leaves_nothing(name: str, serve: Callable[.
     stopped = server.stop(sig=signal.SIGTERM, timeout=40)
     assert stopped.returncode == 0, server.log_tail()
     assert not stopped.forced, f"needed SIGKILL: {server.log_tail()}"
-    assert wait_gone(ray, 5)[0] == []
+    # The launcher waits for its reaper, which waits until nothing of the instance is left.
+    assert wait_all_gone(session, 2)[0] == []
 
 
 @pytest.mark.e2e
@@ -198,23 +251,109 @@ def test_split_runs_api_cpu_work_on_several_processes(split_server: ServerProces
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
-def test_a_stopped_or_killed_launcher_leaves_no_ray_process(
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_a_killed_or_stopped_launcher_leaves_no_process_of_its_ray_instance(
     sig: signal.Signals, serve: Callable[..., ServerProcess]
 ) -> None:
-    server = serve(builtin("ray-1-sync", model="none"))
+    # SIGKILL: the launcher runs no clean-up; its reaper sees it go and ends the instance, agents included.
+    # SIGTERM, SIGINT (a terminal's Ctrl-C, to the launcher's whole group): a graceful stop, exit 0.
+    end_and_check(serve(builtin(LOCAL_PROFILE, model="none")), sig)
+
+
+@pytest.mark.e2e
+def test_a_killed_split_launcher_leaves_no_process_of_its_ray_instance(serve: Callable[..., ServerProcess]) -> None:
+    server = serve(builtin("ray-split-3-offload", model="none"))
+    assert len(server.pids) == server.profile.processes == 4
+    end_and_check(server, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_a_head_that_dies_under_a_serving_launcher_stops_it_with_one_error_and_leaves_nothing(
+    serve: Callable[..., ServerProcess],
+) -> None:
+    server = serve(builtin(LOCAL_PROFILE, model="none"))
     launcher = server.pid or 0
-    ray = {p.pid for p in session_processes(launcher)}
-    names = " ".join(" ".join(psutil.Process(p).cmdline()) for p in ray)
-    assert "raylet" in names and "gcs_server" in names and "ray::ServeReplica" in names, names
-    # The signal to the launcher alone (as a supervisor or a user would), not its process group:
-    # Ray's workers are in groups of their own, which only the reaper reaches.
-    os.kill(launcher, sig)
-    left, seconds = wait_gone(ray, CLEANUP_SECONDS)
-    assert left == [], left
-    assert session_processes(launcher) == []
-    print(f"{sig.name}: every Ray process of the session gone {seconds:.1f} s after the signal")
-    server.stop()
+    since = psutil.Process(launcher).create_time()
+    session = session_processes(launcher)
+    (head,) = [p for p in session if kind(p) == "ray start"]
+    head.kill()
+    started = time.monotonic()
+    while server.alive() and time.monotonic() - started < CLEANUP_SECONDS:
+        time.sleep(0.05)
+    took = time.monotonic() - started
+    assert server.stop().returncode == ExitCode.SERVER_DIED, server.log_tail()
+    errors = [line for line in server.log_text().splitlines() if line.startswith("launch: error:")]
+    assert errors == [
+        f"launch: error: {LOCAL_PROFILE}: Ray's local instance stopped: its head exited (killed by SIGKILL)"
+    ], errors
+    gone = check_nothing_left(session, since, "the head killed")
+    print(f"\nthe head killed: the launcher exited after {took:.1f} s, all gone {gone:.1f} s later")
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("stage", "sig"),
+    [("raylet", signal.SIGKILL), ("ray::ServeController", signal.SIGKILL), ("ray::ServeController", signal.SIGTERM)],
+    ids=["head-up-SIGKILL", "deploying-SIGKILL", "deploying-SIGTERM"],
+)
+def test_a_launcher_ended_mid_start_leaves_no_process_of_its_ray_instance(
+    stage: str, sig: signal.Signals, tmp_path: Path
+) -> None:
+    # "raylet": the head is up, the launcher is joining it; "ray::ServeController": Serve is deploying.
+    server = ServerProcess(profile=builtin(LOCAL_PROFILE, model="none"), log_path=tmp_path / "launch.log")
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            server.start()
+        except BaseException as exc:  # handed to the test
+            failed.append(exc)
+
+    starter = threading.Thread(target=start, daemon=True)
+    starter.start()
+    session: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 150
+        while stage not in kinds(session) and time.monotonic() < deadline and starter.is_alive():
+            time.sleep(0.05)
+            session = session_processes(server.pid) if server.pid else []
+        assert stage in kinds(session), f"no {stage} before READY: {server.log_tail()}"
+        assert not server.url, "READY came before the kill"
+        launcher = server.pid or 0
+        since = psutil.Process(launcher).create_time()
+        session = session_processes(launcher)
+        seen = sorted(kinds(session))
+        os.kill(launcher, sig)
+        starter.join(60)
+        # SIGTERM: the start abandoned, a clean exit; SIGKILL: no clean-up at all in the launcher.
+        status = "-9" if sig == signal.SIGKILL else "0"
+        assert failed and isinstance(failed[0], StartupError), failed
+        assert f"exited with status {status} before it was ready" in str(failed[0]), failed
+        gone = check_nothing_left(session, since, f"{sig.name} once {stage} ran")
+        print(f"\n{sig.name} once {stage} ran: its {len(session)} Ray processes all gone {gone:.1f} s later: {seen}")
+    finally:
+        server.stop()
+        kill_all(session)
+
+
+@pytest.mark.e2e
+def test_a_head_that_does_not_start_is_one_error_line_with_rays_reason_and_leaves_nothing(tmp_path: Path) -> None:
+    # Ray's own setting: the head waits 0 s for its GCS to publish its port, so `ray start` fails at once.
+    server = ServerProcess(
+        profile=builtin(LOCAL_PROFILE, model="none"),
+        log_path=tmp_path / "launch.log",
+        env={"RAY_gcs_server_port_wait_time_s": "0"},
+    )
+    since = time.time()
+    with pytest.raises(StartupError, match="exited with status 3"):
+        server.start(timeout=150)
+    log = server.log_text()
+    errors = [line for line in log.splitlines() if line.startswith("launch: error:")]
+    assert len(errors) == 1, log
+    assert "Ray's local head did not start (exit status 1): RuntimeError: Timed out waiting for file" in errors[0]
+    assert "Traceback" not in log
+    assert session_processes(server.pid or 0) == []
+    assert stray_ray_processes(since) == []
 
 
 @pytest.mark.e2e
