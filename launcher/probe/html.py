@@ -11,16 +11,27 @@ pixels), :func:`nice_step` and :meth:`Scale.ticks` (the axis), :func:`pack_rows`
 (bars that overlap in one lane go to separate rows) and :func:`layout` (lanes
 and marks of one burst) -- so the geometry can be checked against the data.
 
-In a timeline each request is one ``<g class="req">`` carrying ``data-record``
-(its position in ``ScenarioResult.records``), ``data-index``, ``data-kind``,
-``data-work``, ``data-pid``, ``data-thread`` and ``data-failed``; inside it a
-``<title>`` with its numbers and one of: a ``rect.bar`` from work start to end
-(``rect.pipe`` inside it for a generation's pipeline call), a ``rect.tick``
-from a health check's send to its answer, a ``rect.client`` from send to
+In a timeline each work request (and each failed health check) is one
+``<g class="req">`` carrying ``data-record`` (its position in
+``ScenarioResult.records``), ``data-index``, ``data-kind``, ``data-work``,
+``data-pid``, ``data-thread`` and ``data-failed``; inside it a ``<title>`` with
+its numbers and one of: a ``rect.bar`` from work start to end (``rect.pipe``
+inside it for a generation's pipeline call), a ``rect.client`` from send to
 receive (answered, but without attribution) or a ``path.cross`` at the
 client's receive time (failed, without attribution) with a ``line.wait`` back
 to when it was sent. A failed request the server did attribute (an error
 status) is a bar with a ``path.cross`` in its middle.
+
+Answered health checks are the bulk of a long run (a poll every few tens of
+ms), so they are drawn as ``path`` elements of one subpath per check, each
+listing its checks in ``data-records`` (see :func:`health_svg`): one for the
+quick ones, one per set of slow ones answered together. The page is meant to
+be mailed: a 30-profile run is under 2 MB.
+
+The summary matrix leads with the verdicts (:data:`VERDICT_COLUMNS`). *Fit to
+serve* and *as predicted* never share a colour: fit is green ● FIT / red ■
+UNFIT, predicted (and every expectation) blue ✓ / amber ✗, and the scenario
+cells, which show what was measured, stay white whatever the verdicts.
 """
 
 from __future__ import annotations
@@ -50,6 +61,12 @@ AXIS_HEIGHT = 40
 TICK_MIN_WIDTH = 1.5
 """Health checks answered in microseconds still show as a tick this wide."""
 CROSS_SIZE = 5
+HEALTH_TOGETHER_NS = 5_000_000
+"""Slow health checks answered within this of each other share one mark and tooltip (a queue answered at once)."""
+HEALTH_QUIET_S = 0.050
+"""Health checks answered within this are drawn together, as one path per lane with one tooltip; slower ones
+(a starved or blocked event loop: what a reader hovers for) get tooltips of their own. A long run
+polls /health thousands of times, and one element per check was most of the page's size."""
 SVG_WIDTH = LABEL_WIDTH + PLOT_WIDTH + RIGHT_PAD
 
 COLOURS: dict[str, str] = {
@@ -77,7 +94,9 @@ def colour_key(record: RequestRecord) -> str:
 
 
 def _px(value: float) -> str:
-    return f"{value:.2f}"
+    """A coordinate with at most two decimals and no trailing zeros (``12.5``, ``37``): the page's bulk is numbers."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 # --- geometry ---------------------------------------------------------------------------------------
@@ -282,7 +301,11 @@ def layout(scenario: ScenarioResult, *, x0: float = LABEL_WIDTH, x1: float = LAB
         title = "failed requests (no server attribution), at the client's receive time"
         lanes.append(Lane("errors", "errors", title, shade=len(pids) + 1, marks=errors))
     if health:
-        title = "/health checks, from send to answer"
+        quick = sum(metrics.health_latency(m.record) <= HEALTH_QUIET_S for m in health)
+        title = (
+            f"/health checks, from send to answer: {len(health)}, {quick} of them answered within "
+            f"{HEALTH_QUIET_S * 1000:.0f} ms (drawn together); hover a slower one for its numbers"
+        )
         lanes.append(Lane("health", "/health", title, shade=len(pids) + 2, marks=health))
     y = float(TOP_PAD)
     for lane in lanes:
@@ -387,6 +410,98 @@ def _mark_svg(mark: Mark, lane: Lane, timeline: Timeline) -> str:
     return "".join(parts)
 
 
+def ticks_d(marks: Sequence[Mark], lane: Lane, scale: Scale) -> str:
+    """Path data of health ticks: a box from send to answer each, ``M x y h width v height h -width z``.
+
+    After the first box each starts with a relative ``m dx dy`` from the one before (a closed
+    subpath leaves the pen at its start), taken in hundredths of a pixel so that nothing drifts.
+    """
+    out = []
+    last: tuple[int, int] | None = None
+    for mark in marks:
+        x = scale(mark.start_ns)
+        width = _px(max(scale(mark.end_ns) - x, TICK_MIN_WIDTH))
+        at = (round(x * 100), round(lane.row_y(mark.row) * 100))
+        if last is None:
+            move = f"M{_px(at[0] / 100)} {_px(at[1] / 100)}"
+        else:
+            move = f"m{_px((at[0] - last[0]) / 100)} {_px((at[1] - last[1]) / 100)}"
+        out.append(f"{move}h{width}v{lane.row_height}h-{width}z")
+        last = at
+    return "".join(out)
+
+
+def ranges(positions: Iterable[int]) -> str:
+    """Ascending integers as runs: ``3-5 7 9-10``."""
+    runs: list[list[int]] = []
+    for n in positions:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return " ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _answered_together(marks: Sequence[Mark]) -> list[list[Mark]]:
+    """Checks answered within :data:`HEALTH_TOGETHER_NS` of the one before: a blocked loop answers its queue at once."""
+    groups: list[list[Mark]] = []
+    last = 0
+    for mark in sorted(marks, key=lambda m: (health_answered_ns(m.record), m.position)):
+        answered = health_answered_ns(mark.record)
+        if groups and answered - last <= HEALTH_TOGETHER_NS:
+            groups[-1].append(mark)
+        else:
+            groups.append([mark])
+        last = answered
+    return [sorted(group, key=lambda m: m.position) for group in groups]
+
+
+def _slow_title(group: Sequence[Mark], origin_ns: int) -> str:
+    pids = sorted({m.record.pid for m in group if m.record.pid is not None})
+    where = f" · pid {', '.join(map(str, pids))}" if pids else ""
+    waits = sorted(metrics.health_latency(m.record) * 1000 for m in group)
+    if len(group) == 1:
+        return f"/health #{group[0].record.index}{where} · answered after {waits[0]:.0f} ms"
+    answered = max(health_answered_ns(m.record) for m in group)
+    indices = sorted(m.record.index for m in group)
+    which = ", ".join(f"#{i}" for i in indices) if len(indices) <= 6 else f"#{indices[0]} to #{indices[-1]}"
+    return (
+        f"{len(group)} /health checks ({which}){where} answered together "
+        f"at {_s(answered, origin_ns)}, after {waits[0]:.0f} to {waits[-1]:.0f} ms"
+    )
+
+
+def health_svg(lane: Lane, timeline: Timeline) -> str:
+    """The health lane's ticks, each a subpath from send to answer.
+
+    Each ``path`` lists its records' positions in ``data-records`` (as :func:`ranges`), in the
+    order of its subpaths (:func:`ticks_d`). Quick answers (within :data:`HEALTH_QUIET_S`) are one ``path.ticks``;
+    slower ones, inside ``g.slow-ticks``, are one path per set of checks answered together, with
+    a tooltip of their numbers.
+    """
+    quiet = [m for m in lane.marks if metrics.health_latency(m.record) <= HEALTH_QUIET_S]
+    slow = [m for m in lane.marks if metrics.health_latency(m.record) > HEALTH_QUIET_S]
+    scale = timeline.scale
+    out = []
+    if quiet:
+        quiet.sort(key=lambda m: m.position)
+        out.append(
+            f'<path class="ticks k-health" data-records="{ranges(m.position for m in quiet)}" '
+            f'd="{ticks_d(quiet, lane, scale)}">'
+            f"<title>{len(quiet)} /health checks answered within {HEALTH_QUIET_S * 1000:.0f} ms</title></path>"
+        )
+    if slow:
+        out.append('<g class="slow-ticks k-health">')
+        for group in _answered_together(slow):
+            out.append(
+                f'<path data-records="{ranges(m.position for m in group)}" '
+                f'd="{ticks_d(group, lane, scale)}">'
+                f"<title>{esc(_slow_title(group, timeline.origin_ns))}</title></path>"
+            )
+        out.append("</g>")
+    return "".join(out)
+
+
 def timeline_svg(scenario: ScenarioResult, *, label: str = "") -> str:
     """The timeline of one burst as an inline ``<svg>`` element.
 
@@ -405,29 +520,33 @@ def timeline_svg(scenario: ScenarioResult, *, label: str = "") -> str:
         f'data-hi-ns="{scale.hi_ns}" data-origin-ns="{timeline.origin_ns}">',
         '<g class="backgrounds">',
     ]
-    out.extend(
-        f'<rect class="lane-bg shade-{lane.shade % 2}" x="0" y="{_px(lane.y)}" width="{SVG_WIDTH}" '
-        f'height="{_px(lane.height)}"/>'
+    out.extend(  # every other lane shaded; the others are the page's white
+        f'<rect class="lane-bg shade-1" x="0" y="{_px(lane.y)}" width="{SVG_WIDTH}" height="{_px(lane.height)}"/>'
         for lane in timeline.lanes
+        if lane.shade % 2
     )
     out.append('</g><g class="grid">')
     ticks = scale.ticks(timeline.origin_ns)
-    out.extend(
-        f'<line x1="{_px(x)}" y1="{_px(plot_top)}" x2="{_px(x)}" y2="{_px(plot_bottom + 4)}"/>' for x, _ in ticks
-    )
+    grid = "".join(f"M{_px(x)} {_px(plot_top)}V{_px(plot_bottom + 4)}" for x, _ in ticks)
+    if grid:
+        out.append(f'<path d="{grid}"/>')
     out.append("</g>")
     for lane in timeline.lanes:
         attrs = (
-            f'class="lane lane-{lane.kind}" data-lane="{lane.kind}" data-pid="{"" if lane.pid is None else lane.pid}" '
-            f'data-thread="{"" if lane.thread is None else lane.thread}" data-y0="{_px(lane.y)}" '
-            f'data-y1="{_px(lane.y + lane.height)}"'
+            f'class="lane lane-{lane.kind}" data-lane="{lane.kind}"'
+            + ("" if lane.pid is None else f' data-pid="{lane.pid}"')
+            + ("" if lane.thread is None else f' data-thread="{lane.thread}"')
+            + f' data-y0="{_px(lane.y)}" data-y1="{_px(lane.y + lane.height)}"'
         )
         out.append(f"<g {attrs}>")
         out.append(
             f'<text class="lane-label" x="8" y="{_px(lane.y + lane.height / 2 + 4)}">'
             f"<title>{esc(lane.title)}</title>{esc(lane.label)}</text>"
         )
-        out.extend(_mark_svg(mark, lane, timeline) for mark in lane.marks)
+        if lane.kind == "health":
+            out.append(health_svg(lane, timeline))
+        else:
+            out.extend(_mark_svg(mark, lane, timeline) for mark in lane.marks)
         out.append("</g>")
     if not timeline.lanes:
         out.append(f'<text class="empty" x="{_px(scale.x0 + 8)}" y="{_px(plot_top + 16)}">no requests recorded</text>')
@@ -437,8 +556,7 @@ def timeline_svg(scenario: ScenarioResult, *, label: str = "") -> str:
         f'x2="{_px(scale.x1)}" y2="{_px(plot_bottom)}"/>'
     )
     out.extend(
-        f'<text class="tick-label" data-x="{_px(x)}" x="{_px(x)}" y="{_px(plot_bottom + 16)}">{esc(text)}</text>'
-        for x, text in ticks
+        f'<text class="tick-label" x="{_px(x)}" y="{_px(plot_bottom + 16)}">{esc(text)}</text>' for x, text in ticks
     )
     out.append(
         f'<text class="axis-title" x="{_px((scale.x0 + scale.x1) / 2)}" y="{_px(plot_bottom + 33)}">'
@@ -486,16 +604,29 @@ th, td { border: 1px solid #d0d7de; padding: 4px 8px; vertical-align: top; text-
 th { background: #f6f8fa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.cell { font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.pass, span.pass { background: #dafbe1; }
-td.fail, span.fail { background: #ffd8d3; }
-td.none { background: #f6f8fa; color: #57606a; }
-span.pass, span.fail { font-weight: 700; padding: 0 4px; }
-td.held, span.held { background: #ddf4ff; }
-td.broken, span.broken { background: #fbefff; }
-span.held, span.broken { font-weight: 700; padding: 0 4px; }
-.l-fast { background: #dafbe1; }
-.l-degraded { background: #fff3c4; }
-.l-blocked { background: #ffd8d3; }
+td.pass { background: #dafbe1; }
+td.fail { background: #ffd8d3; }
+span.fit { background: #1a7f37; color: #ffffff; }
+span.unfit { background: #cf222e; color: #ffffff; }
+span.fit, span.unfit { font-weight: 700; padding: 0 6px; border-radius: 3px; white-space: nowrap; }
+span.held { background: #ddf4ff; color: #0550ae; border: 1px solid #54aeff; }
+span.broken { background: #fff1d6; color: #7d4e00; border: 1px solid #d4a72c; }
+span.held, span.broken { font-weight: 700; padding: 0 4px; border-radius: 3px; white-space: nowrap; }
+table.matrix { font-size: 13px; }
+table.matrix th, table.matrix td { padding: 1px 6px; white-space: nowrap; vertical-align: middle;
+                                   line-height: 1.3; }
+h2.summary { margin-top: 12px; }
+.banner.incomplete { margin: 6px 0; padding: 4px 12px; }
+table.matrix tbody th.name { background: #ffffff; font-weight: 600; }
+table.matrix td.cell { color: #1b1f24; background: #ffffff; }
+table.matrix td.cell.unchecked { color: #57606a; }
+table.matrix td.cell.broken { box-shadow: inset 3px 0 0 #d4a72c; }
+table.matrix tbody tr:nth-child(even) td, table.matrix tbody tr:nth-child(even) th.name { background: #f8f9fa; }
+table.matrix tbody tr:hover td, table.matrix tbody tr:hover th.name { background: #eef3fb; }
+span.errs { color: #cf222e; font-weight: 700; }
+.l-fast { color: #1b1f24; }
+.l-degraded { color: #7d4e00; font-style: italic; }
+.l-blocked { color: #82071e; font-weight: 700; }
 .v-CONFIRMED { background: #dafbe1; font-weight: 700; }
 .v-REFUTED { background: #ffd8d3; font-weight: 700; }
 .v-DEPENDS { background: #fff3c4; font-weight: 700; }
@@ -509,7 +640,7 @@ svg text { fill: #1b1f24; }
 .lane-bg.shade-0 { fill: #ffffff; }
 .lane-bg.shade-1 { fill: #f3f5f8; }
 .lane-label { font-weight: 600; }
-.grid line { stroke: #d0d7de; stroke-width: 1; }
+.grid path { stroke: #d0d7de; stroke-width: 1; fill: none; }
 .axis-line { stroke: #57606a; stroke-width: 1; }
 .tick-label, .axis-title { text-anchor: middle; fill: #57606a; }
 .k-api { fill: #1f77b4; }
@@ -527,18 +658,22 @@ rect.bar { stroke: #ffffff; stroke-width: 1; }
 
 
 def _verdict_mark(passed: bool) -> str:
-    # Expectations are the tool's own correctness: blue when they hold, never the fit-to-serve green.
-    return '<span class="held">PASS</span>' if passed else '<span class="broken">FAIL</span>'
+    # Expectations are the tool's own correctness: blue when they hold, amber when not; never fit's green/red.
+    return '<span class="held">✓ PASS</span>' if passed else '<span class="broken">✗ FAIL</span>'
 
 
 def _fit_mark(result: ProfileResult) -> str:
-    return '<span class="pass">FIT</span>' if result.fit else '<span class="fail">UNFIT</span>'
+    return '<span class="fit">● FIT</span>' if result.fit else '<span class="unfit">■ UNFIT</span>'
 
 
 def _predicted_mark(result: ProfileResult) -> str:
     if result.status != Status.OK:
-        return f'<span class="fail">{esc(result.status.replace("_", " "))}</span>'
-    return '<span class="held">as predicted</span>' if result.passed else '<span class="broken">NOT as predicted</span>'
+        return f'<span class="broken">✗ {esc(result.status.replace("_", " "))}</span>'
+    return (
+        '<span class="held">✓ as predicted</span>'
+        if result.passed
+        else '<span class="broken">✗ NOT as predicted</span>'
+    )
 
 
 def _scenario_names(profiles: Iterable[ProfileResult]) -> list[str]:
@@ -555,45 +690,67 @@ def _ms(value: float | None) -> str:
 
 
 def _cell_class(verdicts: Sequence[Verdict]) -> str:
+    """What a scenario cell's expectations came to: ``held``, ``broken`` or ``unchecked`` (never fit's colours)."""
     if not verdicts:
-        return "none"
-    return "pass" if all(v.passed for v in verdicts) else "fail"
+        return "unchecked"
+    return "held" if all(v.passed for v in verdicts) else "broken"
+
+
+VERDICT_COLUMNS = ("fit to serve", "as predicted", "liveness")
+"""The summary's verdict columns, right after the profile's name: the first screen shows them for every profile."""
 
 
 def summary_matrix(run: ProbeRun) -> str:
-    """Profile by scenario: makespan, overlap, health p99, errors; cells coloured by verdict."""
+    """One line per profile: its verdicts first, then the figures of each scenario.
+
+    *Fit to serve* (green ● FIT / red ■ UNFIT), *as predicted* (blue ✓ / amber ✗) and
+    liveness (text on white) each have their own marks. The scenario cells are what
+    was measured, on white whatever the verdicts; a cell with a broken expectation
+    gets the amber ✗ of *as predicted*, with the count.
+    """
     names = _scenario_names(run.profiles)
-    out = ['<table class="matrix"><thead><tr><th>profile</th><th>ready</th>']
+    out = ['<table class="matrix"><thead><tr><th>profile</th>']
+    out.extend(f'<th class="verdict">{name}</th>' for name in VERDICT_COLUMNS)
+    out.append("<th>ready</th>")
     out.extend(f"<th>{esc(name)}</th>" for name in names)
-    out.append("<th>as predicted</th><th>fit to serve</th><th>liveness</th></tr></thead><tbody>")
+    out.append("</tr></thead><tbody>")
     for p_index, result in enumerate(run.profiles):
-        out.append(f'<tr><td><a href="#p{p_index}">{esc(result.name)}</a></td>')
+        out.append(
+            f'<tr data-profile="{esc(result.name)}"><th class="name"><a href="#p{p_index}">{esc(result.name)}</a></th>'
+        )
+        unfit = "; ".join(result.assessment.unfit) if result.assessment else ""
+        out.append(f'<td class="verdict fit-col" title="{esc(unfit)}">{_fit_mark(result)}</td>')
+        out.append(f'<td class="verdict predicted-col">{_predicted_mark(result)}</td>')
+        live = str(result.assessment.liveness) if result.assessment else "-"
+        evidence = result.assessment.liveness_evidence if result.assessment else ""
+        out.append(f'<td class="verdict l-{esc(live)}" title="{esc(evidence)}">{esc(live)}</td>')
         out.append(f'<td class="num">{_fmt_s(result.ready_seconds)}</td>')
         by_name = {s.scenario: (s_index, s) for s_index, s in enumerate(result.scenarios)}
         for name in names:
             found = by_name.get(name)
             if found is None:
-                out.append('<td class="none">-</td>')
+                out.append('<td class="cell unchecked">-</td>')
                 continue
             s_index, scenario = found
             figures = metrics.summary(scenario.records)
+            state = _cell_class(scenario.verdicts)
+            broken = sum(not v.passed for v in scenario.verdicts)
+            mark = f' <span class="broken" title="expectations that failed">✗{broken}</span>' if broken else ""
+            errors = f'<span class="errs">err {figures.error_count}</span>' if figures.error_count else "err 0"
             out.append(
-                f'<td class="cell {_cell_class(scenario.verdicts)}" data-profile="{esc(result.name)}" '
-                f'data-scenario="{esc(name)}"><a href="#p{p_index}s{s_index}">'
-                f"{figures.makespan_s:.2f} s</a> · overlap {figures.overlap}<br/>"
-                f"health p99 {_ms(figures.health_p99_ms)} · errors {figures.error_count}</td>"
+                f'<td class="cell {state}" data-profile="{esc(result.name)}" data-scenario="{esc(name)}">'
+                f'<a href="#p{p_index}s{s_index}">{figures.makespan_s:.2f} s</a> · &#215;{figures.overlap} · '
+                f"p99 {_ms(figures.health_p99_ms)} · {errors}{mark}</td>"
             )
-        out.append(f"<td>{_predicted_mark(result)}</td>")
-        unfit = "; ".join(result.assessment.unfit) if result.assessment else ""
-        out.append(f'<td class="{"pass" if result.fit else "fail"}" title="{esc(unfit)}">{_fit_mark(result)}</td>')
-        live = str(result.assessment.liveness) if result.assessment else "-"
-        evidence = result.assessment.liveness_evidence if result.assessment else ""
-        out.append(f'<td class="l-{esc(live)}" title="{esc(evidence)}">{esc(live)}</td>')
         out.append("</tr>")
     out.append("</tbody></table>")
     out.append(
-        '<p class="meta">Each cell: makespan (first work request sent to last answered) · the most work '
-        "requests running at once · the 99th percentile of /health latency · failed work requests.</p>"
+        '<p class="meta">Verdicts: <span class="fit">● FIT</span> / <span class="unfit">■ UNFIT</span> to serve '
+        '(hover for why); <span class="held">✓ as predicted</span> / <span class="broken">✗ NOT as predicted</span> '
+        "(the probe's expectations); liveness of /health while work ran (hover for the figures). "
+        "Each scenario cell: makespan (first work request sent to last answered) · &#215;the most work requests "
+        "running at once · the 99th percentile of /health latency · failed work requests"
+        ' · <span class="broken">✗n</span> expectations that failed there.</p>'
     )
     return "".join(out)
 
@@ -644,7 +801,7 @@ def expectations_html(result: ProfileResult) -> str:
     for v in result.verdicts:
         out.append(
             f"<tr><td>{esc(v.scenario)}</td><td>{esc(v.expectation)}</td><td>{esc(v.observed)}</td>"
-            f'<td class="{"pass" if v.passed else "fail"}">{_verdict_mark(v.passed)}</td><td>{esc(v.why)}</td></tr>'
+            f"<td>{_verdict_mark(v.passed)}</td><td>{esc(v.why)}</td></tr>"
         )
     out.append("</tbody></table>")
     return "".join(out)
@@ -714,7 +871,7 @@ def profile_html(result: ProfileResult, p_index: int) -> str:
         facts.append(f"from {result.source}")
     out = [
         f'<section class="profile" id="p{p_index}" data-profile="{esc(result.name)}">',
-        f"<h2>{esc(result.name)} {_predicted_mark(result)} {_fit_mark(result)}</h2>",
+        f"<h2>{esc(result.name)} {_fit_mark(result)} {_predicted_mark(result)}</h2>",
     ]
     if result.assessment is not None and result.assessment.unfit:
         out.append("<p>Not fit to serve:</p><ul>")
@@ -760,15 +917,16 @@ def render_html(run: ProbeRun) -> str:
         f"<title>launch probe report — {esc(run.created)}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>launch probe report</h1>",
-        f'<p class="meta">profiles: {esc(names)}</p>',
-        _machine_html(run),
     ]
     if not run.complete:
         out.append(
             '<div class="banner incomplete">INCOMPLETE: the run was interrupted; the results so far are shown.</div>'
         )
-    out.append("<h2>Summary</h2>")
+    # The verdicts first: the summary fits the first screen, the run's particulars come after it.
+    out.append('<h2 class="summary">Summary</h2>')
     out.append(summary_matrix(run))
+    out.append(f'<p class="meta">profiles: {esc(names)}</p>')
+    out.append(_machine_html(run))
     out.append("<h2>Recommendation</h2>")
     out.append(recommendation_html(run))
     out.append("<h2>The write-up's claims</h2>")

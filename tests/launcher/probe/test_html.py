@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import shutil
@@ -15,7 +16,9 @@ import pytest
 
 from launcher.probe import metrics
 from launcher.probe.html import (
+    _CSS,
     COLOURS,
+    HEALTH_QUIET_S,
     HEALTH_ROW_HEIGHT,
     LABEL_WIDTH,
     PLOT_WIDTH,
@@ -24,13 +27,14 @@ from launcher.probe.html import (
     layout,
     nice_step,
     pack_rows,
+    ranges,
     render_html,
     time_range,
     timeline_svg,
 )
-from launcher.probe.model import ProbeRun, RequestRecord, ScenarioResult
+from launcher.probe.model import Assessment, Liveness, ProbeRun, RequestRecord, ScenarioResult
 from tests.launcher.probe.records import back_to_back, health, ns, result, scenario, work
-from tests.launcher.probe.sample_run import HOSTILE, sample_run
+from tests.launcher.probe.sample_run import HOSTILE, answered, assessed_sample_run, sample_run
 
 S = 1_000_000_000
 TOLERANCE = 0.011
@@ -59,6 +63,37 @@ def _lanes(svg: ET.Element) -> list[ET.Element]:
 
 def _requests(element: ET.Element) -> list[ET.Element]:
     return [g for g in element.iter("g") if "req" in _class(g)]
+
+
+_SUBPATH = re.compile(r"([Mm])(-?[\d.]+) (-?[\d.]+)h([\d.]+)v([\d.]+)h-([\d.]+)z")
+
+
+def _positions(text: str) -> list[int]:
+    """``data-records`` (``3-5 7``) as positions."""
+    out: list[int] = []
+    for run in text.split():
+        first, _, last = run.partition("-")
+        out.extend(range(int(first), int(last or first) + 1))
+    return out
+
+
+def _health_ticks(svg: ET.Element) -> dict[int, tuple[float, float, float, float, ET.Element]]:
+    """Each drawn health tick by its record position: x, y, width, height and the path that holds it."""
+    ticks: dict[int, tuple[float, float, float, float, ET.Element]] = {}
+    for path in svg.iter("path"):
+        if path.get("data-records") is None:
+            continue
+        boxes = _SUBPATH.findall(path.get("d", ""))
+        assert "".join(f"{m}{x} {y}h{w}v{h}h-{w2}z" for m, x, y, w, h, w2 in boxes) == path.get("d")
+        assert [m for m, *_ in boxes] == ["M"] + ["m"] * (len(boxes) - 1)
+        positions = _positions(path.get("data-records", ""))
+        assert len(positions) == len(boxes)
+        at_x = at_y = 0.0
+        for position, (_, x, y, w, h, w2) in zip(positions, boxes, strict=True):
+            assert w == w2 and position not in ticks
+            at_x, at_y = at_x + float(x), at_y + float(y)  # the first is absolute, from 0
+            ticks[position] = (at_x, at_y, float(w), float(h), path)
+    return ticks
 
 
 def _expected_scale(scenario: ScenarioResult) -> Scale:
@@ -138,7 +173,9 @@ class TestTimeline:
     def test_every_request_drawn_exactly_once(self, profile: str, name: str) -> None:
         run = sample_run()
         s = _scenario(run, profile, name)
-        drawn = Counter(int(g.get("data-record", "-1")) for g in _requests(_svg(run, profile, name)))
+        svg = _svg(run, profile, name)
+        drawn = Counter(int(g.get("data-record", "-1")) for g in _requests(svg))
+        drawn.update(list(_health_ticks(svg)))
         assert drawn == Counter(range(len(s.records)))
 
     @pytest.mark.parametrize(("profile", "name"), ALL_TIMELINES)
@@ -258,17 +295,17 @@ class TestTimeline:
             scale = _expected_scale(s)
             svg = _svg(run, profile, name)
             (health_lane,) = [lane for lane in _lanes(svg) if lane.get("data-lane") == "health"]
-            ticks = _requests(health_lane)
-            answered = [i for i, r in enumerate(s.records) if r.kind == "health" and r.ok]
-            assert sorted(int(g.get("data-record", "-1")) for g in ticks) == answered
-            for g in ticks:
-                record = s.records[int(g.get("data-record", "-1"))]
-                assert g.get("data-kind") == "health"
-                (tick,) = [r for r in g.iter("rect") if "tick" in _class(r)]
-                assert float(tick.get("x", "nan")) == pytest.approx(scale(record.sent_ns), abs=TOLERANCE)
-                width = max(TICK_MIN_WIDTH, scale(_answered(record)) - scale(record.sent_ns))
-                assert float(tick.get("width", "nan")) == pytest.approx(width, abs=TOLERANCE)
-                assert float(tick.get("height", "nan")) == HEALTH_ROW_HEIGHT
+            assert not _requests(health_lane)
+            ticks = _health_ticks(health_lane)
+            assert sorted(ticks) == [i for i, r in enumerate(s.records) if r.kind == "health" and r.ok]
+            y0, y1 = float(health_lane.get("data-y0", "nan")), float(health_lane.get("data-y1", "nan"))
+            for position, (x, y, width, height, path) in ticks.items():
+                record = s.records[position]
+                assert x == pytest.approx(scale(record.sent_ns), abs=TOLERANCE)
+                expected = max(TICK_MIN_WIDTH, scale(_answered(record)) - scale(record.sent_ns))
+                assert width == pytest.approx(expected, abs=TOLERANCE)
+                assert height == HEALTH_ROW_HEIGHT and y0 <= y and y + height <= y1
+                assert path.find("title") is not None
 
     def test_health_latency_is_drawn_to_the_server_answer(self) -> None:
         run = sample_run()
@@ -278,8 +315,51 @@ class TestTimeline:
         assert metrics.health_latency(check) == pytest.approx(0.15)
         scale = _expected_scale(s)
         svg = _svg(run, "uvicorn-1-sync", "generate")
-        (tick,) = [r for r in svg.iter("rect") if "tick" in _class(r)]
-        assert float(tick.get("width", "nan")) == pytest.approx(scale(ns(0.45)) - scale(ns(0.3)), abs=TOLERANCE)
+        ((_, _, width, _, path),) = _health_ticks(svg).values()
+        assert width == pytest.approx(scale(ns(0.45)) - scale(ns(0.3)), abs=TOLERANCE)
+        # Slower than the quiet line: a tooltip of its own, with its wait.
+        title = path.find("title")
+        assert title is not None and title.text == "/health #0 · pid 101 · answered after 150 ms"
+
+    def test_quick_health_checks_share_one_path(self) -> None:
+        run = sample_run()
+        s = _scenario(run, "uvicorn-1-sync", "sleep")
+        svg = _svg(run, "uvicorn-1-sync", "sleep")
+        (quick,) = [p for p in svg.iter("path") if "ticks" in _class(p)]
+        assert quick.get("data-records") == "3-6"
+        title = quick.find("title")
+        assert title is not None and title.text == f"4 /health checks answered within {HEALTH_QUIET_S * 1000:.0f} ms"
+        assert all(metrics.health_latency(s.records[i]) <= HEALTH_QUIET_S for i in _positions("3-6"))
+
+    def test_slow_checks_answered_together_share_a_tooltip(self) -> None:
+        # A blocked loop: checks sent every 0.1 s during 1 s of work, all answered when it ends.
+        records = [
+            work("api", 7, 0.0, 1.0, index=0),
+            *(answered(health(7, 0.1 * k, 1.01), 1.0 + 0.0001 * k) for k in range(1, 10)),
+            answered(health(7, 1.5, 1.51), 1.502),
+            answered(health(7, 2.0, 2.3), 2.2),
+        ]
+        records = [records[0], *(dataclasses.replace(r, index=k) for k, r in enumerate(records[1:], start=1))]
+        s = scenario("cpu", records)
+        svg = ET.fromstring(timeline_svg(s))
+        ticks = _health_ticks(svg)
+        assert sorted(ticks) == list(range(1, 12))
+        paths = {path.get("data-records"): path for *_, path in ticks.values()}
+        assert set(paths) == {"1-9", "10", "11"}
+        assert "ticks" in _class(paths["10"])  # answered in 2 ms
+        together = paths["1-9"].find("title")
+        assert together is not None  # the burst starts when the work request is sent, 10 ms before its work
+        assert together.text == (
+            "9 /health checks (#1 to #9) · pid 7 answered together at 1.011 s, after 101 to 900 ms"
+        )
+        alone = paths["11"].find("title")
+        assert alone is not None and alone.text == "/health #11 · pid 7 · answered after 200 ms"
+
+    def test_ranges(self) -> None:
+        assert ranges([]) == ""
+        assert ranges([4]) == "4"
+        assert ranges([1, 2, 3, 5, 7, 8]) == "1-3 5 7-8"
+        assert _positions(ranges([0, 1, 2, 9, 11, 12])) == [0, 1, 2, 9, 11, 12]
 
     def test_pipeline_inner_bar(self) -> None:
         run = sample_run()
@@ -405,15 +485,16 @@ class TestPage:
             ("uvicorn-1-sync", "generate"),
             ("gunicorn-3-sync", "mixed"),
         }
-        assert "pass" in _class(cells["uvicorn-1-sync", "sleep"])
-        assert "fail" in _class(cells["gunicorn-3-sync", "mixed"])
+        assert "held" in _class(cells["uvicorn-1-sync", "sleep"])
+        assert "broken" in _class(cells["gunicorn-3-sync", "mixed"])
         mixed = _scenario(run, "gunicorn-3-sync", "mixed")
         figures = metrics.summary(mixed.records)
         text = "".join(cells["gunicorn-3-sync", "mixed"].itertext())
         assert f"{figures.makespan_s:.2f} s" in text
-        assert f"overlap {figures.overlap}" in text
-        assert f"health p99 {figures.health_p99_ms:.0f} ms" in text
-        assert "errors 2" in text
+        assert f"\u00d7{figures.overlap}" in text
+        assert f"p99 {figures.health_p99_ms:.0f} ms" in text
+        assert "err 2" in text
+        assert "\u27171" in text  # one expectation failed there
 
     def test_recommendation_claims_and_expectations(self) -> None:
         run = sample_run()
@@ -427,9 +508,98 @@ class TestPage:
         assert verdicts == ["CONFIRMED", "REFUTED"]
         tables = [t for t in root.iter("table") if "expectations" in _class(t)]
         assert len(tables) == 2  # the profile that did not start checked none
-        marks = ["".join(td.itertext()) for t in tables for td in t.iter("td") if _class(td) in (["pass"], ["fail"])]
-        assert marks == ["PASS" if v.passed else "FAIL" for p in run.profiles for v in p.verdicts]
+        marks = ["".join(m.itertext()) for t in tables for m in t.iter("span") if _class(m) in (["held"], ["broken"])]
+        assert marks == ["\u2713 PASS" if v.passed else "\u2717 FAIL" for p in run.profiles for v in p.verdicts]
         assert "port in use" in text and "did not start" in text
+
+    def test_verdicts_lead_the_summary(self) -> None:
+        root = ET.fromstring(render_html(sample_run()))
+        matrix = next(t for t in root.iter("table") if "matrix" in _class(t))
+        header = ["".join(th.itertext()) for th in matrix.iter("th") if th.get("class") != "name"][:8]
+        assert header == [
+            "profile",
+            "fit to serve",
+            "as predicted",
+            "liveness",
+            "ready",
+            "sleep",
+            "generate",
+            "mixed",
+        ]
+        for row in matrix.iter("tr"):
+            if row.get("data-profile"):
+                first = [cell.get("class", "") for cell in row][:4]
+                assert first[0] == "name" and "fit-col" in first[1] and "predicted-col" in first[2]
+
+    def test_fit_and_predicted_never_share_a_style(self) -> None:
+        run = assessed_sample_run()
+        fit = dataclasses.replace(run.profiles[0], assessment=Assessment(predicted=True, fit=True))
+        run = dataclasses.replace(run, profiles=(fit, *run.profiles[1:]))
+        root = ET.fromstring(render_html(run))
+        matrix = next(t for t in root.iter("table") if "matrix" in _class(t))
+        fit_marks = {m.get("class") for td in matrix.iter("td") if "fit-col" in _class(td) for m in td.iter("span")}
+        predicted_marks = {
+            m.get("class") for td in matrix.iter("td") if "predicted-col" in _class(td) for m in td.iter("span")
+        }
+        assert fit_marks == {"fit", "unfit"}
+        assert predicted_marks == {"held", "broken"}
+        # Distinct colours too: no background of one scheme appears in the other's.
+        backgrounds = {
+            name: set(re.findall(r"background: (#[0-9a-f]{6})", rule))
+            for name, rule in re.findall(r"span\.(\w+) \{([^}]*)\}", _CSS)
+        }
+        fit_colours = backgrounds["fit"] | backgrounds["unfit"]
+        predicted_colours = backgrounds["held"] | backgrounds["broken"]
+        assert fit_colours and predicted_colours and not fit_colours & predicted_colours
+        # Words and shapes as well, for a reader without colour.
+        text = {"".join(td.itertext()) for td in matrix.iter("td") if "fit-col" in _class(td)}
+        assert text == {"\u25cf FIT", "\u25a0 UNFIT"}
+
+    def test_an_unfit_profile_never_looks_green(self) -> None:
+        run = assessed_sample_run()
+        unfit = run.profiles[0]
+        assert unfit.passed and not unfit.fit  # as predicted, every expectation held, and unfit
+        root = ET.fromstring(render_html(run))
+        (row,) = [tr for tr in root.iter("tr") if tr.get("data-profile") == unfit.name]
+        green = {"pass", "fit", "l-fast"}
+        for cell in row.iter():
+            if cell.get("data-scenario") is not None or "fit-col" in _class(cell):
+                assert not green & set(_class(cell)), ET.tostring(cell, encoding="unicode")
+        scenario_cells = [td for td in row.iter("td") if td.get("data-scenario")]
+        assert scenario_cells and all(_class(td) == ["cell", "held"] for td in scenario_cells)
+        assert "table.matrix td.cell.held" not in _CSS  # a held cell is plain: no colour of its own
+
+    def test_liveness_has_its_own_marks(self) -> None:
+        run = assessed_sample_run()
+        live = dataclasses.replace(
+            run.profiles[0],
+            assessment=Assessment(predicted=True, fit=False, liveness=Liveness.BLOCKED, liveness_evidence="waits"),
+        )
+        root = ET.fromstring(render_html(dataclasses.replace(run, profiles=(live,))))
+        (cell,) = [td for td in root.iter("td") if "l-blocked" in _class(td)]
+        assert cell.text == "blocked" and cell.get("title") == "waits"
+
+    def test_size_per_record(self) -> None:
+        """Health checks are most of a long run's records: each costs a few bytes, not an element with a tooltip."""
+
+        def page(checks: int, blocked: int) -> int:
+            records = [work("api", 7, 0.0, 30.0, index=0)]
+            # Quick checks, 10 ms apart; then blocked ones, answered 20 at a time.
+            records += [answered(health(7, 0.01 * k, 0.012 * k), 0.01 * k + 0.001) for k in range(checks)]
+            records += [
+                answered(health(7, 20 + 0.01 * k, 30 + k // 20), 29.5 + k // 20 + 0.0001 * (k % 20))
+                for k in range(blocked)
+            ]
+            s = scenario("sleep", records)
+            return len(
+                render_html(ProbeRun(created="x", machine={}, options={}, profiles=(result("uvicorn-1-sync", [s]),)))
+            )
+
+        base = page(0, 0)
+        assert (page(2000, 0) - base) / 2000 < 35  # one subpath and a position each
+        assert (page(0, 400) - base) / 400 < 60  # plus a share of a tooltip per 20
+        records = sum(1 for p in sample_run().profiles for s in p.scenarios for r in s.records)
+        assert len(render_html(sample_run())) < 1500 * records + 12_000
 
     def test_incomplete_run_is_marked(self) -> None:
         assert "INCOMPLETE" not in render_html(sample_run())
