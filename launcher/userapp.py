@@ -7,12 +7,17 @@ itself, the way ``uvicorn module:attr`` does. Before any server starts, the
 launcher imports it once in a throw-away interpreter (:func:`check`): a module
 that does not import, a missing attribute, something that is not an ASGI app or
 a factory that raises is then one line and exit 2, not a traceback per worker.
+The check also reports the app's shape (:class:`AppShape`): where it mounts a
+Gradio demo, so that the probe clicks the demo wherever it
+is, checks the scenario's event names before any server starts, and knows
+the app serves a demo at all (:func:`demo_mounts`).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +33,8 @@ FACTORY_ENV = "LAUNCH_APP_FACTORY"
 APP_DIR_ENV = "LAUNCH_APP_DIR"
 CHECK_TIMEOUT_S = 60.0
 """How long importing the user's app (and calling its factory) may take in the check."""
+SHAPE_PREFIX = "launch-app-shape: "
+"""The check's report line on its standard output (the user's module may print too)."""
 
 
 class AppLoadError(ConfigError):
@@ -128,13 +135,68 @@ def load(spec: AppSpec) -> Any:
     return obj
 
 
+@dataclass(frozen=True, kw_only=True)
+class DemoMount:
+    """A Gradio demo the app mounts: where, and the API names of its events (``/predict``)."""
+
+    path: str
+    """``/`` for the root (``gr.mount_gradio_app(app, demo, path="/")``), else ``/demo``."""
+    api_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppShape:
+    """What the launcher needs to know of the user's app without importing it into its own process."""
+
+    demos: tuple[DemoMount, ...] = ()
+
+    @property
+    def serves_demo(self) -> bool:
+        """True when the app mounts a Gradio demo anywhere."""
+        return bool(self.demos)
+
+    @property
+    def demo_paths(self) -> tuple[str, ...]:
+        """Where the demos are mounted, in route order."""
+        return tuple(d.path for d in self.demos)
+
+
+def _gradio_api_names(gradio_app: Any) -> tuple[str, ...]:
+    blocks = gradio_app.get_blocks()
+    names = (getattr(fn, "api_name", None) for fn in getattr(blocks, "fns", {}).values())
+    return tuple(f"/{name}" for name in names if isinstance(name, str) and name)
+
+
+def _is_gradio_app(obj: object) -> bool:
+    # Gradio's own ASGI app (gradio.routes.App) is what mount_gradio_app mounts; known by its module and its
+    # get_blocks method, so that an app without Gradio never imports it here.
+    return type(obj).__module__.startswith("gradio.") and callable(getattr(obj, "get_blocks", None))
+
+
+def demo_mounts(app: object, prefix: str = "") -> tuple[DemoMount, ...]:
+    """The Gradio demos ``app`` (a Starlette/FastAPI app, mounts followed) serves, in route order.
+
+    Starlette stores a mount at ``/`` with an empty path; it is returned as ``/``.
+    """
+    if _is_gradio_app(app):
+        return (DemoMount(path=prefix or "/", api_names=_gradio_api_names(app)),)
+    found: list[DemoMount] = []
+    for route in getattr(app, "routes", None) or ():
+        mounted = getattr(route, "app", None)
+        path = getattr(route, "path", None)
+        if mounted is None or not isinstance(path, str) or type(route).__name__ != "Mount":
+            continue
+        found.extend(demo_mounts(mounted, prefix + path.rstrip("/")))
+    return tuple(found)
+
+
 def _described(exc: BaseException) -> str:
     text = one_line(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def check(spec: AppSpec, *, timeout: float = CHECK_TIMEOUT_S) -> None:
-    """Load the app in a separate interpreter; :class:`AppLoadError` with its one line when that fails.
+def check(spec: AppSpec, *, timeout: float = CHECK_TIMEOUT_S) -> AppShape:
+    """Load the app in a separate interpreter: its shape, or :class:`AppLoadError` with its one line.
 
     A separate process: the user's module must not be imported into the
     launcher itself (its import-time side effects, threads or a loaded model
@@ -157,17 +219,29 @@ def check(spec: AppSpec, *, timeout: float = CHECK_TIMEOUT_S) -> None:
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         raise AppLoadError(lines[-1] if lines else f"--app {spec.target}: the check exited with {done.returncode}")
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(SHAPE_PREFIX):
+            data = json.loads(line[len(SHAPE_PREFIX) :])
+            return AppShape(
+                demos=tuple(
+                    DemoMount(path=str(d["path"]), api_names=tuple(str(n) for n in d["api_names"]))
+                    for d in data["demos"]
+                )
+            )
+    return AppShape()
 
 
 def check_main() -> int:
-    """The check's child: load the app named in the environment; one line on stderr when that fails."""
+    """The check's child: load the app named in the environment; its shape on stdout, or one line on stderr."""
     spec = AppSpec.from_env()
     if spec is None:
         return 0
     try:
-        load(spec)
+        app = load(spec)
     except AppLoadError as exc:
         sys.stderr.flush()
         print(str(exc), file=sys.stderr)
         return 2
+    demos = [{"path": d.path, "api_names": list(d.api_names)} for d in demo_mounts(app)]
+    print(SHAPE_PREFIX + json.dumps({"demos": demos}), flush=True)
     return 0

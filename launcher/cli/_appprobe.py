@@ -40,12 +40,13 @@ def probe_user_app(
         scenario = load_scenario_file(scenario_path)
         chosen = catalog.select(spec)
         # Once, here: a bad --app is one line before any server starts.
-        check(app)
+        shape = check(app)
         run = probe_app(
             chosen,
             app,
             scenario,
             scenario_path,
+            shape=shape,
             profiles_files=profiles_files,
             say=(lambda line: None) if quiet else print_stderr,
         )

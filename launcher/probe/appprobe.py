@@ -8,7 +8,9 @@ file is fired N at once, R times; :mod:`launcher.probe.routes` turns what it
 showed into a class and advice per route. The recommendation across profiles
 follows the reference service's rules (:mod:`launcher.probe.recommend`): a
 profile qualifies when nothing fails that the code itself does not fail
-everywhere and no Gradio click was split over processes; the fastest median
+everywhere, and a profile that serves the app's Gradio demo from more than one
+process never qualifies (each process holds its own queue: a structural
+hazard, whatever the clicks did); the fastest median
 total wins, with ties (within the measured spread or ``TIE_REL``) broken by
 fewer processes, the backend order, then the name.
 """
@@ -36,8 +38,8 @@ from launcher.probe.recommend import BACKEND_ORDER, TIE_REL
 from launcher.probe.routes import ADVICE, BLOCKS, FAILS, LABELS, BurstFacts, BurstVerdict, Call, classify_burst
 from launcher.probe.routes import route_class as overall_class
 from launcher.probe.scenario_file import Burst, GradioEndpoint, ScenarioFile
-from launcher.userapp import AppSpec
-from profiles.model import Profile
+from launcher.userapp import AppShape, AppSpec
+from profiles.model import Profile, demo_processes
 
 LAG_SETTLE_S = 0.25
 """Wait after a burst for the workers' last lag reports (sent every 100 ms) to arrive."""
@@ -87,6 +89,11 @@ class AppProfileResult:
     stop_forced: bool
 
     @property
+    def demo_processes(self) -> int:
+        """Processes that would hold the app's Gradio demo, each with its own queue."""
+        return demo_processes(self.backend, self.workers)
+
+    @property
     def makespan_s(self) -> float:
         """Sum over the routes of their median makespan."""
         return sum(r.makespan_s for r in self.routes)
@@ -113,6 +120,8 @@ class AppProbeRun:
 
     app: str
     scenario_file: str
+    demo_paths: tuple[str, ...]
+    """Where the app mounts a Gradio demo (empty: none)."""
     profiles: tuple[AppProfileResult, ...]
     recommendation: AppRecommendation
 
@@ -163,6 +172,37 @@ async def _http_burst(url: str, burst: Burst) -> list[Call]:
     async with aiohttp.ClientSession(connector=connector) as session:
         t0 = time.monotonic() + 0.05
         return list(await asyncio.gather(*(one(session, t0) for _ in range(burst.n))))
+
+
+def demo_path_of(endpoint: GradioEndpoint, index: int, shape: AppShape, app: AppSpec, scenario_path: Path) -> str:
+    """The mount path the endpoint's clicks go to; :class:`AppProbeError` (one line) when none fits.
+
+    Checked before any server starts, from what the app's check found: a click
+    that cannot reach the demo is a usage error, never a route class.
+    """
+    where = f"{scenario_path}: gradio[{index}]"
+    if not shape.demos:
+        raise AppProbeError(
+            f"{where}: {app.target} mounts no Gradio demo (none found by gr.mount_gradio_app in its routes): "
+            "remove the [[gradio]] entry, or mount the demo"
+        )
+    if endpoint.path is not None:
+        chosen = [d for d in shape.demos if d.path == endpoint.path.rstrip("/") or d.path == endpoint.path]
+        if not chosen:
+            found = ", ".join(shape.demo_paths)
+            raise AppProbeError(f"{where}.path = {endpoint.path!r}: {app.target} mounts its demo at {found}")
+        demo = chosen[0]
+    elif len(shape.demos) > 1:
+        found = ", ".join(shape.demo_paths)
+        raise AppProbeError(f"{where}: {app.target} mounts several Gradio demos ({found}): say which with path = ...")
+    else:
+        demo = shape.demos[0]
+    if demo.api_names and endpoint.api_name not in demo.api_names:
+        raise AppProbeError(
+            f"{where}.api_name = {endpoint.api_name!r}: the demo at {demo.path} has no such event "
+            f"(its api names: {', '.join(demo.api_names)})"
+        )
+    return demo.path
 
 
 def _gradio_burst(url: str, endpoint: GradioEndpoint, workers: int) -> list[Call]:
@@ -218,7 +258,8 @@ def _fire(
                 f"answered 404 under {profile.name}: no such route in the app"
             )
     else:
-        calls = _gradio_burst(server.url, entry, profile.workers)
+        # The demo's mount path (resolved before the run): gradio_client fetches the config there.
+        calls = _gradio_burst(server.url + (entry.path or "").rstrip("/"), entry, profile.workers)
     time.sleep(LAG_SETTLE_S)
     stall, blocked = _lag(server, since, time.monotonic())
     cpu: dict[int, float] = {}
@@ -291,8 +332,11 @@ def probe_app_profile(
     )
 
 
-def recommend(results: Sequence[AppProfileResult]) -> AppRecommendation:
-    """The reference service's rules, over what a user's app showed (see the module's docstring)."""
+def recommend(results: Sequence[AppProfileResult], *, serves_demo: bool = False) -> AppRecommendation:
+    """The reference service's rules, over what a user's app showed (see the module's docstring).
+
+    ``serves_demo``: the app mounts a Gradio demo, so a profile holding it in several processes never qualifies.
+    """
     failing_everywhere = (
         {
             route.route
@@ -306,7 +350,13 @@ def recommend(results: Sequence[AppProfileResult]) -> AppRecommendation:
     for result in results:
         split = [r for r in result.routes for v in r.repeats if "queue_split" in v.errors]
         failing = [r for r in result.routes if r.route_class == FAILS and r.route not in failing_everywhere]
-        if split:
+        if serves_demo and result.demo_processes > 1:
+            # By structure, not by luck: clicks that happened to land in one process do not make the queue one.
+            rejected[result.profile] = (
+                f"serves the Gradio demo from {result.demo_processes} processes, each with its own queue "
+                "(a click's join and event stream can land in different ones)"
+            )
+        elif split:
             rejected[result.profile] = f"{split[0].route}: Gradio clicks split over {result.workers} worker processes"
         elif failing:
             rejected[result.profile] = f"{failing[0].route} fails under this profile only"
@@ -345,10 +395,20 @@ def probe_app(
     scenario: ScenarioFile,
     scenario_path: Path,
     *,
+    shape: AppShape,
     profiles_files: tuple[Path, ...] = (),
     say: Callable[[str], None] = lambda line: None,
 ) -> AppProbeRun:
-    """Probe ``app`` under each of ``profiles`` (deduplicated) with ``scenario``."""
+    """Probe ``app`` under each of ``profiles`` (deduplicated) with ``scenario``.
+
+    ``shape`` is what the app's check found; every Gradio entry's demo is resolved
+    from it before any server starts (:func:`demo_path_of`).
+    """
+    gradio = [
+        entry.model_copy(update={"path": demo_path_of(entry, index, shape, app, scenario_path)})
+        for index, entry in enumerate(scenario.gradio)
+    ]
+    scenario = scenario.model_copy(update={"gradio": gradio})
     results = [
         probe_app_profile(profile, same_as, app, scenario, scenario_path, profiles_files=profiles_files, say=say)
         for profile, same_as in dedupe(profiles)
@@ -356,8 +416,9 @@ def probe_app(
     return AppProbeRun(
         app=app.target,
         scenario_file=str(scenario_path),
+        demo_paths=shape.demo_paths,
         profiles=tuple(results),
-        recommendation=recommend(results),
+        recommendation=recommend(results, serves_demo=shape.serves_demo),
     )
 
 

@@ -18,6 +18,7 @@
     api_name = "/predict"
     inputs = ["hello", 3]
     n = 2
+    path = "/demo"              # which demo, only when the app mounts several (found by itself otherwise)
 
 Every mistake is one line naming the file, the key and the value (:class:`ScenarioFileError`).
 """
@@ -90,8 +91,11 @@ class GradioEndpoint(_Strict):
     n: int = Field(default=DEFAULT_N, ge=1, le=MAX_REQUESTS)
     repeats: int = Field(default=1, ge=1, le=MAX_REPEATS)
     timeout: float = Field(default=60.0, gt=0, le=MAX_TIMEOUT_S)
+    path: str | None = None
+    """Where the demo is mounted; needed only when the app mounts several (the launcher finds a single one)."""
 
     _check_api_name = field_validator("api_name")(_path)
+    _check_mount = field_validator("path")(_path)
 
     @property
     def label(self) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from launcher.probe.appprobe import AppProfileResult, RouteResult, recommend
 from launcher.probe.routes import (
     BLOCKS,
     CONCURRENT,
@@ -136,3 +139,130 @@ def test_app_spec_round_trips_through_the_environment(tmp_path: Path) -> None:
     spec = AppSpec(target="m:a", factory=True, app_dir=str(tmp_path))
     assert AppSpec.from_env(spec.to_env()) == AppSpec(target="m:a", factory=True, app_dir=str(tmp_path.resolve()))
     assert AppSpec.from_env({}) is None
+
+
+# --- the app's Gradio demo: found wherever it is mounted, checked before any server starts --------------------
+
+
+def _demo_shape() -> tuple[object, object]:
+    from tests.launcher.userapps import demo_app
+
+    return demo_app.app, demo_app.root_app
+
+
+def test_a_demo_is_found_under_its_sub_path_and_at_the_root_with_its_event_names() -> None:
+    from launcher.userapp import DemoMount, demo_mounts
+
+    sub, root = _demo_shape()
+    assert demo_mounts(sub) == (DemoMount(path="/demo", api_names=("/echo",)),)
+    assert demo_mounts(root) == (DemoMount(path="/", api_names=("/echo",)),)
+    assert demo_mounts(load(AppSpec(target="tests.launcher.userapps.apps:app"))) == ()
+
+
+def test_a_demo_under_a_nested_mount_is_found_with_its_whole_path() -> None:
+    from fastapi import FastAPI
+
+    from launcher.userapp import demo_mounts
+
+    sub, _ = _demo_shape()
+    outer = FastAPI()
+    outer.mount("/v1", sub)  # type: ignore[arg-type]
+    assert [d.path for d in demo_mounts(outer)] == ["/v1/demo"]
+
+
+SHAPE_ONE = "tests.launcher.userapps.demo_app:app"
+
+
+@pytest.mark.parametrize(
+    ("entry", "demos", "expected"),
+    [
+        ('api_name = "/echo"', (), "mounts no Gradio demo"),
+        ('api_name = "/nope"', (("/demo", ("/echo",)),), "api_name = '/nope': the demo at /demo has no such event"),
+        ('api_name = "/echo"\npath = "/ui"', (("/demo", ("/echo",)),), "path = '/ui': "),
+        ('api_name = "/echo"', (("/a", ("/echo",)), ("/b", ("/echo",))), "several Gradio demos (/a, /b)"),
+    ],
+)
+def test_a_click_that_cannot_reach_the_demo_is_one_line_before_any_server_starts(
+    tmp_path: Path, entry: str, demos: tuple[tuple[str, tuple[str, ...]], ...], expected: str
+) -> None:
+    from launcher.probe.appprobe import AppProbeError, demo_path_of
+    from launcher.userapp import AppShape, DemoMount
+
+    path = tmp_path / "s.toml"
+    path.write_text(f"[[gradio]]\n{entry}\n")
+    scenario = load_scenario_file(path)
+    shape = AppShape(demos=tuple(DemoMount(path=p, api_names=names) for p, names in demos))
+    with pytest.raises(AppProbeError) as caught:
+        demo_path_of(scenario.gradio[0], 0, shape, AppSpec(target=SHAPE_ONE), path)
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_demo_named_by_path_or_the_only_one_is_chosen(tmp_path: Path) -> None:
+    from launcher.probe.appprobe import demo_path_of
+    from launcher.userapp import AppShape, DemoMount
+
+    path = tmp_path / "s.toml"
+    path.write_text('[[gradio]]\napi_name = "/echo"\n[[gradio]]\nname = "b"\napi_name = "/echo"\npath = "/b/"\n')
+    scenario = load_scenario_file(path)
+    one = AppShape(demos=(DemoMount(path="/", api_names=("/echo",)),))
+    two = AppShape(demos=(DemoMount(path="/a", api_names=()), DemoMount(path="/b", api_names=("/echo",))))
+    assert demo_path_of(scenario.gradio[0], 0, one, AppSpec(target=SHAPE_ONE), path) == "/"
+    assert demo_path_of(scenario.gradio[1], 1, two, AppSpec(target=SHAPE_ONE), path) == "/b"
+
+
+def _app_result(name: str, backend: str, workers: int, makespan: float) -> AppProfileResult:
+    from launcher.probe.routes import ADVICE, BurstVerdict
+
+    verdict = BurstVerdict(
+        route_class=CONCURRENT,
+        longest_stall_ms=0.0,
+        blocked_ms=0.0,
+        makespan_s=makespan,
+        failed=0,
+        errors=(),
+        workers_used=1,
+        max_overlap=3,
+        serial_ratio=1.0,
+        cpu_share=0.0,
+    )
+    route = RouteResult(
+        route="gradio /echo",
+        request="gradio /echo",
+        route_class=CONCURRENT,
+        blocks_event_loop=False,
+        longest_stall_ms=0.0,
+        advice=ADVICE[CONCURRENT],
+        repeats=(verdict,),
+    )
+    return AppProfileResult(
+        profile=name,
+        same_as=(),
+        backend=backend,
+        workers=workers,
+        ready_seconds=1.0,
+        routes=(route,),
+        stop_seconds=0.1,
+        stop_forced=False,
+    )
+
+
+@given(
+    one=st.floats(min_value=0.01, max_value=100.0),
+    many=st.floats(min_value=0.01, max_value=100.0),
+    workers=st.integers(min_value=2, max_value=8),
+    backend=st.sampled_from(["uvicorn", "gunicorn", "hypercorn", "granian", "gunicorn-asgi", "ray"]),
+)
+def test_an_app_with_a_demo_is_never_recommended_or_tied_on_several_processes(
+    one: float, many: float, workers: int, backend: str
+) -> None:
+    """Whatever the clicks' figures (here every click succeeded, the multi-process one maybe faster)."""
+    single = _app_result("uvicorn-1-sync", "uvicorn", 1, one)
+    multi = _app_result(f"{backend}-{workers}-sync", backend, workers, many)
+    split = _app_result(f"ray-split-{workers}-sync", "ray-split", workers, many)
+    rec = recommend([multi, single, split], serves_demo=True)
+    assert multi.profile not in (rec.profile, *rec.tied_with)
+    assert "from " + str(workers) + " processes" in rec.rejected[multi.profile]
+    assert rec.profile in {"uvicorn-1-sync", f"ray-split-{workers}-sync"}
+    without = recommend([multi, single], serves_demo=False)
+    assert multi.profile not in without.rejected

@@ -216,3 +216,68 @@ def test_a_systemd_unit_serves_the_user_app_from_an_absolute_folder() -> None:
         refused.stderr.strip()
         == "launch: error: --app examples.shop:nope: module examples.shop has no attribute 'nope'"
     )
+
+
+DEMO_SCENARIO = """
+health_timeout = 120  # three workers each import Gradio: slow on a loaded 2-core machine
+
+[[burst]]
+path = "/predict"
+n = 3
+
+[[gradio]]
+api_name = "/echo"
+inputs = ["hi"]
+n = 3
+"""
+
+
+@pytest.mark.e2e
+def test_a_demo_under_a_sub_path_is_clicked_there_and_several_processes_never_qualify(tmp_path: Path) -> None:
+    """The demo at /demo, as gr.mount_gradio_app(app, demo, path="/demo") puts it: found, clicked, judged."""
+    result = tmp_path / "demo.json"
+    done = _launch(
+        "probe",
+        "--app",
+        "tests.launcher.userapps.demo_app:app",
+        "--scenarios",
+        str(_scenario(tmp_path, DEMO_SCENARIO)),
+        "--profiles",
+        "uvicorn-1-sync,gunicorn-3-sync",
+        "--json",
+        str(result),
+        "--quiet",
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    run = json.loads(result.read_text())
+    assert run["demo_paths"] == ["/demo"]
+    clicks = {p["profile"]: next(r for r in p["routes"] if r["route"] == "gradio /echo") for p in run["profiles"]}
+    single = clicks["uvicorn-1-sync"]
+    assert single["class"] != "fails", single
+    assert all(v["failed"] == 0 for v in single["repeats"]), single
+    recommendation = run["recommendation"]
+    assert recommendation["profile"] == "uvicorn-1-sync"
+    assert recommendation["tied_with"] == []
+    assert "from 3 processes" in recommendation["rejected"]["gunicorn-3-sync"]
+    assert not _others_with("demo_app:app")
+
+
+@pytest.mark.e2e
+def test_a_gradio_event_the_demo_does_not_have_is_one_line_before_any_server_starts(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, '[[gradio]]\napi_name = "/predict"\n')
+    done = _launch(
+        "probe",
+        "--app",
+        "tests.launcher.userapps.demo_app:app",
+        "--scenarios",
+        str(scenario),
+        "--profiles",
+        "uvicorn-1-sync",
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        f"launch: error: {scenario}: gradio[0].api_name = '/predict': the demo at /demo has no such event "
+        "(its api names: /echo)"
+    ]
