@@ -7,6 +7,7 @@ Commands only convert options and call library functions.
 from __future__ import annotations
 
 from launcher.cli.capacity import capacity
+from launcher.cli.compare import compare
 from launcher.cli.probe import probe
 from launcher.cli.profiles import profiles
 from launcher.cli.report import report
@@ -19,6 +20,7 @@ main.add_command(probe)
 main.add_command(report)
 main.add_command(systemd_command)
 main.add_command(capacity)
+main.add_command(compare)
 main.add_command(serve_config)
 
 __all__ = ["main"]

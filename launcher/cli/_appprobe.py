@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from launcher.cli._common import console, fail, fail_with
+from launcher.cli.compare import finish
 from launcher.errors import ExitCode, LaunchError
 from profiles import Catalog
+
+if TYPE_CHECKING:
+    from launcher.compare.load import Loaded
 
 
 def probe_user_app(
@@ -24,6 +29,9 @@ def probe_user_app(
     json_path: Path | None,
     profiles_files: tuple[Path, ...],
     quiet: bool,
+    baseline: Loaded | None = None,
+    fail_on: str = "verdict",
+    allow_different_machine: bool = False,
 ) -> None:
     """Check the app and the scenario file, probe every selected profile, print the per-route table."""
     from launcher.probe.appprobe import describe, print_stderr, probe_app, run_to_json
@@ -73,9 +81,19 @@ def probe_user_app(
         out.print(f"not recommended: {name}: {why}")
     if recommendation.profile is None:
         out.print("recommendation: none (no profile qualifies)")
+    else:
+        tied = f" (tied with {', '.join(recommendation.tied_with)})" if recommendation.tied_with else ""
+        out.print(f"recommendation: {recommendation.profile}{tied}: {recommendation.reason}")
+    if baseline is not None:
+        finish(
+            baseline,
+            run,
+            label=str(json_path) if json_path else "this run",
+            fail_on=fail_on,
+            allow_different_machine=allow_different_machine,
+        )
+    if recommendation.profile is None:
         sys.exit(ExitCode.NONE_FIT)
-    tied = f" (tied with {', '.join(recommendation.tied_with)})" if recommendation.tied_with else ""
-    out.print(f"recommendation: {recommendation.profile}{tied}: {recommendation.reason}")
 
 
 def _severity(name: str) -> int:

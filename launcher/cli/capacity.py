@@ -9,6 +9,7 @@ import click
 
 from launcher import interrupts
 from launcher.cli._common import catalog_from, console, fail, fail_with
+from launcher.cli.compare import baseline_options, finish, read_baseline
 from launcher.errors import ExitCode, LaunchError
 
 
@@ -45,6 +46,7 @@ from launcher.errors import ExitCode, LaunchError
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the full result.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the HTML chart.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+@baseline_options
 @click.pass_context
 def capacity(
     ctx: click.Context,
@@ -63,20 +65,26 @@ def capacity(
     json_path: Path | None,
     html_path: Path | None,
     quiet: bool,
+    baseline_path: Path | None,
+    fail_on: str,
+    allow_different_machine: bool,
 ) -> None:
     """Find the arrival rate each profile sustains with p99 under the target, and size for a target rate.
 
     Requests are sent open-loop on a fixed schedule (never waiting for
     answers) to 127.0.0.1 only; latency counts from the scheduled send time.
-    Exit status: 0 done, 5 a profile did not start, 2 usage error, 130 interrupted.
+    Exit status: 0 done, 5 a profile did not start, 2 usage error, 130 interrupted;
+    with --baseline BASE.json, compare's (0, 1 a regression, 2 not comparable).
     """
     from launcher.capacity.model import CapacityRun, SearchPolicy, dump_run, parse_duration, parse_rate
     from launcher.capacity.report import render_html, render_run
     from launcher.capacity.runner import CapacityOptions, CapacityTarget, run_capacity
+    from launcher.compare.model import ResultKind
     from launcher.probe.model import Status
     from launcher.probe.store import ResultWriteError, write_atomically
 
     catalog = catalog_from(ctx)
+    baseline = read_baseline(baseline_path, ResultKind.CAPACITY)
     try:
         chosen = catalog.select(spec)
         targets = [
@@ -135,5 +143,13 @@ def capacity(
         signalled = interrupts.stopped() is not None
     if not run.complete or signalled:
         fail("interrupted; partial results" + (f" written to {json_path}" if json_path else ""), ExitCode.INTERRUPTED)
+    if baseline is not None:
+        finish(
+            baseline,
+            run,
+            label=str(json_path) if json_path else "this run",
+            fail_on=fail_on,
+            allow_different_machine=allow_different_machine,
+        )
     if any(p.status != Status.OK for p in run.profiles):
         sys.exit(ExitCode.NOT_STARTED)

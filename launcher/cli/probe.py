@@ -13,6 +13,7 @@ from app.settings import MAX_SECONDS, MAX_STEPS
 from launcher import interrupts
 from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.cli._common import catalog_from, console, fail, fail_with
+from launcher.cli.compare import baseline_options, finish, read_baseline
 from launcher.errors import ExitCode, LaunchError, one_line
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS, OPT_IN_BACKENDS
 
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
 @click.option(
     "--quiet", "-q", is_flag=True, help="No progress (it goes to stderr: live on a terminal, lines otherwise)."
 )
+@baseline_options
 @click.pass_context
 def probe(
     ctx: click.Context,
@@ -99,6 +101,9 @@ def probe(
     app_target: str | None,
     factory: bool,
     app_dir: str | None,
+    baseline_path: Path | None,
+    fail_on: str,
+    allow_different_machine: bool,
 ) -> None:
     """Start each profile, hit it the way real users do, and judge what happened.
 
@@ -107,8 +112,12 @@ def probe(
     run. Exit status: 0 every expectation held and a profile is recommended,
     1 some expectation failed, 5 a profile did not start (and nothing failed),
     7 no profile is fit to serve, 8 a profile would not fit in memory
-    (--force), 2 usage error or unwritable file, 130 interrupted.
+    (--force), 2 usage error or unwritable file, 130 interrupted. With
+    --baseline BASE.json the run is then compared with BASE (see launch
+    compare) and the exit status is compare's: 0, 1 a regression, 2 not
+    comparable.
     """
+    from launcher.compare.model import ResultKind
     from launcher.probe.memory import check_fits
     from launcher.probe.model import Status
     from launcher.probe.progress import ProbeProgress
@@ -117,6 +126,7 @@ def probe(
     from launcher.probe.store import ResultWriteError
 
     catalog = catalog_from(ctx)
+    baseline = read_baseline(baseline_path, ResultKind.APP if app_target is not None else ResultKind.PROBE)
     if app_target is not None:
         from launcher.cli._appprobe import probe_user_app
 
@@ -130,6 +140,9 @@ def probe(
             json_path=json_path,
             profiles_files=tuple(ctx.find_root().params.get("profiles_file") or ()),
             quiet=quiet,
+            baseline=baseline,
+            fail_on=fail_on,
+            allow_different_machine=allow_different_machine,
         )
         return
     if factory or app_dir is not None:
@@ -239,6 +252,15 @@ def probe(
         fail_with(failed_write)
     if not run.complete or signalled:
         fail("interrupted; partial results" + (f" written to {written}" if written else ""), ExitCode.INTERRUPTED)
+    if baseline is not None:
+        finish(
+            baseline,
+            run,
+            label=str(json_path) if json_path else "this run",
+            fail_on=fail_on,
+            allow_different_machine=allow_different_machine,
+            html_path=html_path,
+        )
     if any(p.status == Status.OK and not p.passed for p in run.profiles):
         sys.exit(ExitCode.EXPECTATION_FAILED)
     if any(p.status != Status.OK for p in run.profiles):

@@ -11,35 +11,46 @@ profile qualifies when nothing fails that the code itself does not fail
 everywhere, and a profile that serves the app's Gradio demo from more than one
 process never qualifies (each process holds its own queue: a structural
 hazard, whatever the clicks did); the fastest median
-total wins, with ties (within the measured spread or ``TIE_REL``) broken by
+total wins, with ties (within the measured spread or ``TIE_REL``:
+:func:`launcher.probe.metrics.within_noise`) broken by
 fewer processes, the backend order, then the name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import functools
+import json
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pydantic
 
 from launcher import procs
 from launcher.asgi import LAG_FIELD
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.client import RequestSpec, error_class, header_attribution, raise_fd_limit, run_burst
-from launcher.probe.model import Kind
-from launcher.probe.recommend import BACKEND_ORDER, TIE_REL
+from launcher.probe.metrics import within_noise
+from launcher.probe.model import Figure, Kind, ResultFileError
+from launcher.probe.recommend import BACKEND_ORDER
 from launcher.probe.routes import ADVICE, BLOCKS, FAILS, LABELS, BurstFacts, BurstVerdict, Call, classify_burst
 from launcher.probe.routes import route_class as overall_class
 from launcher.probe.scenario_file import Burst, GradioEndpoint, ScenarioFile
 from launcher.userapp import AppShape, AppSpec
 from profiles.model import Profile, demo_processes
+
+SCHEMA = "launch.appprobe"
+SCHEMA_VERSION = 1
+"""Written since ``launch compare``; files written before carry no header (read as version 0: no
+``created``, ``machine`` or per-route ``n``)."""
 
 LAG_SETTLE_S = 0.25
 """Wait after a burst for the workers' last lag reports (sent every 100 ms) to arrive."""
@@ -61,6 +72,8 @@ class RouteResult:
     longest_stall_ms: float
     advice: str
     repeats: tuple[BurstVerdict, ...]
+    n: int = 0
+    """Requests per burst (0: not recorded, a file of version 0)."""
 
     @property
     def makespan_s(self) -> float:
@@ -72,6 +85,12 @@ class RouteResult:
         """Max - min burst makespan over the repeats."""
         figures = [v.makespan_s for v in self.repeats]
         return max(figures) - min(figures)
+
+    @property
+    def figure(self) -> Figure:
+        """The burst makespan over the repeats: median and spread, for the noise rule."""
+        figures = [v.makespan_s for v in self.repeats]
+        return Figure(median=self.makespan_s, low=min(figures), high=max(figures), samples=len(figures))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +122,13 @@ class AppProfileResult:
         """Sum over the routes of their spread."""
         return sum(r.spread_s for r in self.routes)
 
+    @property
+    def figure(self) -> Figure:
+        """The total for the noise rule: the sum of the routes' medians, with the sum of their spreads."""
+        median, spread = self.makespan_s, self.spread_s
+        samples = min((len(r.repeats) for r in self.routes), default=0)
+        return Figure(median=median, low=median - spread / 2, high=median + spread / 2, samples=samples)
+
 
 @dataclass(frozen=True, kw_only=True)
 class AppRecommendation:
@@ -124,6 +150,9 @@ class AppProbeRun:
     """Where the app mounts a Gradio demo (empty: none)."""
     profiles: tuple[AppProfileResult, ...]
     recommendation: AppRecommendation
+    created: str = ""
+    machine: dict[str, Any] = field(default_factory=dict)
+    """As :func:`launcher.probe.runner.machine_info` (empty in a file of version 0)."""
 
 
 def server_key(profile: Profile) -> tuple[object, ...]:
@@ -281,6 +310,7 @@ def _route_result(entry: Burst | GradioEndpoint, verdicts: list[BurstVerdict]) -
         longest_stall_ms=max(v.longest_stall_ms for v in verdicts),
         advice=ADVICE[name],
         repeats=tuple(verdicts),
+        n=entry.n,
     )
 
 
@@ -366,11 +396,7 @@ def recommend(results: Sequence[AppProfileResult], *, serves_demo: bool = False)
     if not candidates:
         return AppRecommendation(profile=None, tied_with=(), rejected=rejected, reason="no profile qualifies")
     best = min(candidates, key=lambda r: r.makespan_s)
-    tied = [
-        r
-        for r in candidates
-        if r.makespan_s - best.makespan_s <= max(r.spread_s, best.spread_s, TIE_REL * best.makespan_s)
-    ]
+    tied = [r for r in candidates if within_noise(r.figure, best.figure)]
 
     def order(r: AppProfileResult) -> tuple[int, int, str]:
         rank = BACKEND_ORDER.index(r.backend) if r.backend in BACKEND_ORDER else len(BACKEND_ORDER)
@@ -413,18 +439,22 @@ def probe_app(
         probe_app_profile(profile, same_as, app, scenario, scenario_path, profiles_files=profiles_files, say=say)
         for profile, same_as in dedupe(profiles)
     ]
+    from launcher.probe.runner import machine_info
+
     return AppProbeRun(
         app=app.target,
         scenario_file=str(scenario_path),
         demo_paths=shape.demo_paths,
         profiles=tuple(results),
         recommendation=recommend(results, serves_demo=shape.serves_demo),
+        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        machine=machine_info(),
     )
 
 
 def run_to_json(run: AppProbeRun) -> dict[str, Any]:
-    """The run as JSON data: each route carries ``class`` and ``blocks_event_loop``."""
-    data = asdict(run)
+    """The run as JSON data (schema ``launch.appprobe``): each route carries ``class`` and ``blocks_event_loop``."""
+    data: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(run)}
     for profile, result in zip(data["profiles"], run.profiles, strict=True):
         profile["makespan_s"] = round(result.makespan_s, 3)
         for route in profile["routes"]:
@@ -432,6 +462,56 @@ def run_to_json(run: AppProbeRun) -> dict[str, Any]:
             for repeat in route["repeats"]:
                 repeat["class"] = repeat.pop("route_class")
     return data
+
+
+@functools.cache
+def _adapter() -> pydantic.TypeAdapter[AppProbeRun]:
+    return pydantic.TypeAdapter(AppProbeRun)
+
+
+def is_app_run(data: Any) -> bool:
+    """Whether ``data`` (parsed JSON) is a ``launch probe --app`` result: by its header, or by its shape (version 0)."""
+    if not isinstance(data, dict):
+        return False
+    if "schema" in data:
+        return bool(data["schema"] == SCHEMA)
+    return {"app", "scenario_file", "profiles", "recommendation"} <= set(data)
+
+
+def run_from_json(data: Any) -> AppProbeRun:
+    """Rebuild a run from :func:`run_to_json` output (or a headerless one of version 0); :class:`ResultFileError`."""
+    if not is_app_run(data):
+        raise ResultFileError(f'not a launch probe --app result (missing "schema": "{SCHEMA}")')
+    version = data.get("schema_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ResultFileError("schema_version is not an integer")
+    if version > SCHEMA_VERSION:
+        raise ResultFileError(
+            f"schema_version {version} is newer than this launch understands ({SCHEMA_VERSION}); upgrade launch"
+        )
+    body = {k: v for k, v in data.items() if k not in ("schema", "schema_version")}
+    body.setdefault("demo_paths", [])  # files of version 0 written before demo_paths was recorded
+    try:
+        profiles = []
+        for profile in body["profiles"]:
+            routes = []
+            for route in profile["routes"]:
+                repeats = [
+                    {"route_class": r["class"], **{k: v for k, v in r.items() if k != "class"}}
+                    for r in route["repeats"]
+                ]
+                fields = {k: v for k, v in route.items() if k not in ("class", "repeats")}
+                routes.append({**fields, "route_class": route["class"], "repeats": repeats})
+            profiles.append({**{k: v for k, v in profile.items() if k != "makespan_s"}, "routes": routes})
+        body["profiles"] = profiles
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ResultFileError(f"malformed launch probe --app result: missing or wrong {exc}") from None
+    try:
+        return _adapter().validate_json(json.dumps(body), strict=True)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise ResultFileError(f"malformed launch probe --app result: {where}: {first['msg']}") from None
 
 
 def describe(route: RouteResult) -> str:

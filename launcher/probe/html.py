@@ -907,8 +907,11 @@ def _machine_html(run: ProbeRun) -> str:
     )
 
 
-def render_html(run: ProbeRun) -> str:
-    """The whole report as one self-contained HTML page."""
+def render_html(run: ProbeRun, *, comparison: str = "") -> str:
+    """The whole report as one self-contained HTML page.
+
+    ``comparison``: a section comparing the run with a baseline (``launch probe --baseline``), shown first.
+    """
     names = ", ".join(p.name for p in run.profiles) or "no profiles"
     out = [
         "<!DOCTYPE html>",
@@ -922,6 +925,7 @@ def render_html(run: ProbeRun) -> str:
         out.append(
             '<div class="banner incomplete">INCOMPLETE: the run was interrupted; the results so far are shown.</div>'
         )
+    out.append(comparison)
     # The verdicts first: the summary fits the first screen, the run's particulars come after it.
     out.append('<h2 class="summary">Summary</h2>')
     out.append(summary_matrix(run))

@@ -7,10 +7,38 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from launcher.probe.model import WORK_KINDS, Kind, RequestRecord
+from launcher.probe.model import WORK_KINDS, Figure, Kind, RequestRecord
 
 OVERLAP_EPSILON_NS = 1_000_000
 """Intervals that merely touch (one ends, the next starts within 1 ms) do not overlap."""
+
+
+TIE_REL = 0.10
+"""Relative slack of the noise rule. Within one run here (machine loaded by other jobs), the per-repeat
+total makespan of uvicorn-1-offload moved by about 4 % (0.32 s of 8 s); 10 % leaves room for the
+drift between runs, which the spread of two repeats does not see."""
+
+NOISE_RULE = (
+    f"medians within max(either run's spread over its repeats, {TIE_REL:.0%} of the smaller median) "
+    "are the same within noise"
+)
+"""The noise rule in words, as the recommendation's tie and ``launch compare`` state it."""
+
+
+def noise_slack(a: Figure, b: Figure) -> float:
+    """How far two figures' medians may differ and still be the same within noise (see :func:`within_noise`)."""
+    return max(a.spread, b.spread, TIE_REL * min(a.median, b.median))
+
+
+def within_noise(a: Figure, b: Figure) -> bool:
+    """The one noise rule: two figures are the same when their medians differ by no more than :func:`noise_slack`.
+
+    The noise is what the runs themselves measured: the larger of the two spreads (max - min over each
+    one's repeats), and never less than :data:`TIE_REL` of the smaller median, for the drift between
+    runs that a spread of a few repeats does not see. The recommendation's tie (two profiles of one run)
+    and ``launch compare`` (one figure of two runs) both use it.
+    """
+    return abs(a.median - b.median) <= noise_slack(a, b)
 
 
 def work_records(records: Iterable[RequestRecord], *, kinds: tuple[Kind, ...] = WORK_KINDS) -> list[RequestRecord]:

@@ -11,7 +11,8 @@ The rules, in order (the README states them too):
 2. Candidates are compared by the median over the repeats of their total
    makespan. Two candidates tie when their medians differ by no more than
    the larger of their measured spreads (max - min over the repeats) and
-   :data:`TIE_REL` of the smaller median.
+   :data:`TIE_REL` of the smaller median: the one noise rule,
+   :func:`launcher.probe.metrics.within_noise`.
 3. Among the candidates tied with the fastest, the first in a stable order
    wins: fewer server processes (less memory), then the fixed backend order
    :data:`BACKEND_ORDER`, then the name. The output says "tie" and names them.
@@ -22,12 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from launcher.probe.assess import assess
+from launcher.probe.metrics import TIE_REL, within_noise
 from launcher.probe.model import Assessment, ProfileResult, Recommendation, Status
-
-TIE_REL = 0.10
-"""Relative slack of the tie rule. Within one run here (machine loaded by other jobs), the per-repeat
-total makespan of uvicorn-1-offload moved by about 4 % (0.32 s of 8 s); 10 % leaves room for the
-drift between runs, which the spread of two repeats does not see."""
 
 BACKEND_ORDER: tuple[str, ...] = ("uvicorn", "hypercorn", "gunicorn", "gunicorn-asgi", "granian", "ray")
 """The tie-break's backend order: the simplest deployment first (one process, fewest moving parts)."""
@@ -59,8 +56,7 @@ def ties(a: ProfileResult, b: ProfileResult) -> bool:
     fa, fb = _assessment(a).makespan, _assessment(b).makespan
     if fa is None or fb is None:
         return False
-    slack = max(fa.spread, fb.spread, TIE_REL * min(fa.median, fb.median))
-    return abs(fa.median - fb.median) <= slack
+    return within_noise(fa, fb)
 
 
 def stable_key(result: ProfileResult) -> tuple[int, int, str]:

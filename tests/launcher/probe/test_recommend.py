@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from launcher.probe.assess import assess, liveness
+from launcher.probe.metrics import TIE_REL
 from launcher.probe.model import Liveness, ProfileResult, RequestRecord, ScenarioResult
-from launcher.probe.recommend import TIE_REL, recommend, rejection
+from launcher.probe.recommend import recommend, rejection
 from tests.launcher.probe.records import back_to_back, failed, health, ns, passed, result, scenario, work
 
 S = 1.0
