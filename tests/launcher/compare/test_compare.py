@@ -103,7 +103,7 @@ def test_a_route_that_starts_blocking_the_loop_is_a_regression_exit_1() -> None:
     )
     assert (change.base, change.new) == ("runs_concurrently", "blocks_event_loop")
     assert "ms stall" in change.why
-    assert comparison.exit_code(FailOn.VERDICT) == ExitCode.EXPECTATION_FAILED == 1
+    assert comparison.exit_code(FailOn.VERDICT) == int(ExitCode.EXPECTATION_FAILED)
     # The blocked route is slower too, far outside its noise; the untouched route is the same within noise.
     [slower] = comparison.figure_changes
     assert slower.subject == "route lookup-threaded makespan" and slower.direction == Direction.REGRESSION
@@ -194,7 +194,7 @@ def test_a_probe_result_and_a_capacity_result_are_not_comparable(tmp_path: Path)
     with pytest.raises(NotComparableError, match=r"is a probe result and .* a capacity result"):
         read_pair(PROBE, cap)
     result = CliRunner().invoke(main, ["compare", str(PROBE), str(cap)])
-    assert result.exit_code == ExitCode.USAGE == 2
+    assert result.exit_code == int(ExitCode.USAGE)
     assert result.output.count("\n") == 1 and "not comparable" in result.output
 
 
