@@ -90,6 +90,7 @@ def read_pair(base: Path, new: Path) -> tuple[Loaded, Loaded]:
     first, second = loaded
     if first.kind != second.kind:
         raise NotComparableError(
-            f"{first.path} is a {first.kind} result and {second.path} a {second.kind} result: not comparable"
+            f"{first.path} is a {first.kind.command} result and {second.path} a {second.kind.command} result: "
+            "not comparable"
         )
     return first, second

@@ -32,6 +32,11 @@ class ResultKind(enum.StrEnum):
     CAPACITY = "capacity"
     """``launch capacity`` (schema ``launch.capacity``)."""
 
+    @property
+    def command(self) -> str:
+        """The command that writes this kind of result."""
+        return {"probe": "launch probe", "app probe": "launch probe --app", "capacity": "launch capacity"}[self.value]
+
 
 class Direction(enum.StrEnum):
     """Which way a change went."""

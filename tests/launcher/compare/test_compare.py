@@ -191,7 +191,7 @@ def _capacity(knee: float | None, *, miss: float | None = None, target_rate: flo
 def test_a_probe_result_and_a_capacity_result_are_not_comparable(tmp_path: Path) -> None:
     cap = tmp_path / "cap.json"
     cap.write_text(dump_capacity(_capacity(10.0)))
-    with pytest.raises(NotComparableError, match=r"is a probe result and .* a capacity result"):
+    with pytest.raises(NotComparableError, match=r"is a launch probe result and .* a launch capacity result"):
         read_pair(PROBE, cap)
     result = CliRunner().invoke(main, ["compare", str(PROBE), str(cap)])
     assert result.exit_code == int(ExitCode.USAGE)
@@ -404,3 +404,14 @@ def test_json_and_html(tmp_path: Path) -> None:
 def test_an_unreadable_file_names_itself(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["compare", str(SHOP), str(tmp_path / "missing.json")])
     assert result.exit_code == 2 and "missing.json: cannot read" in result.output
+
+
+def test_a_baseline_of_another_kind_is_refused_before_anything_starts() -> None:
+    result = CliRunner().invoke(
+        main,
+        ["probe", "--app", "examples.shop:app", "--scenarios", "examples/shop.toml", "--baseline", str(PROBE)],
+    )
+    assert result.exit_code == 2, result.output
+    assert "is a launch probe result and this run a launch probe --app run: not comparable" in result.output
+    missing = CliRunner().invoke(main, ["capacity", "--profiles", "uvicorn-1-sync", "--baseline", "nope.json"])
+    assert missing.exit_code == 2 and "--baseline: nope.json: cannot read" in missing.output
