@@ -63,7 +63,8 @@ def read_baseline(path: Path | None, kind: ResultKind) -> Loaded | None:
     except LaunchError as exc:
         fail_with(exc, f"--baseline: {path}: ")
     if loaded.kind != kind:
-        fail_with(NotComparableError(f"{path} is a {loaded.kind.command} result and this run a {kind.command} run: not comparable"))
+        why = f"{path} is a {loaded.kind.command} result and this run a {kind.command} run: not comparable"
+        fail_with(NotComparableError(why))
     return loaded
 
 
