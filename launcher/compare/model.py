@@ -100,9 +100,13 @@ class FigureChange:
 def judge_figure(
     profile: str, subject: str, unit: str, base: Figure, new: Figure, *, higher_is_better: bool = False
 ) -> FigureChange:
-    """``base`` against ``new`` under the one noise rule: a direction only when outside the noise."""
+    """``base`` against ``new`` under the one noise rule: a direction only when outside the noise.
+
+    A figure in seconds (``unit="s"``) is a duration: its noise is never below the rule's floor.
+    """
     direction: Direction | None = None
-    if not within_noise(base, new):
+    duration = unit == "s"
+    if not within_noise(base, new, duration=duration):
         worse = new.median < base.median if higher_is_better else new.median > base.median
         direction = Direction.REGRESSION if worse else Direction.IMPROVEMENT
     return FigureChange(
@@ -112,7 +116,7 @@ def judge_figure(
         base=base,
         new=new,
         higher_is_better=higher_is_better,
-        slack=noise_slack(base, new),
+        slack=noise_slack(base, new, duration=duration),
         direction=direction,
     )
 

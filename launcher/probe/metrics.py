@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from launcher.probe.model import WORK_KINDS, Figure, Kind, RequestRecord
+from launcher.probe.routes import BLOCK_FLOOR_MS
 
 OVERLAP_EPSILON_NS = 1_000_000
 """Intervals that merely touch (one ends, the next starts within 1 ms) do not overlap."""
@@ -18,27 +19,33 @@ TIE_REL = 0.10
 total makespan of uvicorn-1-offload moved by about 4 % (0.32 s of 8 s); 10 % leaves room for the
 drift between runs, which the spread of two repeats does not see."""
 
+NOISE_FLOOR_S = BLOCK_FLOOR_MS / 1000
+"""Durations closer than this are the same: the scheduling noise of a busy machine (GC, GIL hand-offs, a
+neighbour's burst), the floor under which the route classes call an event-loop stall noise too. Without it
+a route that answers in 8 ms would change by 10 % with one millisecond of jitter."""
+
 NOISE_RULE = (
-    f"medians within max(either run's spread over its repeats, {TIE_REL:.0%} of the smaller median) "
-    "are the same within noise"
+    f"medians within max(either run's spread over its repeats, {TIE_REL:.0%} of the smaller median, "
+    f"{BLOCK_FLOOR_MS:.0f} ms for a duration) are the same within noise"
 )
 """The noise rule in words, as the recommendation's tie and ``launch compare`` state it."""
 
 
-def noise_slack(a: Figure, b: Figure) -> float:
+def noise_slack(a: Figure, b: Figure, *, duration: bool = True) -> float:
     """How far two figures' medians may differ and still be the same within noise (see :func:`within_noise`)."""
-    return max(a.spread, b.spread, TIE_REL * min(a.median, b.median))
+    return max(a.spread, b.spread, TIE_REL * min(a.median, b.median), NOISE_FLOOR_S if duration else 0.0)
 
 
-def within_noise(a: Figure, b: Figure) -> bool:
+def within_noise(a: Figure, b: Figure, *, duration: bool = True) -> bool:
     """The one noise rule: two figures are the same when their medians differ by no more than :func:`noise_slack`.
 
     The noise is what the runs themselves measured: the larger of the two spreads (max - min over each
     one's repeats), and never less than :data:`TIE_REL` of the smaller median, for the drift between
-    runs that a spread of a few repeats does not see. The recommendation's tie (two profiles of one run)
-    and ``launch compare`` (one figure of two runs) both use it.
+    runs that a spread of a few repeats does not see, nor, for a duration in seconds, than
+    :data:`NOISE_FLOOR_S`. The recommendation's tie (two profiles of one run) and ``launch compare``
+    (one figure of two runs) both use it; a rate (a capacity knee) is no duration (``duration=False``).
     """
-    return abs(a.median - b.median) <= noise_slack(a, b)
+    return abs(a.median - b.median) <= noise_slack(a, b, duration=duration)
 
 
 def work_records(records: Iterable[RequestRecord], *, kinds: tuple[Kind, ...] = WORK_KINDS) -> list[RequestRecord]:

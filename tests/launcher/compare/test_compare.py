@@ -27,7 +27,7 @@ from launcher.compare.render import dump, html_page
 from launcher.compare.rules import KNEE_RULE, compare, knee_figure
 from launcher.errors import ExitCode
 from launcher.probe.appprobe import run_to_json as app_to_json
-from launcher.probe.metrics import TIE_REL, within_noise
+from launcher.probe.metrics import NOISE_FLOOR_S, TIE_REL, within_noise
 from launcher.probe.model import Figure, Liveness, ProbeRun, ResultFileError, Status
 from profiles.model import Profile
 
@@ -70,6 +70,16 @@ def test_the_floor_is_tie_rel_of_the_smaller_median() -> None:
     assert not within_noise(fig(10.0), fig(10.0 * (1 + TIE_REL * 1.01)))
 
 
+def test_durations_closer_than_the_floor_are_the_same_and_rates_have_no_floor() -> None:
+    # A route that answers in 8 ms, then 9 ms: 12 % apart, but one millisecond of a busy machine's jitter.
+    assert within_noise(fig(0.008), fig(0.009))
+    assert judge_figure("p", "route broken makespan", "s", fig(0.008), fig(0.009)).direction is None
+    assert not within_noise(fig(0.008), fig(0.008 + NOISE_FLOOR_S * 1.01))
+    assert not within_noise(fig(0.008), fig(0.009), duration=False)
+    knee = judge_figure("p", "knee", "/s", fig(0.8), fig(0.9), higher_is_better=True)
+    assert knee.direction == Direction.IMPROVEMENT
+
+
 positive = st.floats(min_value=0.01, max_value=100, allow_nan=False)
 
 
@@ -84,7 +94,7 @@ def test_a_shift_within_the_spread_is_never_a_change_and_far_beyond_always_one(a
     shift = 0.999 * base.spread  # a hair under it: float sums of a spread are not exact
     inside = Figure(median=base.median + shift, low=base.low + shift, high=base.high + shift, samples=base.samples)
     assert within_noise(base, inside)
-    far = 2 * max(base.spread, TIE_REL * base.median) + k + 0.01
+    far = 2 * max(base.spread, TIE_REL * base.median, NOISE_FLOOR_S) + k + 0.01
     moved = Figure(median=base.median + far, low=base.median + far, high=base.median + far, samples=1)
     assert not within_noise(base, moved)
 
