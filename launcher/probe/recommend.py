@@ -11,7 +11,7 @@ The rules, in order (the README states them too):
 2. Candidates are compared by the median over the repeats of their total
    makespan. Two candidates tie when their medians differ by no more than
    the larger of their measured spreads (max - min over the repeats) and
-   :data:`TIE_REL` of the smaller median: the one noise rule,
+   :data:`TIE_REL` of the smaller median (and 50 ms): the one noise rule,
    :func:`launcher.probe.metrics.within_noise`.
 3. Among the candidates tied with the fastest, the first in a stable order
    wins: fewer server processes (less memory), then the fixed backend order
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from launcher.probe.assess import assess
-from launcher.probe.metrics import TIE_REL, within_noise
+from launcher.probe.metrics import NOISE_FLOOR_S, TIE_REL, within_noise
 from launcher.probe.model import Assessment, ProfileResult, Recommendation, Status
 
 BACKEND_ORDER: tuple[str, ...] = ("uvicorn", "hypercorn", "gunicorn", "gunicorn-asgi", "granian", "ray")
@@ -99,7 +99,8 @@ def recommend(results: Sequence[ProfileResult]) -> Recommendation | None:
     repeats = best_figure.samples
     rule = (
         f"smallest median total makespan over {repeats} repeat(s) among {len(candidates)} fit profile(s); "
-        f"ties within max(spread, {TIE_REL:.0%}) broken by fewer processes, then backend order"
+        f"ties within max(spread, {TIE_REL:.0%}, {NOISE_FLOOR_S * 1000:.0f} ms) broken by fewer processes, "
+        "then backend order"
     )
     if len(tied) > 1:
         why = (

@@ -425,3 +425,27 @@ def test_a_baseline_of_another_kind_is_refused_before_anything_starts() -> None:
     assert "is a launch probe result and this run a launch probe --app run: not comparable" in result.output
     missing = CliRunner().invoke(main, ["capacity", "--profiles", "uvicorn-1-sync", "--baseline", "nope.json"])
     assert missing.exit_code == 2 and "--baseline: nope.json: cannot read" in missing.output
+
+
+def test_the_probe_report_takes_the_comparison_as_a_section() -> None:
+    from launcher.compare.render import html_section
+    from launcher.probe.html import render_html
+
+    base, new = _probe_pair(lambda run: _with_profile(run, "uvicorn-1-sync", liveness=Liveness.BLOCKED))
+    section = html_section(compare(base, new))
+    assert isinstance(new.run, ProbeRun)
+    page = render_html(new.run, comparison=section)
+    assert page.index('<section id="comparison">') < page.index('<h2 class="summary">')
+    assert "REGRESSION" in section and "liveness" in section and "exit 1" in section
+    assert render_html(new.run) == render_html(new.run, comparison="")
+
+
+def test_baseline_finish_exits_with_compares_code(capsys: pytest.CaptureFixture[str]) -> None:
+    from launcher.cli.compare import finish
+
+    base = Loaded(path="cap-base.json", kind=ResultKind.CAPACITY, run=_capacity(8.0, target_rate=5), version=1)
+    for run, code in ((_capacity(8.0, target_rate=5), 0), (_capacity(4.0, miss=5.0, target_rate=5), 1)):
+        with pytest.raises(SystemExit) as exited:
+            finish(base, run, label="this run", fail_on="verdict", allow_different_machine=False)
+        assert exited.value.code == code
+    assert "carries the target" in capsys.readouterr().out
