@@ -26,10 +26,10 @@ def _figure(value: FigureChange, which: str) -> str:
 
 
 def figure_text(value: FigureChange) -> str:
-    """``0.31 s -> 0.92 s (+197 %, noise ±0.031 s)``."""
+    """``0.317 ±0.0125 s -> 1.2 ±0.0005 s (+281%; noise: medians within 0.0317 s)`` (± half the spread)."""
     change = (value.new.median - value.base.median) / value.base.median if value.base.median else 0.0
     return (
-        f"{_figure(value, 'base')} -> {_figure(value, 'new')} ({change:+.0%}; same within "
+        f"{_figure(value, 'base')} -> {_figure(value, 'new')} ({change:+.0%}; noise: medians within "
         f"{value.slack:.3g} {value.unit})"
     )
 
