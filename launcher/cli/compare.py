@@ -19,15 +19,16 @@ from launcher.errors import ExitCode, LaunchError
 
 if TYPE_CHECKING:
     from launcher.compare.load import Loaded, Run
-    from launcher.compare.model import FailOn, ResultKind
+    from launcher.compare.model import Comparison, FailOn, ResultKind
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-FAIL_ON_HELP = (
-    "What exits 1: verdict (a verdict regressed), figure (also a figure worse outside the noise), "
+FAIL_ON_LEVELS = (
+    "verdict (a verdict regressed), figure (also a figure worse outside the noise), "
     "any (anything changed outside the noise, improvements included)."
 )
+FAIL_ON_HELP = "What exits 1: " + FAIL_ON_LEVELS
 
 
 def baseline_options(command: Callable[P, R]) -> Callable[P, R]:
@@ -40,7 +41,7 @@ def baseline_options(command: Callable[P, R]) -> Callable[P, R]:
         type=click.Choice(["verdict", "figure", "any"]),
         default="verdict",
         show_default=True,
-        help="With --baseline: " + FAIL_ON_HELP,
+        help="With --baseline, what exits 1: " + FAIL_ON_LEVELS,
     )(command)
     return click.option(
         "--baseline",
@@ -97,14 +98,13 @@ def finish(
     sys.exit(comparison.exit_code(level))
 
 
-def _write_html_with(run: Run, html_path: Path, comparison: object, level: FailOn) -> None:
-    from launcher.compare.model import Comparison
+def _write_html_with(run: Run, html_path: Path, comparison: Comparison, level: FailOn) -> None:
     from launcher.compare.render import html_section
     from launcher.probe.html import render_html
     from launcher.probe.model import ProbeRun
     from launcher.probe.store import write_atomically
 
-    if not isinstance(run, ProbeRun) or not isinstance(comparison, Comparison):
+    if not isinstance(run, ProbeRun):
         return  # only the reference probe's report takes the section
     try:
         write_atomically(html_path, render_html(run, comparison=html_section(comparison, fail_on=level)))

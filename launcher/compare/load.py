@@ -28,7 +28,8 @@ class Loaded:
     kind: ResultKind
     run: Run
     version: int
-    """The schema version of the file as written (0: an app probe result from before the header)."""
+    """The schema version of the file as written (0: an app probe result from before the header; -1: a run in
+    memory, just measured, as ``--baseline`` compares it)."""
 
 
 def kind_of(data: Any) -> ResultKind:

@@ -21,6 +21,7 @@ The rules, in the order the output gives them (``docs/compare.md`` states them t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,8 +83,8 @@ def _flag(profile: str, subject: str, base: bool, new: bool, *, yes: str, no: st
     ]
 
 
-def check_machine(base: Loaded, new: Loaded, machine_a: dict[str, Any], machine_b: dict[str, Any]) -> list[str]:
-    """The differences of the machines that decide (``key: A != B``), and separately noted version changes."""
+def machine_differences(machine_a: dict[str, Any], machine_b: dict[str, Any]) -> list[str]:
+    """The differences of :data:`MACHINE_KEYS` between two runs' machines (``key A != B``), where both record it."""
     return [
         f"{key} {machine_a[key]!r} != {machine_b[key]!r}"
         for key in MACHINE_KEYS
@@ -454,7 +455,7 @@ def compare(base: Loaded, new: Loaded, *, allow_different_machine: bool = False)
     machine_a = getattr(base.run, "machine", {}) or {}
     machine_b = getattr(new.run, "machine", {}) or {}
     notes: list[str] = []
-    different = check_machine(base, new, machine_a, machine_b)
+    different = machine_differences(machine_a, machine_b)
     if different and not allow_different_machine:
         raise NotComparableError(
             f"different machines ({'; '.join(different)}); --allow-different-machine compares anyway"
@@ -474,8 +475,4 @@ def compare(base: Loaded, new: Loaded, *, allow_different_machine: bool = False)
         result = compare_app(base, new, notes=notes)
     else:
         result = compare_capacity(base, new, notes=notes)
-    if different:
-        from dataclasses import replace
-
-        result = replace(result, different_machine=True)
-    return result
+    return dataclasses.replace(result, different_machine=True) if different else result
