@@ -16,15 +16,14 @@ from profiles import Catalog
 
 if TYPE_CHECKING:
     from launcher.compare.load import Loaded
+    from launcher.userapp import AppSpec
 
 
 def probe_user_app(
     catalog: Catalog,
     *,
     spec: str | None,
-    target: str,
-    factory: bool,
-    app_dir: str | None,
+    app: AppSpec,
     scenarios: str | None,
     json_path: Path | None,
     profiles_files: tuple[Path, ...],
@@ -36,14 +35,13 @@ def probe_user_app(
     """Check the app and the scenario file, probe every selected profile, print the per-route table."""
     from launcher.probe.appprobe import describe, print_stderr, probe_app, run_to_json
     from launcher.probe.scenario_file import load_scenario_file
-    from launcher.userapp import AppSpec, check
+    from launcher.userapp import check
 
     if not scenarios:
         fail("--app needs --scenarios FILE (a TOML scenario file: see examples/shop.toml)", ExitCode.USAGE)
     if json_path is not None and json_path.parent and not json_path.parent.is_dir():
         fail(f"--json: folder {str(json_path.parent)!r} does not exist", ExitCode.USAGE)
     try:
-        app = AppSpec(target=target, factory=factory, app_dir=app_dir)
         scenario_path = Path(scenarios)
         scenario = load_scenario_file(scenario_path)
         chosen = catalog.select(spec)
@@ -63,7 +61,12 @@ def probe_user_app(
     except KeyboardInterrupt:
         fail("interrupted", ExitCode.INTERRUPTED)
     if json_path is not None:
-        json_path.write_text(json.dumps(run_to_json(run), indent=2) + "\n")
+        from launcher.probe.store import ResultWriteError, write_atomically
+
+        try:  # atomically, as the reference probe writes: a reader never sees half a file
+            write_atomically(json_path, json.dumps(run_to_json(run), indent=2) + "\n")
+        except ResultWriteError as exc:
+            fail_with(exc, "--json: ")
     out = console()
     table = Table(title=f"{run.app}: per-route verdicts")
     table.add_column("route")

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
 
-from launcher.errors import LaunchError, one_line
+from launcher.errors import ExitCode, LaunchError, one_line
 from profiles import Catalog, load_catalog
+
+if TYPE_CHECKING:
+    from launcher.userapp import AppSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 PIPE_WIDTH = 10_000
 """Columns a table may take when stdout is not a terminal: wide enough that nothing is cut or wrapped."""
@@ -64,3 +70,39 @@ def console(*, stderr: bool = False) -> Console:
     if stream.isatty():
         return Console(stderr=stderr, no_color=no_color)
     return Console(stderr=stderr, no_color=no_color, width=PIPE_WIDTH, soft_wrap=True)
+
+
+APP_DIR_HELP = "Import --app from this folder (default: the working folder)."
+
+
+def app_options(*, app_help: str, app_dir_help: str = APP_DIR_HELP) -> Callable[[F], F]:
+    """``--app MODULE:ATTR``, ``--factory`` and ``--app-dir``, declared once for every command taking the user's app.
+
+    The command gets ``app_target``, ``factory`` and ``app_dir`` and turns them into an
+    :class:`launcher.userapp.AppSpec` with :func:`user_app_from`, which checks them the same way everywhere.
+    """
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--app-dir", "app_dir", type=click.Path(file_okay=False, exists=True), help=app_dir_help
+        )(command)
+        command = click.option(
+            "--factory", is_flag=True, help="--app names a factory: call it with no arguments to get the app."
+        )(command)
+        return click.option("--app", "app_target", metavar="MODULE:ATTR", help=app_help)(command)
+
+    return decorate
+
+
+def user_app_from(app_target: str | None, factory: bool, app_dir: str | None) -> AppSpec | None:
+    """The user's app named by :func:`app_options`, or None; one line and exit 2 for a bad combination or target."""
+    from launcher.userapp import AppSpec
+
+    if app_target is None:
+        if factory or app_dir is not None:
+            fail("--factory and --app-dir go with --app MODULE:ATTR", ExitCode.USAGE)
+        return None
+    try:
+        return AppSpec(target=app_target, factory=factory, app_dir=app_dir)
+    except LaunchError as exc:
+        fail_with(exc)

@@ -12,7 +12,7 @@ import click
 from app.settings import MAX_SECONDS, MAX_STEPS
 from launcher import interrupts
 from launcher.child import DEFAULT_START_TIMEOUT
-from launcher.cli._common import catalog_from, console, fail, fail_with
+from launcher.cli._common import app_options, catalog_from, console, fail, fail_with, user_app_from
 from launcher.cli.compare import baseline_options, finish, read_baseline
 from launcher.errors import ExitCode, LaunchError, one_line
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS, OPT_IN_BACKENDS
@@ -35,9 +35,7 @@ if TYPE_CHECKING:
     help="Comma-separated: sleep, cpu, generate, mixed, liveness, timeout, noawait (the default: all of these), "
     "slowclients (by name only); with --app: a TOML FILE.",
 )
-@click.option("--app", "app_target", metavar="MODULE:ATTR", help="Probe your own ASGI app (with --scenarios FILE).")
-@click.option("--factory", is_flag=True, help="--app names a factory: call it with no arguments.")
-@click.option("--app-dir", type=click.Path(file_okay=False, exists=True), help="Import --app from this folder.")
+@app_options(app_help="Probe your own ASGI app (with --scenarios FILE).")
 @click.option(
     "--requests", "-n", type=click.IntRange(1, MAX_REQUESTS), default=3, show_default=True, help="N per burst."
 )
@@ -126,16 +124,15 @@ def probe(
     from launcher.probe.store import ResultWriteError
 
     catalog = catalog_from(ctx)
-    baseline = read_baseline(baseline_path, ResultKind.APP if app_target is not None else ResultKind.PROBE)
-    if app_target is not None:
+    user_app = user_app_from(app_target, factory, app_dir)
+    baseline = read_baseline(baseline_path, ResultKind.APP if user_app is not None else ResultKind.PROBE)
+    if user_app is not None:
         from launcher.cli._appprobe import probe_user_app
 
         probe_user_app(
             catalog,
             spec=spec,
-            target=app_target,
-            factory=factory,
-            app_dir=app_dir,
+            app=user_app,
             scenarios=scenarios,
             json_path=json_path,
             profiles_files=tuple(ctx.find_root().params.get("profiles_file") or ()),
@@ -145,8 +142,6 @@ def probe(
             allow_different_machine=allow_different_machine,
         )
         return
-    if factory or app_dir is not None:
-        fail("--factory and --app-dir go with --app MODULE:ATTR", ExitCode.USAGE)
     done: tuple[ProfileResult, ...] = ()
     try:
         chosen = catalog.select(spec)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from launcher import __version__
-from launcher.cli._common import catalog_from, fail, fail_with, profile_overrides
+from launcher.cli._common import app_options, catalog_from, fail, fail_with, profile_overrides, user_app_from
 from launcher.errors import ExitCode, LaunchError
 from launcher.flags import PROFILE_OPTIONS, REFERENCE_ONLY_FIELDS
 from profiles.model import RAY_BACKENDS
@@ -49,15 +49,7 @@ def profile_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="Worker pid and timing headers on every response, worker internals in /health (a probing aid).",
 )
 @click.option("--lab", is_flag=True, help="Add the lab routes that reproduce the write-up's mistakes (never deploy).")
-@click.option(
-    "--app", "app_target", metavar="MODULE:ATTR", help="Serve your own ASGI app instead of the reference service."
-)
-@click.option("--factory", is_flag=True, help="--app names a factory: call it with no arguments to get the app.")
-@click.option(
-    "--app-dir",
-    type=click.Path(file_okay=False, exists=True),
-    help="Import --app from this folder (default: the working folder).",
-)
+@app_options(app_help="Serve your own ASGI app instead of the reference service.")
 @click.option(
     "--health-path",
     metavar="PATH",
@@ -114,14 +106,9 @@ def main(
     except LaunchError as exc:
         fail_with(exc)
     from launcher.server import ServeOptions
-    from launcher.userapp import AppSpec
 
-    user_app: AppSpec | None = None
-    if app_target is not None:
-        try:
-            user_app = AppSpec(target=app_target, factory=factory, app_dir=app_dir)
-        except LaunchError as exc:
-            fail_with(exc)
+    user_app = user_app_from(app_target, factory, app_dir)
+    if user_app is not None:
         if lab:
             fail("--lab adds routes to the reference service; it cannot be given with --app", ExitCode.USAGE)
         # Said, not silently dropped: these configure the reference service only.
@@ -130,8 +117,6 @@ def main(
             "to your app and are ignored",
             err=True,
         )
-    elif factory or app_dir is not None:
-        fail("--factory and --app-dir go with --app MODULE:ATTR", ExitCode.USAGE)
     if ray_address and profile.backend in RAY_BACKENDS:
         # What ray.init reads, and launcher.backends.ray's sign to join a cluster instead of starting one.
         os.environ["RAY_ADDRESS"] = ray_address

@@ -8,6 +8,7 @@ it with ``main.add_command(systemd_command)``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from urllib.parse import unquote, urlparse
 
 import click
 
-from launcher.cli._common import catalog_from, fail, fail_with
+from launcher.cli._common import app_options, catalog_from, fail, fail_with, user_app_from
 from launcher.errors import ConfigError, ExitCode, LaunchError
 from launcher.systemd import DEFAULT_WATCHDOG_SECONDS, UnitOptions, read_paths, render_unit
 from profiles import Profile, load_catalog
@@ -204,12 +205,9 @@ def profile_files(ctx: click.Context, source: Path | None) -> tuple[Path, ...]:
     metavar="SECONDS",
     help="WatchdogSec=; a worker event loop blocked for 1.25-2x this restarts the service (0: off).",
 )
-@click.option("--app", "app_target", metavar="MODULE:ATTR", help="Serve your own ASGI app under the profile.")
-@click.option("--factory", is_flag=True, help="--app names a factory: call it with no arguments.")
-@click.option(
-    "--app-dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Import --app from this folder (default: --workdir, else the current folder).",
+@app_options(
+    app_help="Serve your own ASGI app under the profile.",
+    app_dir_help="Import --app from this folder (default: --workdir, else the current folder).",
 )
 @click.pass_context
 def systemd_command(
@@ -226,7 +224,7 @@ def systemd_command(
     watchdog: float,
     app_target: str | None,
     factory: bool,
-    app_dir: Path | None,
+    app_dir: str | None,
 ) -> None:
     """Print (or write) a systemd service unit that serves a profile.
 
@@ -239,6 +237,7 @@ def systemd_command(
         fail("give exactly one of --profile NAME and --from-report FILE", ExitCode.USAGE)
     if output is not None and output.exists() and not force:
         fail(f"{output} exists; --force replaces it", ExitCode.USAGE)
+    named_app = user_app_from(app_target, factory, app_dir)
     venv = Path(os.path.abspath(venv)) if venv is not None else None
     workdir = Path(os.path.abspath(workdir)) if workdir is not None else None
     files: tuple[Path, ...]
@@ -262,15 +261,13 @@ def systemd_command(
                 "deploy it from the profiles file that defines it"
             )
         user_app = None
-        if app_target is not None:
-            from launcher.userapp import AppSpec, check
+        if named_app is not None:
+            from launcher.userapp import check
 
             # The unit runs elsewhere (cwd /): it imports the app from an absolute folder, checked here.
-            folder = Path(os.path.abspath(app_dir or workdir or Path.cwd()))
-            user_app = AppSpec(target=app_target, factory=factory, app_dir=str(folder))
+            folder = Path(os.path.abspath(named_app.app_dir or workdir or Path.cwd()))
+            user_app = dataclasses.replace(named_app, app_dir=str(folder))
             check(user_app)
-        elif factory or app_dir is not None:
-            raise ConfigError("--factory and --app-dir go with --app MODULE:ATTR")
         launch_path = find_launch(venv)
         options = UnitOptions(
             profile=profile,

@@ -250,3 +250,28 @@ def test_profiles_piped_to_other_tools() -> None:
         [sys.executable, "-m", "json.tool"], input=as_json.stdout, capture_output=True, timeout=60, check=False
     )
     assert tool.returncode == 0, tool.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--profile", "uvicorn-1-sync", "--factory"),
+        ("probe", "--app-dir", "."),
+        ("systemd", "--profile", "uvicorn-1-sync", "--factory"),
+    ],
+    ids=["serve", "probe", "systemd"],
+)
+def test_factory_or_app_dir_without_app_is_the_same_one_line_everywhere(
+    runner: CliRunner, args: tuple[str, ...]
+) -> None:
+    """The --app option group is declared once (cli._common.app_options) and checked once (user_app_from)."""
+    result = invoke(runner, *args)
+    assert_one_line_error(result, "--factory and --app-dir go with --app MODULE:ATTR")
+
+
+@pytest.mark.parametrize("command", [(), ("probe",), ("systemd",)], ids=["serve", "probe", "systemd"])
+def test_every_command_taking_an_app_declares_the_same_options(runner: CliRunner, command: tuple[str, ...]) -> None:
+    result = invoke(runner, *command, "--help")
+    assert result.exit_code == 0
+    for option in ("--app MODULE:ATTR", "--factory", "--app-dir DIRECTORY"):
+        assert option in result.output, (command, option)
