@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,7 +121,7 @@ def probe(
     from launcher.probe.model import Status
     from launcher.probe.progress import ProbeProgress
     from launcher.probe.report import claims_table, recommendation_text, render_run
-    from launcher.probe.runner import SCENARIOS, ProbeOptions, ProfileTarget, run_probe
+    from launcher.probe.runner import SCENARIOS, ProbeOptions, ProfileTarget, deferred_plan, run_probe
     from launcher.probe.store import ResultWriteError
 
     catalog = catalog_from(ctx)
@@ -210,7 +211,14 @@ def probe(
     # far kept. A signal is recorded as well as raised (launcher.interrupts), so nothing on the way can lose it.
     with interrupts.stop_signals():
         try:
-            with ProbeProgress(console(stderr=True), mode="off" if quiet else "auto") as display:
+            deferred = deferred_plan(targets, options.scenarios)
+            with ProbeProgress(
+                console(stderr=True),
+                mode="off" if quiet else "auto",
+                deferred=deferred.count,
+                deferred_seconds=deferred.seconds,
+                cores=len(os.sched_getaffinity(0)),
+            ) as display:
                 measured = run_probe(targets, options, progress=display.update, on_profile=checkpoint, done=done)
             run = with_plan(measured, plan)
         except ResultWriteError as exc:

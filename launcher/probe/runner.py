@@ -228,6 +228,23 @@ def _plan(scenario: str, profile: Profile, options: ProbeOptions) -> list[Reques
     raise ValueError(f"no burst for scenario {scenario!r}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class DeferredPlan:
+    """The timeout scenarios a run will defer to its end (one batch, side by side): for the time estimate."""
+
+    count: int = 0
+    seconds: float = 0.0
+    """How long the longest of their requests lasts (its profile's timeout and the overshoot)."""
+
+
+def deferred_plan(targets: Sequence[ProfileTarget], scenarios: Sequence[str]) -> DeferredPlan:
+    """What :func:`run_probe` will run at the end for ``targets`` with ``scenarios`` (see :func:`_run_timeouts`)."""
+    if "timeout" not in scenarios:
+        return DeferredPlan()
+    timeouts = [t.profile.timeout for t in targets if applies("timeout", t.profile)]
+    return DeferredPlan(count=len(timeouts), seconds=max(timeouts, default=0.0) + TIMEOUT_OVERSHOOT_S * bool(timeouts))
+
+
 def applies(scenario: str, profile: Profile) -> bool:
     """Whether ``scenario`` means anything for ``profile`` (only gunicorn's arbiter has a worker timeout)."""
     if scenario == "timeout":
