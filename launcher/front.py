@@ -84,15 +84,14 @@ class FrontRoutes:
     When a demo is mounted at ``/`` (the reference service), the API group gets ``api_paths`` and the demo
     group everything else: Gradio's page, assets, queue, event streams and uploads live under many paths, the
     app's own routes are few and known. When every demo is under a sub-path, the demo group gets those
-    sub-paths and the API group everything else.
+    sub-paths and the API group everything else. An app without a demo sends everything to the API group
+    (its demo group idles: the split then only balances the API).
     """
 
     demo_paths: tuple[str, ...]
     api_paths: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.demo_paths:
-            raise ConfigError("the split topology needs a Gradio demo to route to its demo group; the app mounts none")
         for path in (*self.demo_paths, *self.api_paths):
             if not isinstance(path, str) or not path.startswith("/"):
                 raise ConfigError(f"route path {path!r}: expected a path starting with /")
@@ -173,14 +172,17 @@ class FrontConfig:
         body = {"handler": "request_body", "max_size": self.max_body_bytes}
         api = [body, self._proxy(self.api_upstreams, balanced=True)]
         demo = [body, self._proxy((self.demo_upstream,), balanced=False)]
+        routes: list[dict[str, Any]] = []
         if self.routes.demo_at_root:
-            routes = [{"match": [{"path": list(self.routes.api_paths)}], "handle": api, "terminal": True}]
+            if self.routes.api_paths:
+                routes.append({"match": [{"path": list(self.routes.api_paths)}], "handle": api, "terminal": True})
             routes.append({"handle": demo, "terminal": True})
         else:
-            routes = [{"match": [{"path": list(self.routes.demo_patterns())}], "handle": demo, "terminal": True}]
+            if self.routes.demo_paths:
+                routes.append(
+                    {"match": [{"path": list(self.routes.demo_patterns())}], "handle": demo, "terminal": True}
+                )
             routes.append({"handle": api, "terminal": True})
-        if self.routes.demo_at_root and not self.routes.api_paths:
-            routes = routes[1:]  # no API route to match: everything is the demo's
         server: dict[str, Any] = {
             "listen": [f"fd/{self.listen_fd}"],
             "protocols": ["h1"],
