@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import os
 import signal
 import stat
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 PROFILE = "split-gunicorn-3-offload"
 GONE_WITHIN_SECONDS = 5.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +132,42 @@ def test_a_config_caddy_refuses_is_one_line_quoting_it_and_nothing_is_left(tmp_p
     assert lines == ['launch: error: caddy: loading initial config: json: unknown field "x"'], done.stderr
     # Refused before any member started: no model loaded, nothing to stop.
     assert time.monotonic() - started < 60
+
+
+def test_an_app_with_its_demo_under_a_sub_path_is_probed_under_a_split_profile(tmp_path: Path) -> None:
+    # examples/studio.py mounts its demo at /demo: the front sends /demo/* to the demo process, the rest to the API.
+    result = tmp_path / "studio.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "launcher",
+            "probe",
+            "--app",
+            "examples.studio:app",
+            "--scenarios",
+            "examples/studio.toml",
+            "--profiles",
+            "split-uvicorn-3-offload,uvicorn-3-sync",
+            "-r",
+            "1",
+            "--json",
+            str(result),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    run = json.loads(result.read_text())
+    assert run["demo_paths"] == ["/demo"]
+    split = next(p for p in run["profiles"] if p["profile"] == "split-uvicorn-3-offload")
+    click = next(r for r in split["routes"] if r["route"] == "gradio /echo")
+    assert all(v["failed"] == 0 for v in click["repeats"]), click
+    recommendation = run["recommendation"]
+    assert recommendation["profile"] == "split-uvicorn-3-offload", recommendation
+    assert "from 3 processes" in recommendation["rejected"]["uvicorn-3-sync"]

@@ -954,3 +954,20 @@ def test_script_interpreter_follows_links(outside_home: Path) -> None:
     venv = fake_venv(outside_home, shebang=link)
     assert systemd_cli.script_interpreter(venv / "bin" / "launch") == real
     assert systemd_cli.script_interpreter(real) is None  # not a #! script
+
+
+@pytest.mark.e2e
+@needs_analyze
+def test_the_split_profiles_unit_verifies_and_is_as_confined(tmp_path: Path, outside_home: Path) -> None:
+    # One unit: the launcher supervises the demo, the API group and Caddy; the sandbox is the single-process one's.
+    venv = fake_venv(outside_home, shebang=Path("/bin/sh"))
+    split = builtin("split-gunicorn-3-offload")
+    text = render_unit(options(OUTSIDE_HOME, launch_path=venv / "bin" / "launch", profile=split, venv=venv))
+    assert "Split topology: the launcher supervises all three groups" in text
+    assert settings(text)["TimeoutStopSec"] == [str(stop_timeout_seconds(split))]
+    result = analyze("verify", "--man=no", str(write_unit(tmp_path, text)), user=False, tmp_path=tmp_path)
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    score = exposure(tmp_path, text)
+    single = exposure(tmp_path, render_unit(options(OUTSIDE_HOME, launch_path=venv / "bin" / "launch", venv=venv)))
+    print(f"\nsystemd-analyze security, split-gunicorn-3-offload: {score} (single-process unit: {single})")
+    assert score <= 2.0 and score == single
