@@ -387,6 +387,8 @@ class SplitRunner:
             X_LAUNCH_URL=url,
             X_LAUNCH_WORKERS=",".join(str(p) for p in pids),
             X_LAUNCH_DEMO_WORKERS=demo,
+            # The groups' own addresses, for a bench that compares the front with a direct connection.
+            X_LAUNCH_API_UPSTREAMS=",".join(m.address for m in self.members[1:]),
             X_LAUNCH_READY_SECONDS=f"{self.ready.seconds:.3f}",
         )
 
