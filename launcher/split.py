@@ -229,8 +229,10 @@ class SplitRunner:
         self._watchdog = take_watchdog_seconds()
         self._relay_lag = os.environ.pop(RELAY_LAG_ENV, "") == "1"
         self._dir = Path(tempfile.mkdtemp(prefix="launch-split-"))
-        try:
-            with _stop_signals(self.stop):
+        # The handlers stay through the stop: a second Ctrl-C must not cut the ordered stop short (it is
+        # bounded anyway), and the lifeline covers a SIGKILL.
+        with _stop_signals(self.stop):
+            try:
                 config = self._front_config(sock, routes)
                 self._validate(caddy, config)
                 self._start_members()
@@ -239,10 +241,10 @@ class SplitRunner:
                 sock.close()  # Caddy holds the listener now: when it closes its copy, nothing accepts any more
                 self._await_front(url, started)
                 self._serve()
-        finally:
-            sock.close()
-            self._stop_all()
-            shutil.rmtree(self._dir, ignore_errors=True)
+            finally:
+                sock.close()
+                self._stop_all()
+                shutil.rmtree(self._dir, ignore_errors=True)
 
     # -- start -------------------------------------------------------------------------------------------------
 

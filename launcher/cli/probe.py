@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     "--profiles",
     "spec",
     metavar="SPEC",
-    help="Comma-separated names or globs (default: every profile but the Ray ones, which are probed when named).",
+    help="Comma-separated names or globs (default: every profile but the Ray and split ones, probed when named).",
 )
 @click.option(
     "--scenarios",

@@ -7,6 +7,7 @@ import collections
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -171,3 +172,49 @@ def test_an_app_with_its_demo_under_a_sub_path_is_probed_under_a_split_profile(t
     recommendation = run["recommendation"]
     assert recommendation["profile"] == "split-uvicorn-3-offload", recommendation
     assert "from 3 processes" in recommendation["rejected"]["uvicorn-3-sync"]
+
+
+def test_a_busy_port_is_one_line_and_exit_4() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "launcher", "--profile", PROFILE, "--port", str(port), "--model", "none"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == ExitCode.ADDRESS_IN_USE, done.stderr
+    assert done.stderr.splitlines() == [f"launch: error: port {port} on 127.0.0.1 is already in use"]
+
+
+def test_a_stop_while_the_groups_start_is_bounded_and_leaves_nothing() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "launcher", "--profile", PROFILE, "--port", "0", "--model", "none"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        processes: list[psutil.Process] = []
+        while time.monotonic() < deadline:
+            processes = family(proc.pid)
+            if sum("launcher.split_member" in " ".join(p.cmdline()) for p in processes) == 4:
+                break
+            time.sleep(0.1)
+        assert len(processes) >= 5, "the members did not start"
+        processes = family(proc.pid)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=40)
+        took = time.monotonic() - started
+        _, alive = psutil.wait_procs(processes, timeout=GONE_WITHIN_SECONDS)
+        assert alive == [], [(p.pid, p.cmdline()[:3]) for p in alive]
+        assert took < 20, took
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
