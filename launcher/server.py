@@ -268,6 +268,8 @@ class ServeOptions:
     check_app: bool = True
     """Load ``app`` once in a separate interpreter before serving (a split's members skip it: checked once)."""
     front_bin: str | None = None
+    demo_paths: tuple[str, ...] | None = None
+    """The split topology with ``app``: the demo group's paths, given (``--demo-path``) rather than found."""
     """The split topology's front (``--front-bin``): this ``caddy`` instead of the one found (:mod:`launcher.front`)."""
 
 

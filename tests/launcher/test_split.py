@@ -218,3 +218,27 @@ def test_the_memory_pre_check_counts_n_plus_one_model_copies() -> None:
     demo = estimate(builtin("uvicorn-1-offload"))
     assert split.mib > 3 * single.mib + demo.mib
     assert "3 API members" in split.how and "demo" in split.how
+
+
+def test_demo_path_is_for_a_split_serving_an_app() -> None:
+    from click.testing import CliRunner
+
+    from launcher.cli import main
+
+    runner = CliRunner()
+    done = runner.invoke(main, ["--profile", SPLIT, "--demo-path", "/demo"])
+    assert done.exit_code == ExitCode.USAGE and "--demo-path is for a split profile serving --app" in done.output
+    done = runner.invoke(main, ["--profile", SPLIT, "--app", "m:a", "--demo-path", "demo"])
+    assert done.exit_code == ExitCode.USAGE and "expected a path starting with /" in done.output
+
+
+def test_a_given_demo_path_replaces_the_one_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    from launcher import split
+    from launcher.server import ServeOptions
+    from launcher.userapp import AppShape
+
+    monkeypatch.setattr(split, "check_app", lambda spec: AppShape(api_paths=("/health",)))
+    options = ServeOptions(profile=builtin(SPLIT), app=AppSpec(target="m:a"), demo_paths=("/ui",))
+    assert split.routes_for(options) == FrontRoutes(demo_paths=("/ui",), api_paths=("/health",))
+    found = split.routes_for(ServeOptions(profile=builtin(SPLIT), app=AppSpec(target="m:a")))
+    assert found.demo_paths == ()  # nothing found, nothing given: everything goes to the API group
