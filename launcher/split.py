@@ -107,6 +107,8 @@ class Member:
     spec: MemberSpec
     address: str
     listener: notify.Listener
+    sock: socket.socket
+    """The member's listening socket: the launcher keeps it, so a replacement serves on the same port."""
     proc: subprocess.Popen[bytes] | None = None
     pids: tuple[int, ...] = ()
     ready: bool = False
@@ -213,8 +215,8 @@ class SplitRunner:
     _relay_lag: bool = False
     _last_watchdog: float = 0.0
     _dir: Path | None = None
-    _sockets: list[socket.socket] = field(default_factory=list)
-    """The members' listening sockets, bound here, until each member holds its own."""
+    _env: dict[str, str] = field(default_factory=dict)
+    """The members' environment, for a replacement started as its first one was."""
 
     def run(self) -> None:
         """Serve until a signal stops it; :class:`StartupError`, :class:`ServerDiedError` or a front error if not."""
@@ -268,8 +270,9 @@ class SplitRunner:
                 app=self.options.app,
                 health_path=self.options.health_path,
             )
-            self.members.append(Member(spec=spec, address=f"{host}:{port}", listener=notify.Listener()))
-            self._sockets.append(member_sock)
+            self.members.append(
+                Member(spec=spec, address=f"{host}:{port}", listener=notify.Listener(), sock=member_sock)
+            )
         return FrontConfig(
             listen_fd=sock.fileno(),
             api_upstreams=tuple(m.address for m in self.members[1:]),
@@ -324,25 +327,41 @@ class SplitRunner:
         if self._watchdog:
             # Each member relays its worker's pings; the launcher relays one when every member's are in time.
             env["WATCHDOG_USEC"] = str(int(self._watchdog * 1e6))
-        for member, member_sock in zip(self.members, self._sockets, strict=True):
-            member.proc = lifeline.popen(
-                [sys.executable, "-m", "launcher.split_member"],
-                stdin=subprocess.DEVNULL,
-                pass_fds=(member_sock.fileno(),),
-                env={**env, **member.spec.to_env(), "NOTIFY_SOCKET": member.listener.path},
-                process_group=0,
-            )
-            member_sock.close()  # the member holds it now
-        self._sockets.clear()
+        self._env = env
+        for member in self.members:
+            self._spawn(member)
+
+    def _spawn(self, member: Member) -> None:
+        member.ready = False
+        member.pids = ()
+        member.last_watchdog = None
+        member.proc = lifeline.popen(
+            [sys.executable, "-m", "launcher.split_member"],
+            stdin=subprocess.DEVNULL,
+            pass_fds=(member.sock.fileno(),),
+            env={**self._env, **member.spec.to_env(), "NOTIFY_SOCKET": member.listener.path},
+            process_group=0,
+        )
 
     def _check_members(self, *, before_ready: bool) -> None:
         for member in self.members:
-            if member.proc is not None and member.proc.poll() is not None:
-                what = f"the {member.spec.role} member exited with status {member.proc.returncode}"
-                name = self.options.profile.name
-                if before_ready:
-                    raise StartupError(f"{name}: {what} before it was ready (its error is in the log above)")
-                raise ServerDiedError(f"{name}: {what}")
+            if member.proc is None or member.proc.poll() is None:
+                continue
+            what = f"the {member.spec.role} member exited with status {member.proc.returncode}"
+            name = self.options.profile.name
+            if before_ready:
+                raise StartupError(f"{name}: {what} before it was ready (its error is in the log above)")
+            if not member.ready:
+                # Its replacement died before it was ready: a crash loop, not a worker lost under load.
+                raise ServerDiedError(f"{name}: {what} before its replacement was ready")
+            # A dead worker is replaced, as uvicorn's and hypercorn's supervisors and gunicorn's arbiter replace
+            # theirs: a single-worker member cannot restart itself. Its socket stayed open here, so the front's
+            # requests for it wait in the backlog for the replacement (the health checks move new ones away).
+            for pid in member.pids:
+                logger.warning("worker %d exited without stopping cleanly", pid)
+            logger.warning("restarting the %s member (%s)", member.spec.role, what)
+            self._spawn(member)
+            self._relay_workers()
 
     def _await_members(self) -> None:
         while not all(m.ready for m in self.members):
@@ -421,9 +440,7 @@ class SplitRunner:
             pids = tuple(int(p) for p in workers.split(",") if p.isdigit())
             if pids != member.pids:
                 member.pids = pids
-                if self.ready is not None:
-                    all_pids = ",".join(str(p) for p in self.worker_pids())
-                    self._to_systemd(STATUS=f"workers up at {self.ready.url}", X_LAUNCH_WORKERS=all_pids)
+                self._relay_workers()
         if message.get("READY") == "1":
             member.ready = True
         if message.get("WATCHDOG") == "1":
@@ -432,11 +449,21 @@ class SplitRunner:
         if lag is not None and self._relay_lag and self._systemd:
             notify.send(self._systemd, {LAG_FIELD: lag, "WORKER": message.get("WORKER", "")}, wait=False)
 
+    def _relay_workers(self) -> None:
+        # The probe reads the current worker set from these (a replaced worker, a restarted member).
+        if self.ready is not None:
+            pids = self.worker_pids()
+            self._to_systemd(
+                STATUS=f"{len(pids)} workers up at {self.ready.url}", X_LAUNCH_WORKERS=",".join(map(str, pids))
+            )
+
     def _relay_watchdog(self) -> None:
         now = time.monotonic()
         if self._watchdog <= 0 or now - self._last_watchdog < self._watchdog / 4:
             return
-        if all(m.last_watchdog is not None and now - m.last_watchdog < self._watchdog for m in self.members):
+        # Members being replaced do not hold the watchdog back (a replacement loads for longer than its period).
+        ready = [m for m in self.members if m.ready]
+        if ready and all(m.last_watchdog is not None and now - m.last_watchdog < self._watchdog for m in ready):
             self._to_systemd(WATCHDOG=1)
             self._last_watchdog = now
 
@@ -455,8 +482,6 @@ class SplitRunner:
 
     def _stop_all(self) -> None:
         self._to_systemd(STOPPING=1, STATUS="stopping")
-        for leftover in self._sockets:
-            leftover.close()
         deadline = time.monotonic() + self.options.profile.timeout + STOP_MARGIN_SECONDS
         front = self.front.proc if self.front is not None else None
         # The front first: it closes its listener at once, and lets its requests in flight finish (their
@@ -482,6 +507,7 @@ class SplitRunner:
             self.front.join()
         for member in self.members:
             member.listener.close()
+            member.sock.close()
         if killed:
             logger.warning("killed %d member(s) of the split that outlived the stop: %s", len(killed), killed)
 

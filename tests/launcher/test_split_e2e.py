@@ -218,3 +218,29 @@ def test_a_stop_while_the_groups_start_is_bounded_and_leaves_nothing() -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_a_killed_api_worker_is_replaced_on_its_port_and_the_spread_holds(tmp_path: Path) -> None:
+    # uvicorn's own supervisor replaces a dead worker; a single-worker member cannot, so the launcher does.
+    server = ServerProcess(profile=builtin("split-uvicorn-3-offload", model="none"), log_path=tmp_path / "log")
+    server.start(timeout=300)
+    try:
+        demo, victim, *others = server.pids
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            now = server.worker_pids_now()
+            if len(now) == 4 and victim not in now:
+                break
+            time.sleep(0.2)
+        now = server.worker_pids_now()
+        assert len(now) == 4 and victim not in now and demo in now and set(others) <= set(now), now
+        assert server.alive()
+        assert f"launch: worker {victim} exited without stopping cleanly" in server.log_text()
+        cpu = [RequestSpec(kind="api", work="cpu", path="/test2?seconds=0.3") for _ in range(6)]
+        records = asyncio.run(run_burst(server.url, cpu, timeout=60, workers=3, health=False))
+        counts = collections.Counter(r.pid for r in records if r.kind == "api" and r.ok)
+        assert sorted(counts.values()) == [2, 2, 2] and set(counts) == set(now) - {demo}, counts
+    finally:
+        stopped = server.stop()
+    assert stopped.returncode == 0 and not stopped.forced, server.log_tail()
