@@ -644,7 +644,9 @@ def test_notify_ready_watchdog_blocked_loop_and_stop(tmp_path: Path, fake_system
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("profile", ["gunicorn-3-sync", "uvicorn-3-sync", "hypercorn-3-sync"])
+@pytest.mark.parametrize(
+    "profile", ["gunicorn-3-sync", "uvicorn-3-sync", "hypercorn-3-sync", "split-gunicorn-3-offload"]
+)
 def test_only_the_main_process_notifies(tmp_path: Path, fake_systemd: FakeSystemd, profile: str) -> None:
     log = tmp_path / "launch.log"
     proc = start_launcher(profile, fake_systemd.path, log)
