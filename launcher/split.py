@@ -98,6 +98,8 @@ FRONT_CLOSE_SECONDS = 1.0
 STOP_MARGIN_SECONDS = 5.0
 """Beyond the profile's timeout, how long the groups get to drain before what is left is killed."""
 POLL_SECONDS = 0.05
+PRIVATE_PREFIX = "launch-split-"
+"""The launcher's private folder (Caddy's JSON and storage): ``launch-split-PID-*`` under the temp folder."""
 
 
 @dataclass(kw_only=True)
@@ -233,7 +235,8 @@ class SplitRunner:
         self._systemd = notify.take_systemd_socket()
         self._watchdog = take_watchdog_seconds()
         self._relay_lag = os.environ.pop(RELAY_LAG_ENV, "") == "1"
-        self._dir = Path(tempfile.mkdtemp(prefix="launch-split-"))
+        sweep_private_folders()
+        self._dir = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
         # The handlers stay through the stop: a second Ctrl-C must not cut the ordered stop short (it is
         # bounded anyway), and the lifeline covers a SIGKILL.
         with _stop_signals(self.stop):
@@ -510,6 +513,26 @@ class SplitRunner:
             member.sock.close()
         if killed:
             logger.warning("killed %d member(s) of the split that outlived the stop: %s", len(killed), killed)
+
+
+def sweep_private_folders(root: Path | None = None) -> list[Path]:
+    """Remove the private folders of split launchers that are gone (a SIGKILL runs no clean-up); returns them.
+
+    Only this user's, only ``launch-split-PID-*`` whose PID no longer runs.
+    """
+    removed = []
+    for folder in (root or Path(tempfile.gettempdir())).glob(f"{PRIVATE_PREFIX}*-*"):
+        pid = folder.name[len(PRIVATE_PREFIX) :].split("-", 1)[0]
+        with contextlib.suppress(OSError):
+            if (
+                pid.isdigit()
+                and folder.is_dir()
+                and folder.stat().st_uid == os.getuid()
+                and not procs.is_alive(int(pid))
+            ):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
 
 
 def calibrate_cpu_rate_for(options: ServeOptions) -> float | None:

@@ -242,3 +242,15 @@ def test_a_given_demo_path_replaces_the_one_found(monkeypatch: pytest.MonkeyPatc
     assert split.routes_for(options) == FrontRoutes(demo_paths=("/ui",), api_paths=("/health",))
     found = split.routes_for(ServeOptions(profile=builtin(SPLIT), app=AppSpec(target="m:a")))
     assert found.demo_paths == ()  # nothing found, nothing given: everything goes to the API group
+
+
+def test_private_folders_of_gone_launchers_are_swept(tmp_path: Path) -> None:
+    from launcher.split import sweep_private_folders
+
+    gone = tmp_path / "launch-split-999999999-abc"
+    mine = tmp_path / f"launch-split-{os.getpid()}-def"
+    other = tmp_path / "launch-split-notapid"
+    for folder in (gone, mine, other):
+        (folder / "caddy").mkdir(parents=True)
+    assert sweep_private_folders(tmp_path) == [gone]
+    assert not gone.exists() and mine.exists() and other.exists()

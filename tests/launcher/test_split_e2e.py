@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from launcher.child import ServerProcess
 from launcher.errors import ExitCode
 from launcher.probe.client import RequestSpec, run_burst
+from launcher.split import sweep_private_folders
 from tests.conftest import builtin
 from tests.http import get, get_json
 
@@ -98,6 +100,10 @@ def test_a_sigkilled_launcher_leaves_no_process_caddy_included(split_server: Ser
     os.kill(launcher, signal.SIGKILL)
     _, alive = psutil.wait_procs(processes, timeout=GONE_WITHIN_SECONDS)
     assert alive == [], [(p.pid, p.cmdline()[:3]) for p in alive]
+    # Its private folder (Caddy's JSON) is all that is left; the next split launcher's start removes it.
+    left = list(Path(tempfile.gettempdir()).glob(f"launch-split-{launcher}-*"))
+    assert len(left) == 1
+    assert sweep_private_folders() and not left[0].exists()
 
 
 def _launch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
