@@ -1,4 +1,8 @@
-"""Measure 8: what the split topology's extra hop costs per request, against a 1-worker uvicorn.
+"""Measure 8: what the split topologies' extra hop costs per request, against a direct connection.
+
+Two splits: Ray's (``ray-split-3-sync``, against a 1-worker uvicorn) and the one-machine split behind Caddy
+(``split-gunicorn-3-offload`` with sync handlers: its front's ``/ping`` against the same ``/ping`` of one of its
+API members, reached directly on the loopback port the launcher bound for it), side by side in one run.
 
 The split topology (``ray-split-N``) serves the API in N Ray Serve replicas
 and the demo in one, behind Ray's HTTP proxy: every request goes client ->
@@ -20,13 +24,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
+
 from bench.common import TIMES, MeasureResult, alternate, group_pids, judged, median, paired_ratio
 from bench.loadgen import ToolError, best_tool, run_load
 from bench.servers import launched
+from launcher.child import ServerProcess
 
 MEASURE = "8 topology"
 SPLIT_PROFILE = "ray-split-3-sync"
 REFERENCE_PROFILE = "uvicorn-1-sync"
+FRONT_PROFILE = "split-gunicorn-3-offload"
+"""The one-machine split, served with sync handlers as the two others are (``/ping`` is ``async`` in every mode)."""
+FRONT_ADDED_MS_GOAL = 0.3
+FRONT_RATE_GOAL = 0.8
 CONNECTIONS = (1, 10)
 
 
@@ -34,15 +45,28 @@ def run(*, reps: int, duration: float, say: Callable[[str], None] = print) -> Me
     started = time.monotonic()
     result = MeasureResult()
     tool = best_tool()
-    sides = ("uvicorn-1", "split")
+    sides = ("uvicorn-1", "split", "front", "direct")
     runs: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         reference = stack.enter_context(launched(REFERENCE_PROFILE, model="none"))
         split = stack.enter_context(launched(SPLIT_PROFILE, model="none"))
+        front = stack.enter_context(launched(FRONT_PROFILE, model="none", mode="sync"))
         prefix = split.profile.api_prefix
-        urls = {"uvicorn-1": reference.url + "/ping", "split": split.url + prefix + "/ping"}
-        assert reference.pid is not None and split.pid is not None
-        pids = {"uvicorn-1": group_pids(reference.pid), "split": group_pids(split.pid)}
+        member = front_member(front)
+        urls = {
+            "uvicorn-1": reference.url + "/ping",
+            "split": split.url + prefix + "/ping",
+            "front": front.url + "/ping",
+            "direct": f"http://{member}/ping",
+        }
+        assert reference.pid is not None and split.pid is not None and front.pid is not None
+        front_pids = tree_pids(front.pid)
+        pids = {
+            "uvicorn-1": group_pids(reference.pid),
+            "split": group_pids(split.pid),
+            "front": front_pids,
+            "direct": front_pids,  # the front idles meanwhile: only the member's CPU moves
+        }
         say(f"  {REFERENCE_PROFILE}: {len(pids['uvicorn-1'])} processes; {SPLIT_PROFILE}: {len(pids['split'])}")
         for connections in CONNECTIONS:
             for rep in range(reps):
@@ -108,6 +132,42 @@ def run(*, reps: int, duration: float, say: Callable[[str], None] = print) -> Me
             "each side (Ray: proxy, replicas, GCS, raylet)",
         ),
     ]
+    front_p50 = p50["front"] - p50["direct"]
+    result.figures += [
+        judged(
+            MEASURE,
+            f"split behind Caddy: /ping latency the front adds, c={one}",
+            front_p50,
+            "ms",
+            at_most=FRONT_ADDED_MS_GOAL,
+            detail=f"medians {p50['front']:.2f} (front) vs {p50['direct']:.2f} ms (one API member directly); Ray's "
+            f"split adds {p50['split'] - p50['uvicorn-1']:.2f} ms",
+        ),
+        judged(
+            MEASURE,
+            f"split behind Caddy: /ping rate through the front / one API member directly, c={many}",
+            paired_ratio(series("front", many, "rate"), series("direct", many, "rate")),
+            TIMES,
+            at_least=FRONT_RATE_GOAL,
+            detail=f"medians {rate['front']:.0f} vs {rate['direct']:.0f} req/s (Ray's split: {rate['split']:.0f} "
+            f"vs uvicorn-1 {rate['uvicorn-1']:.0f})",
+        ),
+    ]
     result.raw = {"tool": tool, "duration_s": duration, "reps": reps, "runs": runs}
     result.seconds = time.monotonic() - started
     return result
+
+
+def front_member(server: ServerProcess) -> str:
+    """``host:port`` of the split's first API member, from the READY the launcher sent."""
+    for event in server.events:
+        upstreams = event.fields.get("X_LAUNCH_API_UPSTREAMS")
+        if upstreams:
+            return upstreams.split(",")[0]
+    raise RuntimeError(f"{server.profile.name} reported no API upstreams")
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and its descendants: a split's members and Caddy run in process groups of their own."""
+    root = psutil.Process(pid)
+    return sorted([pid, *(p.pid for p in root.children(recursive=True))])

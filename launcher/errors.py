@@ -9,6 +9,8 @@ exits with ``exc.exit_code``. The tree (exit code; where it is defined)::
         + SettingsError            app.settings: a LAUNCH_* variable of the service
         + ProfileError             profiles.model: a profile, a profiles file, a name that matches none
         + AppLoadError             launcher.userapp: --app cannot be imported or is not an ASGI app
+        + FrontNotFoundError       launcher.front: no caddy for a split profile's front
+        + FrontConfigError         launcher.front: caddy refused its configuration
         + ScenarioFileError        launcher.probe.scenario_file: a --scenarios file
         + AppProbeError            launcher.probe.appprobe: the user's app cannot be probed
         + ResultFileError          launcher.probe.model: a probe result file (report, --resume, --from-report)

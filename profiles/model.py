@@ -31,6 +31,15 @@ DEFAULT_MAX_ONGOING_REQUESTS = 5
 RAY_SERVE_SHUTDOWN_MARGIN_SECONDS = 5.0
 """Serve's graceful shutdown may take the replicas' drain (the profile's timeout) plus this, for its controller
 and proxy, before the launcher stops Ray itself (which kills what is left)."""
+TOPOLOGIES: tuple[str, ...] = ("single", "split")
+"""How a profile's processes are laid out. ``single``: the backend's workers each serve the whole app (the demo
+included). ``split``: one machine, three groups the launcher supervises: the Gradio demo in one uvicorn process,
+the API in ``workers`` single-worker servers of the profile's backend, and Caddy in front routing by path
+(:mod:`launcher.split`). Ray's own split is its backend (``ray-split``), not this field."""
+SPLIT_TOPOLOGY = "split"
+FRONT_STOP_SECONDS = 10.0
+"""How long Caddy, the split topology's front, gets to stop accepting and finish its proxied requests' hand-back
+before it is killed: the groups behind it then drain in their own timeout."""
 RAY_REAPER_WAIT_SECONDS = 15.0
 """How long the launcher waits for its reaper to stop a local Ray instance and sweep what is left of it."""
 RAY_HEAD_START_SECONDS = 90.0
@@ -63,6 +72,8 @@ class Profile:
     """``tiny`` (built-in tiny pipeline), ``none``, or a local diffusers pipeline folder."""
     max_ongoing_requests: int = DEFAULT_MAX_ONGOING_REQUESTS
     """Ray Serve only: requests one replica runs at once; the proxy queues the rest."""
+    topology: str = "single"
+    """``single`` or ``split`` (see :data:`TOPOLOGIES`)."""
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -100,6 +111,15 @@ class Profile:
         expect("model", self.model, (str,), "a string")
         if not self.model:
             raise ProfileError("model = '': expected 'tiny', 'none' or a folder")
+        expect("topology", self.topology, (str,), "a string")
+        if self.topology not in TOPOLOGIES:
+            raise ProfileError(f"topology = {self.topology!r}: expected one of {', '.join(TOPOLOGIES)}")
+        if self.topology == SPLIT_TOPOLOGY and self.backend in RAY_BACKENDS:
+            # Ray Serve splits by itself (ray-split), behind its own proxy: a front before it would be a second hop.
+            raise ProfileError(
+                f"topology = 'split' with backend = {self.backend!r}: Ray's split is the 'ray-split' backend; "
+                "the split topology takes uvicorn, gunicorn, gunicorn-asgi, hypercorn or granian"
+            )
         expect("description", self.description, (str,), "a string")
 
     @property
@@ -110,12 +130,17 @@ class Profile:
     @property
     def demo_processes(self) -> int:
         """How many processes hold the Gradio demo (each with its own queue)."""
-        return demo_processes(self.backend, self.workers)
+        return demo_processes(self.backend, self.workers, self.topology)
+
+    @property
+    def is_split(self) -> bool:
+        """The demo in one process, the API in ``workers``: Ray's split backend or the split topology."""
+        return self.backend == SPLIT_BACKEND or self.topology == SPLIT_TOPOLOGY
 
     @property
     def processes(self) -> int:
-        """Serving processes (workers or replicas) that report ready: the split topology adds its demo replica."""
-        return self.workers + (SPLIT_DEMO_REPLICAS if self.backend == SPLIT_BACKEND else 0)
+        """Serving processes (workers or replicas) that report ready: a split adds its demo process."""
+        return self.workers + (SPLIT_DEMO_REPLICAS if self.is_split else 0)
 
     @property
     def stop_seconds(self) -> float:
@@ -126,6 +151,9 @@ class Profile:
         """
         if self.backend in RAY_BACKENDS:
             return self.timeout + RAY_SERVE_SHUTDOWN_MARGIN_SECONDS + RAY_REAPER_WAIT_SECONDS
+        if self.topology == SPLIT_TOPOLOGY:
+            # The front first, then both groups drain side by side, each in the profile's timeout.
+            return FRONT_STOP_SECONDS + self.timeout
         return self.timeout
 
     @property
@@ -148,9 +176,9 @@ class Profile:
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Profile))
 
 
-def demo_processes(backend: str, workers: int) -> int:
-    """Processes holding the demo for ``backend`` with ``workers``: one in the split topology, else every worker."""
-    return SPLIT_DEMO_REPLICAS if backend == SPLIT_BACKEND else workers
+def demo_processes(backend: str, workers: int, topology: str = "single") -> int:
+    """Processes holding the demo for ``backend`` with ``workers``: one in a split, else every worker."""
+    return SPLIT_DEMO_REPLICAS if backend == SPLIT_BACKEND or topology == SPLIT_TOPOLOGY else workers
 
 
 def _check_host(host: str) -> None:

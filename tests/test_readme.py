@@ -133,8 +133,13 @@ def test_the_stated_default_probe_set_is_what_launch_probe_selects(probe_plan: P
         f"README.md says a default probe runs {count} profiles; `launch probe` selects {len(names)}"
     )
     assert total == len(catalog)
-    opt_in = sorted({p.backend for n, p in catalog.items() if n not in names})
+    single = {n: p for n, p in catalog.items() if p.topology == "single"}
+    opt_in = sorted({p.backend for n, p in single.items() if n not in names})
     assert sorted(left_out) == opt_in == sorted(OPT_IN_BACKENDS), (left_out, opt_in)
+    # The split topology's profiles are opt-in as a whole, and the paragraph says so.
+    splits = [n for n, p in catalog.items() if p.topology == "split"]
+    assert splits and not set(splits) & set(names)
+    assert f"none of the {len(splits)} split profiles" in " ".join(section("Probing").split()).replace("three", "3")
     # The defaults the scenarios paragraph states: N per burst and repeats.
     probing = section("Probing")
     assert f"`-n`, default {options.requests};" in probing

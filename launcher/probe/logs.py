@@ -12,7 +12,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("worker_killed", re.compile(r"Worker \(pid:(?P<pid>\d+)\) was sent (?:SIGKILL|code \d+)")),
     ("worker_died", re.compile(r"Worker \(pid:(?P<pid>\d+)\) exited with code")),
     ("worker_died", re.compile(r"Child process \[(?P<pid>\d+)\] died")),
-    ("worker_died", re.compile(r"launch: worker (?P<pid>\d+) exited without stopping")),
+    # The launcher's own line, or a split member's (``launch[api-1]: ...``).
+    ("worker_died", re.compile(r"launch(?:\[[\w-]+\])?: worker (?P<pid>\d+) exited without stopping")),
     ("worker_booted", re.compile(r"Booting worker with pid: (?P<pid>\d+)")),
     ("worker_booted", re.compile(r"Started server process \[(?P<pid>\d+)\]")),
     ("error", re.compile(r"^Traceback \(most recent call last\)")),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import psutil
 
 from launcher.errors import ExitCode, LaunchError
-from profiles.model import Profile
+from profiles.model import SPLIT_TOPOLOGY, Profile
 
 SPAWNED_WORKER_MIB = 470
 """A uvicorn or hypercorn worker (spawned: imports everything itself): 461-466 MiB measured."""
@@ -28,6 +28,8 @@ GUNICORN_ARBITER_MIB = 385
 """gunicorn's arbiter imports torch and diffusers before forking: 381 MiB measured."""
 SUPERVISOR_MIB = 45
 """uvicorn's or hypercorn's supervising launcher (29-31 MiB) and multiprocessing's resource tracker (13 MiB)."""
+FRONT_MIB = 60
+"""Caddy, the split topology's front, proxying a probe's bursts: an allowance (its RSS is a few tens of MiB)."""
 AVAILABLE_ENV = "LAUNCH_MEMORY_AVAILABLE_MB"
 """Lowers the available memory the check uses (MiB); for tests, and to keep room for other work."""
 
@@ -49,6 +51,16 @@ class Estimate:
 
 def estimate(profile: Profile) -> Estimate:
     """Resident memory one served profile takes, from the measured per-process figures."""
+    if profile.topology == SPLIT_TOPOLOGY:
+        # N+1 model copies: the demo's uvicorn process and N single-worker API members, each as one served alone.
+        member = estimate(profile.replace(topology="single", workers=1))
+        n = profile.workers
+        mib = SPAWNED_WORKER_MIB + n * member.mib + SUPERVISOR_MIB + FRONT_MIB
+        how = (
+            f"demo {SPAWNED_WORKER_MIB} MiB + {n} API members x {member.mib} MiB ({member.how}) + "
+            f"{SUPERVISOR_MIB} MiB launcher + {FRONT_MIB} MiB caddy"
+        )
+        return Estimate(profile=profile.name, mib=mib, how=how)
     n = profile.workers
     if profile.backend == "gunicorn":
         mib = n * GUNICORN_WORKER_MIB + GUNICORN_ARBITER_MIB

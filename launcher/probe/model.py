@@ -91,12 +91,19 @@ class ClaimVerdict(enum.StrEnum):
     UNTESTED = "UNTESTED"
 
 
+_ADDED_IN_V2: dict[str, Any] = {"topology": "single"}
+"""Profile fields added while version 2 was written, with the value every run before had (the split topology
+came later: every earlier profile was ``single``)."""
+
+
 def _result_profile(value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Profile:
     # A result records the set-up that ran: every field of it (not today's defaults), none that this launch
     # does not know (it could neither describe nor redeploy that set-up), each value as a profiles file must
     # hold it. Profile's own checks raise ProfileError, which pydantic lets through without its place in the
     # file (it is no ValueError): it becomes a located validation error here.
     if isinstance(value, dict):
+        # A field added while version 2 was written holds, in older files, the one value every run had then.
+        value = {**_ADDED_IN_V2, **value}
         unknown = sorted(set(value) - set(FIELDS))
         if unknown:
             raise PydanticCustomError("profile_field", "unknown field {field}", {"field": repr(unknown[0])})

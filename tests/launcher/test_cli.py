@@ -39,10 +39,10 @@ def assert_one_line_error(result: Result, prefix: str) -> str:
 def test_profiles_lists_the_30_builtins(runner: CliRunner) -> None:
     result = invoke(runner, "profiles")
     assert result.exit_code == 0, result.output
-    assert "42 profiles" in result.output
+    assert "45 profiles" in result.output
     for name in builtin_profiles():
         assert name in result.output
-    assert result.output.count("built-in") == 42
+    assert result.output.count("built-in") == 45
 
 
 def test_profiles_lists_user_profiles_with_their_source(runner: CliRunner, tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_profiles_lists_user_profiles_with_their_source(runner: CliRunner, tmp_p
     path.write_text('[profiles.mine]\nextends = "gunicorn-3-offload"\ntimeout = 120\n', encoding="utf-8")
     result = runner.invoke(main, ["--profiles-file", str(path), "profiles"], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
-    assert "43 profiles" in result.output
+    assert "46 profiles" in result.output
     row = next(line for line in result.output.splitlines() if " mine " in line)
     assert "gunicorn" in row and "offload" in row and "120" in row and str(path.resolve()) in row
 
@@ -58,7 +58,7 @@ def test_profiles_lists_user_profiles_with_their_source(runner: CliRunner, tmp_p
 def test_launch_toml_in_cwd_is_listed(runner: CliRunner, clean_cwd: Path) -> None:
     (clean_cwd / "launch.toml").write_text('[profiles.local]\nbackend = "hypercorn"\n', encoding="utf-8")
     result = invoke(runner, "profiles")
-    assert result.exit_code == 0 and "43 profiles" in result.output and "local" in result.output
+    assert result.exit_code == 0 and "46 profiles" in result.output and "local" in result.output
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ from launcher.flags import ADDRESS_FIELDS, PROFILE_OPTIONS, profile_arguments
 from profiles import Profile
 from tests.conftest import builtin
 
-NOT_OPTIONS = {"name", "backend", "description"}
-"""Fields the name itself gives (a profile's identity), or that change nothing served."""
+NOT_OPTIONS = {"name", "backend", "topology", "description"}
+"""Fields the name itself gives (a profile's identity: a split's groups are another set-up, not an override), or
+that change nothing served."""
 
 
 def test_every_servable_profile_field_is_an_option_and_nothing_else() -> None:

@@ -644,7 +644,9 @@ def test_notify_ready_watchdog_blocked_loop_and_stop(tmp_path: Path, fake_system
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("profile", ["gunicorn-3-sync", "uvicorn-3-sync", "hypercorn-3-sync"])
+@pytest.mark.parametrize(
+    "profile", ["gunicorn-3-sync", "uvicorn-3-sync", "hypercorn-3-sync", "split-gunicorn-3-offload"]
+)
 def test_only_the_main_process_notifies(tmp_path: Path, fake_systemd: FakeSystemd, profile: str) -> None:
     log = tmp_path / "launch.log"
     proc = start_launcher(profile, fake_systemd.path, log)
@@ -954,3 +956,20 @@ def test_script_interpreter_follows_links(outside_home: Path) -> None:
     venv = fake_venv(outside_home, shebang=link)
     assert systemd_cli.script_interpreter(venv / "bin" / "launch") == real
     assert systemd_cli.script_interpreter(real) is None  # not a #! script
+
+
+@pytest.mark.e2e
+@needs_analyze
+def test_the_split_profiles_unit_verifies_and_is_as_confined(tmp_path: Path, outside_home: Path) -> None:
+    # One unit: the launcher supervises the demo, the API group and Caddy; the sandbox is the single-process one's.
+    venv = fake_venv(outside_home, shebang=Path("/bin/sh"))
+    split = builtin("split-gunicorn-3-offload")
+    text = render_unit(options(OUTSIDE_HOME, launch_path=venv / "bin" / "launch", profile=split, venv=venv))
+    assert "Split topology: the launcher supervises all three groups" in text
+    assert settings(text)["TimeoutStopSec"] == [str(stop_timeout_seconds(split))]
+    result = analyze("verify", "--man=no", str(write_unit(tmp_path, text)), user=False, tmp_path=tmp_path)
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    score = exposure(tmp_path, text)
+    single = exposure(tmp_path, render_unit(options(OUTSIDE_HOME, launch_path=venv / "bin" / "launch", venv=venv)))
+    print(f"\nsystemd-analyze security, split-gunicorn-3-offload: {score} (single-process unit: {single})")
+    assert score <= 2.0 and score == single

@@ -40,7 +40,7 @@ def load_error(path: Path, cwd: Path) -> str:
 
 def test_builtins_only(empty_cwd: Path) -> None:
     catalog = load_catalog(cwd=empty_cwd)
-    assert len(catalog) == 42
+    assert len(catalog) == 45
     assert list(catalog) == list(builtin_profiles())
     assert all(entry.source is None for entry in catalog.values())
     assert catalog.get_profile("gunicorn-3-async") == builtin_profiles()["gunicorn-3-async"]
@@ -60,7 +60,7 @@ model = "none"
 """,
     )
     catalog = load(path, empty_cwd)
-    assert len(catalog) == 43
+    assert len(catalog) == 46
     assert list(catalog)[-1] == "my-gpu"
     entry = catalog["my-gpu"]
     assert entry.source == path.resolve()
@@ -230,7 +230,7 @@ def test_bad_profile_name_in_file(tmp_path: Path, empty_cwd: Path) -> None:
 
 
 def test_empty_file_adds_nothing(tmp_path: Path, empty_cwd: Path) -> None:
-    assert len(load(write(tmp_path / "p.toml", ""), empty_cwd)) == 42
+    assert len(load(write(tmp_path / "p.toml", ""), empty_cwd)) == 45
 
 
 def test_launch_toml_in_cwd_is_picked_up(tmp_path: Path) -> None:
@@ -244,7 +244,7 @@ def test_later_file_overrides_earlier(tmp_path: Path) -> None:
     write(tmp_path / "launch.toml", '[profiles.mine]\nbackend = "uvicorn"\nworkers = 2\n')
     extra = write(tmp_path / "extra.toml", '[profiles.mine]\nbackend = "hypercorn"\nworkers = 5\n')
     catalog = load_catalog([extra], cwd=tmp_path)
-    assert len(catalog) == 43
+    assert len(catalog) == 46
     assert catalog["mine"].source == extra.resolve()
     assert (catalog.get_profile("mine").backend, catalog.get_profile("mine").workers) == ("hypercorn", 5)
 
@@ -252,7 +252,7 @@ def test_later_file_overrides_earlier(tmp_path: Path) -> None:
 def test_a_user_file_can_redefine_a_builtin(tmp_path: Path, empty_cwd: Path) -> None:
     path = write(tmp_path / "p.toml", '[profiles.uvicorn-1-sync]\nbackend = "uvicorn"\ntimeout = 5\n')
     catalog = load(path, empty_cwd)
-    assert len(catalog) == 42
+    assert len(catalog) == 45
     assert next(iter(catalog)) == "uvicorn-1-sync"
     assert catalog.get_profile("uvicorn-1-sync").timeout == 5.0
     assert catalog["uvicorn-1-sync"].source == path.resolve()
@@ -268,7 +268,7 @@ def test_get_profile_unknown_suggests(empty_cwd: Path) -> None:
 
 def test_select(empty_cwd: Path) -> None:
     catalog = load_catalog(cwd=empty_cwd)
-    assert len(catalog.select(None)) == len(catalog.select("")) == 42
+    assert len(catalog.select(None)) == len(catalog.select("")) == 45
     assert [p.name for p in catalog.select("uvicorn-1-sync")] == ["uvicorn-1-sync"]
     assert [p.name for p in catalog.select("uvicorn-*-async")] == ["uvicorn-1-async", "uvicorn-3-async"]
     assert [p.name for p in catalog.select("*-3-sync, gunicorn-1-sync")] == [
@@ -279,6 +279,7 @@ def test_select(empty_cwd: Path) -> None:
         "gunicorn-asgi-3-sync",
         "ray-3-sync",
         "ray-split-3-sync",
+        "split-granian-3-sync",
         "gunicorn-1-sync",
     ]
     # '*' crosses '-': gunicorn-* also selects gunicorn-asgi; '?' keeps to one character.
@@ -289,7 +290,7 @@ def test_select(empty_cwd: Path) -> None:
         "hypercorn-1-sync",
         "hypercorn-3-sync",
     ]
-    assert len(catalog.select("*-[13]-offload")) == 14
+    assert len(catalog.select("*-[13]-offload")) == 16  # 14 of the matrix, 2 splits
 
 
 def test_select_errors(empty_cwd: Path) -> None:

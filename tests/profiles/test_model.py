@@ -181,7 +181,7 @@ def test_to_dict_has_every_field() -> None:
     assert Profile(**data) == profile
 
 
-def test_builtin_profiles_are_the_42_named_combinations() -> None:
+def test_builtin_profiles_are_the_42_named_combinations_and_3_splits() -> None:
     profiles = builtin_profiles()
     expected = {
         f"{backend}-{workers}-{mode}"
@@ -189,9 +189,19 @@ def test_builtin_profiles_are_the_42_named_combinations() -> None:
         for workers in (1, 3)
         for mode in ("sync", "async", "offload")
     }
-    assert len(profiles) == 42
-    assert set(profiles) == expected
+    splits = {"split-gunicorn-3-offload", "split-uvicorn-3-offload", "split-granian-3-sync"}
+    assert len(profiles) == 45
+    assert set(profiles) == expected | splits
+    for name in splits:
+        profile = profiles[name]
+        _, backend, workers, mode = name.split("-")
+        assert (profile.backend, profile.workers, profile.mode, profile.topology) == (backend, 3, mode, "split")
+        assert profile.demo_processes == 1 and profile.processes == 4
+        assert profile.description.startswith("split behind Caddy: demo in 1 uvicorn process")
     for name, profile in profiles.items():
+        if name in splits:
+            continue
+        assert profile.topology == "single"
         backend, workers, mode = name.rsplit("-", 2)
         assert profile.name == name
         assert (profile.backend, profile.workers, profile.mode) == (backend, int(workers), mode)
@@ -205,4 +215,4 @@ def test_builtin_profiles_are_the_42_named_combinations() -> None:
 def test_builtin_profiles_are_fresh_each_call() -> None:
     first = builtin_profiles()
     first.clear()
-    assert len(builtin_profiles()) == 42
+    assert len(builtin_profiles()) == 45
