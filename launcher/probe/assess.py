@@ -25,6 +25,7 @@ from app.settings import HandlerMode
 from launcher.probe import metrics
 from launcher.probe.model import (
     Assessment,
+    Conformance,
     Figure,
     Kind,
     Liveness,
@@ -203,11 +204,24 @@ def processes(result: ProfileResult) -> int:
     return workers + 1 if workers > 1 or result.launcher_pid is not None else workers
 
 
-def unfit_reasons(result: ProfileResult, live: Liveness, live_evidence: str, hazard: str | None) -> list[str]:
+def server_defect(result: ProfileResult, conformance: Conformance | None) -> str | None:
+    """The profile's ``server defect: MECHANISM (SERVER VERSION)``, or None.
+
+    Set when it serves a demo on a server that breaks Gradio's event stream (its backend failed the check).
+    """
+    if conformance is None or not has_demo(result):
+        return None
+    return conformance.server_defect
+
+
+def unfit_reasons(
+    result: ProfileResult, live: Liveness, live_evidence: str, hazard: str | None, defect: str | None = None
+) -> list[str]:
     """Why ``result`` is not fit to serve; empty when it is."""
     if result.status != Status.OK:
         return [f"status {result.status}" + (f": {result.error}" if result.error else "")]
-    reasons: list[str] = []
+    # The server's defect first: it is why the demo fails under this backend whatever the set-up.
+    reasons: list[str] = [defect] if defect else []
     lost: dict[str, int] = {}
     for scenario in result.scenarios:
         if scenario.scenario in UNJUDGED_SCENARIOS:
@@ -233,11 +247,14 @@ def unfit_reasons(result: ProfileResult, live: Liveness, live_evidence: str, haz
     return reasons
 
 
-def assess(result: ProfileResult) -> Assessment:
-    """Both verdicts for one profile, and the figures the recommendation compares."""
+def assess(result: ProfileResult, conformance: Conformance | None = None) -> Assessment:
+    """Both verdicts for one profile, and the figures the recommendation compares.
+
+    ``conformance``: its backend's server conformance check in the run (None: not checked).
+    """
     live, evidence = liveness(result) if result.status == Status.OK else (Liveness.UNKNOWN, "")
     hazard = demo_hazard(result) if result.status == Status.OK else None
-    reasons = unfit_reasons(result, live, evidence, hazard)
+    reasons = unfit_reasons(result, live, evidence, hazard, server_defect(result, conformance))
     return Assessment(
         predicted=result.passed,
         fit=not reasons,

@@ -33,12 +33,13 @@ from launcher.child import _EXCEPTION_LINE, DEFAULT_START_TIMEOUT, DEFAULT_STOP_
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.assess import assess
 from launcher.probe.client import RequestSpec, run_burst, run_slow_clients
+from launcher.probe.conformance import STREAM_SECONDS, check_backends
 from launcher.probe.expectations import expectations
 from launcher.probe.judge import judge
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
 from launcher.probe.logs import parse_log_events
 from launcher.probe.memory import available_mib, estimate
-from launcher.probe.model import Kind, ProbeRun, ProfileResult, ScenarioResult, Status
+from launcher.probe.model import Conformance, Kind, ProbeRun, ProfileResult, ScenarioResult, Status
 from launcher.server import health_ok
 from profiles.model import Profile
 
@@ -129,12 +130,15 @@ class ProfileTarget:
 
     profile: Profile
     source: Path | None = None
+    conformance: Conformance | None = None
+    """Its backend's server conformance check in this run: what the expectations predict the demo from."""
 
 
 @dataclass(kw_only=True)
 class _State:
     results: list[ProfileResult] = field(default_factory=list)
     complete: bool = True
+    conformance: tuple[Conformance, ...] = ()
 
 
 @dataclass(kw_only=True)
@@ -373,6 +377,7 @@ def probe_profile(
                         options=options,
                         cores=cores,
                         report=report,
+                        conformance=target.conformance,
                     )
                 )
             if status != Status.OK:
@@ -431,7 +436,7 @@ def _finish(
         start_overlapped_with=start_overlaps,
     )
     server.cleanup()
-    final = dataclasses.replace(final, assessment=assess(final))
+    final = dataclasses.replace(final, assessment=assess(final, target.conformance))
     results.append(final)
     return final
 
@@ -502,6 +507,7 @@ def _run_timeout_batch(
             cores=cores,
             report=lambda phase, detail, expected: None,
             overlapped_with=others,
+            conformance=item.target.conformance,
         )
         done[index] = dataclasses.replace(
             measured, note=f"own server (launcher pid {server.pid}), started for this scenario"
@@ -537,7 +543,7 @@ def _run_timeout_batch(
             merged = dataclasses.replace(old, scenarios=(*old.scenarios, done[index]))
         else:  # its server did not start: the scenario is missing, and the result says why
             merged = dataclasses.replace(old, error=old.error or f"timeout scenario: {errors.get(index, 'not run')}")
-        results[position] = dataclasses.replace(merged, assessment=assess(merged))
+        results[position] = dataclasses.replace(merged, assessment=assess(merged, batch[index].target.conformance))
 
 
 def _stop_all(servers: Sequence[ServerProcess]) -> None:
@@ -573,6 +579,7 @@ def _run_scenario(
     cores: int,
     report: Callable[[str, str, float], None],
     overlapped_with: tuple[str, ...] = (),
+    conformance: Conformance | None = None,
 ) -> ScenarioResult:
     """Fire one burst of ``scenario`` at a ready server and judge it."""
     specs = plan(scenario, profile, options)
@@ -617,7 +624,8 @@ def _run_scenario(
         note=_server_error(log) if scenario == "noawait" else "",
         overlapped_with=overlapped_with,
     )
-    return dataclasses.replace(measured, verdicts=tuple(expectations(profile, measured, cores=cores)))
+    verdicts = expectations(profile, measured, cores=cores, conformance=conformance)
+    return dataclasses.replace(measured, verdicts=tuple(verdicts))
 
 
 def _server_error(log: str) -> str:
@@ -653,6 +661,16 @@ def run_probe(
     except KeyboardInterrupt:
         state.complete = False
         return _run_of(state, options, cores=cores, cpu_rate=None, complete=False)
+    try:
+        # Once per backend, before any profile: its expectations predict the demo from it.
+        state.conformance = check_backends(
+            [t.profile.backend for t in targets], progress=_conformance_progress(progress, len(targets))
+        )
+    except KeyboardInterrupt:
+        state.complete = False
+        return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False)
+    checked = {c.backend: c for c in state.conformance}
+    targets = [dataclasses.replace(t, conformance=checked.get(t.profile.backend)) for t in targets]
     total = len(targets)
     # Profiles whose timeout scenario runs at the end, side by side with the others' (see _run_timeouts).
     pending: list[_Pending] = []
@@ -731,6 +749,28 @@ def run_probe(
     return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=state.complete)
 
 
+def _conformance_progress(
+    progress: Callable[[ProgressEvent], None] | None, total: int
+) -> Callable[[str, str], None] | None:
+    """Progress for the conformance check: one event per backend, as a phase of no profile yet (index 0)."""
+    if progress is None:
+        return None
+
+    def report(backend: str, detail: str) -> None:
+        progress(
+            ProgressEvent(
+                index=0,
+                total=total,
+                profile=f"conformance:{backend}",
+                phase="conformance",
+                detail=detail,
+                expected_seconds=STREAM_SECONDS,
+            )
+        )
+
+    return report
+
+
 def _run_of(state: _State, options: ProbeOptions, *, cores: int, cpu_rate: float | None, complete: bool) -> ProbeRun:
     """The run over the results so far, judged (claims, recommendation) over them."""
     results = tuple(state.results)
@@ -750,4 +790,5 @@ def _run_of(state: _State, options: ProbeOptions, *, cores: int, cpu_rate: float
         claims=claims,
         recommendation=recommendation,
         complete=complete,
+        conformance=state.conformance,
     )
