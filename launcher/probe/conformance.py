@@ -298,7 +298,13 @@ def check_backend(backend: str, *, stream_seconds: float = STREAM_SECONDS, start
         # Ray Serve's proxy serves through uvicorn; a local Ray instance takes 30-60 s to start, more than the
         # whole check is worth. Its profiles are judged as before, without a prediction from here.
         return Conformance(backend=backend, server=server, version=version, error="not checked: Ray backend")
-    process = ServerProcess(profile=conformance_profile(backend), app=APP, health_path="/health", attribution=False)
+    process = ServerProcess(
+        profile=conformance_profile(backend),
+        app=APP,
+        health_path="/health",
+        attribution=False,
+        hold_phase="conformance",
+    )
     try:
         try:
             process.start(timeout=start_timeout)

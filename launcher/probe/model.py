@@ -327,6 +327,9 @@ class Assessment:
     """Structural hazards: evidence even in a run where nothing failed (e.g. a demo split over processes)."""
     liveness: Liveness = Liveness.UNKNOWN
     liveness_evidence: str = ""
+    liveness_scenario: str = ""
+    """The scenario whose /health checks decided :attr:`liveness` (its worst); empty when the class holds by
+    construction in every scenario (``async`` mode) or nothing was polled."""
     makespan: Figure | None = None
     """Total makespan of the bursts (timeout scenario excluded), per repeat."""
     demo_pids: tuple[int, ...] = ()

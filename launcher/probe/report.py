@@ -111,7 +111,10 @@ def matrix_table(results: Sequence[ProfileResult]) -> Table:
             runs = [s for s in result.scenarios if s.scenario == name]
             cells.append(scenario_cell(runs) if runs else Text("-"))
         live = result.assessment.liveness if result.assessment else None
-        shown_live = Text(live or "-", style=_LIVENESS_STYLE.get(live, "") if live else "")
+        # Which scenario decided the class (its worst), e.g. "degraded (cpu)".
+        scenario = result.assessment.liveness_scenario if result.assessment else ""
+        decided = f" ({scenario})" if scenario else ""
+        shown_live = Text(f"{live}{decided}" if live else "-", style=_LIVENESS_STYLE.get(live, "") if live else "")
         cells += [predicted_mark(result), fit_mark(result), shown_live]
         table.add_row(*cells)
     return table

@@ -662,10 +662,12 @@ def run_probe(
         state.complete = False
         return _run_of(state, options, cores=cores, cpu_rate=None, complete=False)
     try:
-        # Once per backend, before any profile: its expectations predict the demo from it.
-        state.conformance = check_backends(
-            [t.profile.backend for t in targets], progress=_conformance_progress(progress, len(targets))
-        )
+        # Once per backend, before any profile: the expectations predict its demo clicks (the mixed scenario)
+        # from it. A run without demo clicks has nothing for it to predict.
+        if "mixed" in options.scenarios:
+            state.conformance = check_backends(
+                [t.profile.backend for t in targets], progress=_conformance_progress(progress, len(targets))
+            )
     except KeyboardInterrupt:
         state.complete = False
         return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False)

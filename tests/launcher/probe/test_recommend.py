@@ -7,7 +7,7 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launcher.probe.assess import assess, liveness
+from launcher.probe.assess import assess, liveness, liveness_by_scenario, worst_liveness
 from launcher.probe.model import Liveness, ProfileResult, RequestRecord, ScenarioResult
 from launcher.probe.recommend import TIE_REL, recommend, rejection
 from tests.launcher.probe.records import back_to_back, failed, health, ns, passed, result, scenario, work
@@ -164,6 +164,26 @@ class TestLiveness:
         sleep = scenario("sleep", [*back_to_back(101, 1, 2 * S), *checks])
         grade, evidence = liveness(self._with("uvicorn-1-offload", sleep))
         assert grade == Liveness.DEGRADED and "starved" in evidence
+
+    def test_the_worst_scenario_decides_and_is_named(self) -> None:
+        # issue 24: hypercorn-1-offload's checks pooled over every scenario had a 3 ms median, while its cpu
+        # bursts' median was 157-408 ms; pooled, the class stayed fast.
+        quick = [health(101, 0.05 * i, 0.05 * i + 0.003) for i in range(1, 39)]
+        sleep = scenario("sleep", [*back_to_back(101, 1, 2 * S), *quick])
+        slow = [health(101, 0.1 * i, 0.1 * i + 0.25) for i in range(1, 8)]
+        cpu = scenario("cpu", [*back_to_back(101, 1, S), *slow], n=3)
+        profile = self._with("hypercorn-1-offload", sleep, cpu)
+        graded = {g.scenario: g.grade for g in liveness_by_scenario(profile)}
+        assert graded["sleep"] == Liveness.FAST and graded["cpu"] == Liveness.DEGRADED
+        worst = worst_liveness(profile)
+        assert worst.grade == Liveness.DEGRADED and worst.scenario == "cpu"
+        assert worst.evidence.startswith("/health starved while work ran: cpu: median 250 ms")
+        verdict = assess(profile)
+        assert verdict.liveness == Liveness.DEGRADED and verdict.liveness_scenario == "cpu" and not verdict.fit
+
+    def test_async_is_blocked_in_every_scenario_and_names_none(self) -> None:
+        worst = worst_liveness(self._with("uvicorn-1-async"))
+        assert worst.grade == Liveness.BLOCKED and worst.scenario == "" and "by construction" in worst.evidence
 
     def test_not_polled(self) -> None:
         only = result("uvicorn-1-offload", [scenario("sleep", back_to_back(101, 1, S))])
