@@ -341,6 +341,6 @@ def check_backends(
     for backend in dict.fromkeys(backends):
         interrupts.raise_if_stopped()
         if progress is not None:
-            progress(backend, "server conformance check")
+            progress(backend, f"launch's own ASGI app served as {backend}-1-sync serves an app")
         done.append(check_backend(backend, stream_seconds=stream_seconds))
     return tuple(done)

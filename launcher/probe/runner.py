@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.settings import MAX_SECONDS, MAX_STEPS
+from app.settings import MAX_SECONDS, MAX_STEPS, HandlerMode
 from app.work import calibrate_cpu_rate
 from launcher import interrupts, procs
 from launcher.child import _EXCEPTION_LINE, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT, ServerProcess
@@ -34,7 +34,7 @@ from launcher.errors import ConfigError, StartupError
 from launcher.probe.assess import assess
 from launcher.probe.client import RequestSpec, run_burst, run_slow_clients
 from launcher.probe.conformance import STREAM_SECONDS, check_backends
-from launcher.probe.expectations import expectations
+from launcher.probe.expectations import expectations, timeout_events
 from launcher.probe.judge import judge
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
 from launcher.probe.logs import parse_log_events
@@ -443,7 +443,7 @@ def _finish(
 
 def _run_timeouts(
     pending: list[_Pending], options: ProbeOptions, *, cores: int, cpu_rate: float, results: list[ProfileResult]
-) -> None:
+) -> dict[str, str]:
     """Run the pending timeout scenarios side by side, each on a fresh server of its profile; merge them in.
 
     Called once every other burst of the run is done, so nothing here
@@ -456,7 +456,7 @@ def _run_timeouts(
     later profiles' bursts. The servers start side by side too (their start
     times are not the profile's figures), in batches that fit in memory, and
     stop side by side too. Each scenario is appended to its profile's result,
-    which is judged again.
+    which is judged again. Returns, for each profile, its batch's size and wall time in words.
     """
     interrupts.raise_if_stopped()
     batches: list[list[_Pending]] = []
@@ -472,8 +472,13 @@ def _run_timeouts(
         batches[-1].append(item)
         room -= need
     pending.clear()
+    walls: dict[str, str] = {}
     for batch in batches:
+        began = time.monotonic()
         _run_timeout_batch(batch, options, cores=cores, cpu_rate=cpu_rate, results=results)
+        wall = f"batch of {len(batch)} in {time.monotonic() - began:.0f} s"
+        walls.update({item.target.profile.name: wall for item in batch})
+    return walls
 
 
 def _run_timeout_batch(
@@ -483,13 +488,21 @@ def _run_timeout_batch(
     servers = [_server_for(item.target, options, cpu_rate) for item in batch]
     done: dict[int, ScenarioResult] = {}
     errors: dict[int, str] = {}
+    # Starting a server is CPU-bound (imports, the model), waiting for a timeout is not: at most one start per
+    # core at a time, each server firing as soon as it is ready. Twelve started at once on 2 cores took longer
+    # to boot than gunicorn's 30 s timeout, and replacement workers were killed again before serving
+    # (gunicorn-1-async: 2 WORKER TIMEOUTs and 124 s where one and ~35 s are the mechanism).
+    starting = threading.Semaphore(max(1, cores))
 
     def start_and_fire(index: int) -> None:
         item, server = batch[index], servers[index]
         if interrupts.stopped():
             return
         try:
-            server.start(timeout=options.start_timeout)
+            with starting:
+                if interrupts.stopped():
+                    return
+                server.start(timeout=options.start_timeout)
         except StartupError as exc:
             errors[index] = str(exc)
             return
@@ -497,6 +510,7 @@ def _run_timeout_batch(
         if interrupts.stopped():
             return  # Ctrl-C: the main thread is stopping the servers
         others = tuple(f"timeout:{n}" for j, n in enumerate(names) if j != index)
+        fired_at = len(server.log_text())
         measured = _run_scenario(
             server,
             item.target.profile,
@@ -509,8 +523,15 @@ def _run_timeout_batch(
             overlapped_with=others,
             conformance=item.target.conformance,
         )
+        measured = _with_timeout_line(server, item.target, measured, since=fired_at, cores=cores)
+        # The scenario is in (the client's answer, and the WORKER TIMEOUT line where one is expected): stop this
+        # server now, so that its replacement worker does not boot beside the batch's other starts.
+        took = (measured.finished_ns - measured.started_ns) / 1e9
+        stopped = server.stop()
         done[index] = dataclasses.replace(
-            measured, note=f"own server (launcher pid {server.pid}), started for this scenario"
+            measured,
+            note=f"own server (launcher pid {server.pid}), started for this scenario: ready in "
+            f"{server.ready_seconds:.1f} s, the scenario took {took:.1f} s, stopped in {stopped.seconds:.1f} s",
         )
 
     for item in batch:
@@ -544,6 +565,32 @@ def _run_timeout_batch(
         else:  # its server did not start: the scenario is missing, and the result says why
             merged = dataclasses.replace(old, error=old.error or f"timeout scenario: {errors.get(index, 'not run')}")
         results[position] = dataclasses.replace(merged, assessment=assess(merged, batch[index].target.conformance))
+
+
+TIMEOUT_LINE_WAIT_S = 5.0
+"""How long after the client's answer the arbiter's WORKER TIMEOUT line may take to reach the log."""
+
+
+def _with_timeout_line(
+    server: ServerProcess, target: ProfileTarget, measured: ScenarioResult, *, since: int, cores: int
+) -> ScenarioResult:
+    """``measured``, with the WORKER TIMEOUT line when the profile expects one and it came after the answer.
+
+    ``since``: where the log stood when the scenario's request was fired.
+    """
+    profile = target.profile
+    if profile.handler_mode != HandlerMode.ASYNC or timeout_events(measured.log_events):
+        return measured
+    deadline = time.monotonic() + TIMEOUT_LINE_WAIT_S
+    while time.monotonic() < deadline:
+        events = parse_log_events(server.log_text()[since:])
+        if timeout_events(events):
+            # Everything logged since the fire: the scenario's own events, and the line that came late.
+            updated = dataclasses.replace(measured, log_events=tuple(events))
+            verdicts = expectations(profile, updated, cores=cores, conformance=target.conformance)
+            return dataclasses.replace(updated, verdicts=tuple(verdicts))
+        time.sleep(0.1)
+    return measured
 
 
 def _stop_all(servers: Sequence[ServerProcess]) -> None:
@@ -732,9 +779,10 @@ def run_probe(
             stopping.wait()
         if pending and state.complete and not failed_fast:
             timed = list(pending)
-            _run_timeouts(pending, options, cores=cores, cpu_rate=cpu_rate, results=state.results)
+            walls = _run_timeouts(pending, options, cores=cores, cpu_rate=cpu_rate, results=state.results)
             for item in timed:
-                item.report("done", "timeout scenario merged", 0.0)
+                wall = walls.get(item.target.profile.name)
+                item.report("done", "timeout scenario merged" + (f" ({wall})" if wall else ""), 0.0)
             if on_profile is not None:
                 on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
     except KeyboardInterrupt:
@@ -763,7 +811,7 @@ def _conformance_progress(
             ProgressEvent(
                 index=0,
                 total=total,
-                profile=f"conformance:{backend}",
+                profile=backend,
                 phase="conformance",
                 detail=detail,
                 expected_seconds=STREAM_SECONDS,
