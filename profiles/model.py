@@ -63,6 +63,9 @@ class Profile:
     """``tiny`` (built-in tiny pipeline), ``none``, or a local diffusers pipeline folder."""
     max_ongoing_requests: int = DEFAULT_MAX_ONGOING_REQUESTS
     """Ray Serve only: requests one replica runs at once; the proxy queues the rest."""
+    disconnect_relay: bool = False
+    """Opt-in workaround for servers that break Gradio's event stream (``launcher.asgi.DisconnectRelay``): the
+    server's ``receive()`` is read by one task per request, and the app's disconnect polls are answered from it."""
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -100,6 +103,10 @@ class Profile:
         expect("model", self.model, (str,), "a string")
         if not self.model:
             raise ProfileError("model = '': expected 'tiny', 'none' or a folder")
+        if not isinstance(self.disconnect_relay, bool):
+            raise ProfileError(f"disconnect_relay = {self.disconnect_relay!r}: expected true or false")
+        if self.disconnect_relay and self.backend in RAY_BACKENDS:
+            raise ProfileError(f"disconnect_relay = true: not for {self.backend} (Ray Serve's proxy serves the app)")
         expect("description", self.description, (str,), "a string")
 
     @property

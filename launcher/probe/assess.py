@@ -235,7 +235,12 @@ def worst_liveness(result: ProfileResult) -> ScenarioLiveness:
         blocked = f"/health waits for the work (async, by construction): {figures}"
         return ScenarioLiveness(scenario="", grade=Liveness.BLOCKED, evidence=blocked)
     # The first of the worst: the order the scenarios ran in is the run's plan, the same in every run.
-    return max(graded, key=lambda g: _SEVERITY[g.grade])
+    worst = max(graded, key=lambda g: _SEVERITY[g.grade])
+    if worst.grade == Liveness.FAST:
+        # No scenario decided anything: the figures over every scenario, and none named.
+        polled = [s for s in result.scenarios if any(r.kind == Kind.HEALTH for r in s.records)]
+        return ScenarioLiveness(scenario="", grade=Liveness.FAST, evidence=_figures(polled)[0])
+    return worst
 
 
 def liveness(result: ProfileResult) -> tuple[Liveness, str]:
@@ -262,14 +267,22 @@ def processes(result: ProfileResult) -> int:
     return workers + 1 if workers > 1 or result.launcher_pid is not None else workers
 
 
-def server_defect(result: ProfileResult, conformance: Conformance | None) -> str | None:
+def server_defect(
+    result: ProfileResult, conformance: Conformance | None, relayed: Conformance | None = None
+) -> str | None:
     """The profile's ``server defect: MECHANISM (SERVER VERSION)``, or None.
 
     Set when it serves a demo on a server that breaks Gradio's event stream (its backend failed the check).
     """
     if conformance is None or not has_demo(result):
         return None
-    return conformance.server_defect
+    defect = conformance.server_defect
+    if defect is None or result.profile.disconnect_relay or relayed is None or relayed.error:
+        return defect
+    # The advice: whether the opt-in workaround passed the same check with this server.
+    if relayed.server_defect is None:
+        return f"{defect}; disconnect_relay = true passes the check"
+    return f"{defect}; disconnect_relay = true does not help"
 
 
 def unfit_reasons(
@@ -305,15 +318,18 @@ def unfit_reasons(
     return reasons
 
 
-def assess(result: ProfileResult, conformance: Conformance | None = None) -> Assessment:
+def assess(
+    result: ProfileResult, conformance: Conformance | None = None, *, relayed: Conformance | None = None
+) -> Assessment:
     """Both verdicts for one profile, and the figures the recommendation compares.
 
-    ``conformance``: its backend's server conformance check in the run (None: not checked).
+    ``conformance``: its backend's server conformance check in the run (None: not checked); ``relayed``: the
+    same behind the disconnect relay, when run (the advice names the workaround when it passes).
     """
     worst = worst_liveness(result) if result.status == Status.OK else None
     live, evidence = (worst.grade, worst.evidence) if worst is not None else (Liveness.UNKNOWN, "")
     hazard = demo_hazard(result) if result.status == Status.OK else None
-    reasons = unfit_reasons(result, live, evidence, hazard, server_defect(result, conformance))
+    reasons = unfit_reasons(result, live, evidence, hazard, server_defect(result, conformance, relayed))
     return Assessment(
         predicted=result.passed,
         fit=not reasons,

@@ -282,24 +282,28 @@ async def check_url(url: str, *, stream_seconds: float = STREAM_SECONDS) -> tupl
     )
 
 
-def conformance_profile(backend: str) -> Profile:
+def conformance_profile(backend: str, *, relay: bool = False) -> Profile:
     """The profile the check serves its app with: the backend's built-in 1-worker profile.
 
     One process holds the app's records, and the mechanisms do not depend on the worker count.
     """
-    return builtin_profiles()[f"{backend}-1-sync"]
+    return builtin_profiles()[f"{backend}-1-sync"].replace(disconnect_relay=relay)
 
 
-def check_backend(backend: str, *, stream_seconds: float = STREAM_SECONDS, start_timeout: float = 60.0) -> Conformance:
+def check_backend(
+    backend: str, *, relay: bool = False, stream_seconds: float = STREAM_SECONDS, start_timeout: float = 60.0
+) -> Conformance:
     """Serve the conformance app under ``backend`` as a profile serves an app, run every check, stop it."""
     server, version = server_version(backend)
     started = time.monotonic()
     if backend in RAY_BACKENDS:
         # Ray Serve's proxy serves through uvicorn; a local Ray instance takes 30-60 s to start, more than the
         # whole check is worth. Its profiles are judged as before, without a prediction from here.
-        return Conformance(backend=backend, server=server, version=version, error="not checked: Ray backend")
+        return Conformance(
+            backend=backend, relay=relay, server=server, version=version, error="not checked: Ray backend"
+        )
     process = ServerProcess(
-        profile=conformance_profile(backend),
+        profile=conformance_profile(backend, relay=relay),
         app=APP,
         health_path="/health",
         attribution=False,
@@ -311,6 +315,7 @@ def check_backend(backend: str, *, stream_seconds: float = STREAM_SECONDS, start
         except StartupError as exc:
             return Conformance(
                 backend=backend,
+                relay=relay,
                 server=server,
                 version=version,
                 seconds=round(time.monotonic() - started, 2),
@@ -323,6 +328,7 @@ def check_backend(backend: str, *, stream_seconds: float = STREAM_SECONDS, start
         process.cleanup()
     return Conformance(
         backend=backend,
+        relay=relay,
         server=server,
         version=version,
         outcomes=tuple(outcomes),
@@ -331,16 +337,17 @@ def check_backend(backend: str, *, stream_seconds: float = STREAM_SECONDS, start
 
 
 def check_backends(
-    backends: Sequence[str],
+    checks: Sequence[tuple[str, bool]],
     *,
     stream_seconds: float = STREAM_SECONDS,
     progress: Callable[[str, str], None] | None = None,
 ) -> tuple[Conformance, ...]:
-    """:func:`check_backend` for each distinct backend of ``backends``, in order; ``progress(backend, what)``."""
+    """:func:`check_backend` for each distinct ``(backend, relay)`` of ``checks``, in order."""
     done: list[Conformance] = []
-    for backend in dict.fromkeys(backends):
+    for backend, relay in dict.fromkeys(checks):
         interrupts.raise_if_stopped()
         if progress is not None:
-            progress(backend, f"launch's own ASGI app served as {backend}-1-sync serves an app")
-        done.append(check_backend(backend, stream_seconds=stream_seconds))
+            behind = " behind the disconnect relay" if relay else ""
+            progress(backend, f"launch's own ASGI app served as {backend}-1-sync serves an app{behind}")
+        done.append(check_backend(backend, relay=relay, stream_seconds=stream_seconds))
     return tuple(done)

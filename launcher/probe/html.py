@@ -788,7 +788,8 @@ def conformance_html(run: ProbeRun) -> str:
     ]
     for check in run.conformance:
         server = f"{check.server} {check.version or '?'}"
-        head = f'<td>{esc(check.backend)}</td><td>{esc(server)}</td><td class="num">{check.seconds:.1f}</td>'
+        backend = check.backend + (" + relay" if check.relay else "")
+        head = f'<td>{esc(backend)}</td><td>{esc(server)}</td><td class="num">{check.seconds:.1f}</td>'
         if check.error:
             out.append(f'<tr>{head}<td colspan="3">{esc(check.error)}</td></tr>')
             continue

@@ -131,6 +131,8 @@ class Conformance:
     """A backend's server conformance check, run once per backend per probe run."""
 
     backend: str
+    relay: bool = False
+    """Checked behind the launcher's disconnect relay (a profile's ``disconnect_relay``)."""
     server: str
     """The server's package, e.g. ``gunicorn``."""
     version: str | None
@@ -422,9 +424,9 @@ class ProbeRun:
     conformance: tuple[Conformance, ...] = ()
     """The server conformance check of each backend the run probed (see :mod:`launcher.probe.conformance`)."""
 
-    def conformance_of(self, backend: str) -> Conformance | None:
-        """The conformance check of ``backend`` in this run, if it ran."""
-        return next((c for c in self.conformance if c.backend == backend), None)
+    def conformance_of(self, backend: str, *, relay: bool = False) -> Conformance | None:
+        """The conformance check of ``backend`` (behind the disconnect relay or not) in this run, if it ran."""
+        return next((c for c in self.conformance if c.backend == backend and c.relay == relay), None)
 
     @property
     def passed(self) -> bool:
@@ -525,13 +527,18 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     had. Anything else stays as written, for version 2's checks: every other
     field was always written, and a key no profile has is refused.
     """
+    return _complete_profiles({**data, "schema_version": 2}, _ADDED_IN_V1)
+
+
+def _complete_profiles(data: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each profile object (results' and the recommendation's) given the ``added`` fields it lacks."""
 
     def complete(profile: Any) -> Any:
         if not isinstance(profile, dict):
             return profile  # refused by the validator, with its place
-        return {**_ADDED_IN_V1, **profile}
+        return {**added, **profile}
 
-    migrated = {**data, "schema_version": 2}
+    migrated = dict(data)
     profiles = data.get("profiles")
     if isinstance(profiles, list):
         migrated["profiles"] = [
@@ -543,9 +550,17 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     return migrated
 
 
+_ADDED_IN_V3: dict[str, Any] = {"disconnect_relay": False}
+"""Profile fields added with version 3, with the value every earlier run had."""
+
+
 def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
-    """Version 2 to 3: the run holds the server conformance check of its backends (none in version 2's runs)."""
-    return {**data, "schema_version": 3, "conformance": data.get("conformance", [])}
+    """Version 2 to 3: the conformance check (none in version 2's runs) and the profile fields of version 3.
+
+    A profile object gets the fields added with version 3 (:data:`_ADDED_IN_V3`), with the value those runs had.
+    """
+    migrated = {**data, "schema_version": 3, "conformance": data.get("conformance", [])}
+    return _complete_profiles(migrated, _ADDED_IN_V3)
 
 
 _MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1, 2: _from_v2}

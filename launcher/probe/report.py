@@ -152,20 +152,24 @@ def conformance_table(run: ProbeRun, *, details: bool = False) -> Table:
     table.add_column("Gradio's event stream")
     for check in run.conformance:
         server = f"{check.server} {check.version or '?'}"
+        backend = check.backend + (" + relay" if check.relay else "")
         if check.error:
-            table.add_row(check.backend, server, f"{check.seconds:.1f}", Text("-", style="dim"), check.error)
+            table.add_row(backend, server, f"{check.seconds:.1f}", Text("-", style="dim"), check.error)
             continue
         marks = Text()
         for outcome in check.outcomes:
             marks.append("✓" if outcome.passed else "✗", style="green" if outcome.passed else "bold red")
         defect = check.event_stream_defect
         verdict = Text("works", style="green") if defect is None else Text(f"broken: {defect.mechanism}", style="red")
-        table.add_row(check.backend, server, f"{check.seconds:.1f}", marks, verdict)
+        table.add_row(backend, server, f"{check.seconds:.1f}", marks, verdict)
         if details:
             for outcome in check.outcomes:
                 mark = "pass" if outcome.passed else "FAIL"
                 table.add_row("", "", "", f"  {mark} {outcome.check}", Text(outcome.observed, style="dim"))
-    table.caption = "checks: no false disconnect, stream whole, disconnect seen, cancellation propagates"
+    table.caption = (
+        "checks: no false disconnect, stream whole, disconnect seen, cancellation propagates; "
+        "+ relay: behind the opt-in disconnect relay (disconnect_relay = true)"
+    )
     table.caption_justify = "left"
     return table
 

@@ -131,7 +131,10 @@ class ProfileTarget:
     profile: Profile
     source: Path | None = None
     conformance: Conformance | None = None
-    """Its backend's server conformance check in this run: what the expectations predict the demo from."""
+    """Its backend's server conformance check in this run (behind the disconnect relay when the profile has it):
+    what the expectations predict the demo from."""
+    relayed: Conformance | None = None
+    """Its backend's check behind the disconnect relay, when run: what the advice on a server defect says."""
 
 
 @dataclass(kw_only=True)
@@ -436,7 +439,7 @@ def _finish(
         start_overlapped_with=start_overlaps,
     )
     server.cleanup()
-    final = dataclasses.replace(final, assessment=assess(final, target.conformance))
+    final = dataclasses.replace(final, assessment=assess(final, target.conformance, relayed=target.relayed))
     results.append(final)
     return final
 
@@ -564,7 +567,10 @@ def _run_timeout_batch(
             merged = dataclasses.replace(old, scenarios=(*old.scenarios, done[index]))
         else:  # its server did not start: the scenario is missing, and the result says why
             merged = dataclasses.replace(old, error=old.error or f"timeout scenario: {errors.get(index, 'not run')}")
-        results[position] = dataclasses.replace(merged, assessment=assess(merged, batch[index].target.conformance))
+        target = batch[index].target
+        results[position] = dataclasses.replace(
+            merged, assessment=assess(merged, target.conformance, relayed=target.relayed)
+        )
 
 
 TIMEOUT_LINE_WAIT_S = 5.0
@@ -712,14 +718,25 @@ def run_probe(
         # Once per backend, before any profile: the expectations predict its demo clicks (the mixed scenario)
         # from it. A run without demo clicks has nothing for it to predict.
         if "mixed" in options.scenarios:
-            state.conformance = check_backends(
-                [t.profile.backend for t in targets], progress=_conformance_progress(progress, len(targets))
-            )
+            checking = _conformance_progress(progress, len(targets))
+            wanted = [(t.profile.backend, t.profile.disconnect_relay) for t in targets]
+            state.conformance = check_backends(wanted, progress=checking)
+            # A backend whose server breaks Gradio's event stream is checked behind the disconnect relay too, so
+            # that its profiles' advice can say whether the workaround works with this server.
+            relayed = [(c.backend, True) for c in state.conformance if not c.relay and c.server_defect]
+            state.conformance += check_backends([w for w in relayed if w not in wanted], progress=checking)
     except KeyboardInterrupt:
         state.complete = False
         return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False)
-    checked = {c.backend: c for c in state.conformance}
-    targets = [dataclasses.replace(t, conformance=checked.get(t.profile.backend)) for t in targets]
+    checked = {(c.backend, c.relay): c for c in state.conformance}
+    targets = [
+        dataclasses.replace(
+            t,
+            conformance=checked.get((t.profile.backend, t.profile.disconnect_relay)),
+            relayed=checked.get((t.profile.backend, True)),
+        )
+        for t in targets
+    ]
     total = len(targets)
     # Profiles whose timeout scenario runs at the end, side by side with the others' (see _run_timeouts).
     pending: list[_Pending] = []

@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from launcher.asgi import DisconnectRelay
 from launcher.probe.conformance import check_url
 from launcher.probe.conformance_app import Message, Receive, Scope, Send, app
 from launcher.probe.model import CheckOutcome, ConformanceCheck
@@ -97,6 +98,15 @@ def test_a_receive_that_turns_a_cancelled_wait_into_a_disconnect_fails_and_says_
     # A real disconnect is still seen, and the stream's work still ends: the defect is the false one only.
     assert outcomes[ConformanceCheck.DISCONNECT_SEEN].passed
     assert outcomes[ConformanceCheck.CANCEL_PROPAGATES].passed
+
+
+def test_the_disconnect_relay_passes_where_the_server_breaks_it() -> None:
+    # The server (here the shim) answers a cancelled wait with a closed connection; behind the relay, the app's
+    # receive() is never the server's, so the polls and the streams are whole again.
+    with served(FalseDisconnectAfterCancel(DisconnectRelay(app))) as url:
+        outcomes = _by_check(asyncio.run(check_url(url)))
+    assert all(o.passed for o in outcomes.values()), outcomes
+    assert outcomes[ConformanceCheck.STREAM_WHOLE].observed.startswith("15 of 15 streams")
 
 
 def test_an_answer_that_is_not_the_apps_is_never_a_pass() -> None:

@@ -8,8 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from launcher.probe.assess import assess, liveness, liveness_by_scenario, worst_liveness
-from launcher.probe.model import Liveness, ProfileResult, RequestRecord, ScenarioResult
+from launcher.probe.model import (
+    CheckOutcome,
+    Conformance,
+    ConformanceCheck,
+    Liveness,
+    ProfileResult,
+    RequestRecord,
+    ScenarioResult,
+)
 from launcher.probe.recommend import TIE_REL, recommend, rejection
+from launcher.probe.report import reason_group as rejection_group
 from tests.launcher.probe.records import back_to_back, failed, health, ns, passed, result, scenario, work
 
 S = 1.0
@@ -270,3 +279,35 @@ def test_sync_cpu_liveness_is_degraded_whatever_the_spread(pids: list[int]) -> N
     base = _fit("uvicorn-3-sync")
     profile = dataclasses.replace(base, scenarios=(*base.scenarios, scenario("cpu", records, n=len(pids))))
     assert liveness(profile)[0] == Liveness.DEGRADED
+
+
+class TestServerDefect:
+    """A backend that failed the server conformance check: its demo profiles are UNFIT for the server's defect."""
+
+    def _check(self, *, passed: bool, relay: bool = False) -> Conformance:
+        outcome = CheckOutcome(
+            check=ConformanceCheck.NO_FALSE_DISCONNECT,
+            passed=passed,
+            observed="4 of 4" if not passed else "0 of 4",
+            mechanism="" if passed else "a cancelled receive() marks the live connection closed",
+        )
+        return Conformance(
+            backend="gunicorn-asgi", relay=relay, server="gunicorn", version="27.0.1", outcomes=(outcome,)
+        )
+
+    def test_the_defect_is_the_first_reason_and_names_the_server(self) -> None:
+        verdict = assess(_fit("gunicorn-asgi-1-offload"), self._check(passed=False))
+        assert not verdict.fit
+        assert verdict.unfit[0] == (
+            "server defect: a cancelled receive() marks the live connection closed (gunicorn 27.0.1)"
+        )
+
+    def test_the_advice_names_the_relay_when_it_passes_the_check(self) -> None:
+        verdict = assess(
+            _fit("gunicorn-asgi-1-offload"), self._check(passed=False), relayed=self._check(passed=True, relay=True)
+        )
+        assert verdict.unfit[0].endswith("(gunicorn 27.0.1); disconnect_relay = true passes the check")
+        assert rejection_group(verdict.unfit[0]) == verdict.unfit[0]  # grouped whole: it names server and version
+
+    def test_a_server_that_passes_is_no_reason(self) -> None:
+        assert assess(_fit("gunicorn-asgi-1-offload"), self._check(passed=True)).fit
