@@ -492,9 +492,10 @@ def _run_timeout_batch(
     done: dict[int, ScenarioResult] = {}
     errors: dict[int, str] = {}
     # Starting a server is CPU-bound (imports, the model), waiting for a timeout is not: at most one start per
-    # core at a time, each server firing as soon as it is ready. Twelve started at once on 2 cores took longer
-    # to boot than gunicorn's 30 s timeout, and replacement workers were killed again before serving
-    # (gunicorn-1-async: 2 WORKER TIMEOUTs and 124 s where one and ~35 s are the mechanism).
+    # core at a time, each server firing as soon as it is ready. gunicorn kills a worker that boots for longer
+    # than its timeout, and twelve boots at once on 2 cores come close (ready in 14-46 s one per core at a time
+    # under a load average of 8). (The second WORKER TIMEOUT of an async scenario was the client's silent
+    # resend: see launcher.probe.client.probe_session.)
     starting = threading.Semaphore(max(1, cores))
 
     def start_and_fire(index: int) -> None:
