@@ -62,6 +62,8 @@ class AppSettings:
     """Expose worker internals (pid, in-flight count, clock) in /health and /ping: a probing aid, off in deployments."""
     lab: bool = False
     """Add the lab routes that reproduce the write-up's mistakes (``/lab/noawait``); never in a deployment."""
+    disconnect_relay: bool = False
+    """Serve the app behind the launcher's disconnect relay (the profile's ``disconnect_relay``)."""
 
     def __post_init__(self) -> None:
         if self.concurrency_limit < 1:
@@ -113,6 +115,7 @@ class AppSettings:
                 supervisor_pid=int(supervisor) if supervisor is not None else None,
                 attribution=get("ATTRIBUTION") == "1",
                 lab=get("LAB") == "1",
+                disconnect_relay=get("DISCONNECT_RELAY") == "1",
             )
         except SettingsError as exc:
             # Messages start with the field's name; name the variable the user set.
@@ -136,4 +139,5 @@ class AppSettings:
             env["SUPERVISOR_PID"] = str(self.supervisor_pid)
         env["ATTRIBUTION"] = "1" if self.attribution else "0"
         env["LAB"] = "1" if self.lab else "0"
+        env["DISCONNECT_RELAY"] = "1" if self.disconnect_relay else "0"
         return {ENV_PREFIX + k: v for k, v in env.items()}

@@ -73,6 +73,62 @@ class AttributionMiddleware:
         await self.app(scope, receive, send_attributed)
 
 
+class DisconnectRelay:
+    """Pure ASGI middleware: the server's ``receive()`` is read by one task per request, never by the app.
+
+    A workaround for servers that break Gradio's event stream (see
+    :mod:`launcher.probe.conformance`): Starlette's ``is_disconnected()`` awaits
+    ``receive()`` in an already-cancelled scope on every pass of Gradio's loop,
+    and a server whose own ``receive()`` does not survive that cancellation
+    (gunicorn 27's asgi worker takes it for a closed connection; granian 2.8's
+    future is cancelled faster than it resolves) ends or cancels the stream.
+    Here the app's ``receive()`` answers from what the one reader task has
+    read: the request's body messages in order, then ``http.disconnect`` for
+    every call once the server reported it. A cancelled wait only cancels a
+    wait on a plain asyncio event. The reader reads the body as it comes (no
+    backpressure on uploads); it is cancelled when the app returns.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP scope with the relayed ``receive()``; other scopes pass through."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body: list[Message] = []
+        disconnected = False
+        arrived = asyncio.Event()
+
+        async def read() -> None:
+            nonlocal disconnected, arrived
+            while not disconnected:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected = True
+                else:
+                    body.append(message)
+                # Wake every waiter, then give later waiters a fresh event.
+                arrived.set()
+                arrived = asyncio.Event()
+
+        async def relayed() -> Message:
+            while True:
+                if body:
+                    return body.pop(0)
+                if disconnected:
+                    return {"type": "http.disconnect"}
+                await arrived.wait()
+
+        reader = asyncio.ensure_future(read())
+        try:
+            await self.app(scope, relayed, send)
+        finally:
+            # Not awaited: the app is done, and a server's future may take its time to honour the cancellation.
+            reader.cancel()
+
+
 def parse_timing(header: str | None) -> tuple[int, int] | None:
     """``(start_ns, end_ns)`` from a ``Server-Timing`` header holding our metric, else None."""
     if not header:
@@ -247,6 +303,7 @@ def create_app() -> ASGIApp:
             with contextlib.suppress(Exception):
                 die_with_parent(settings.supervisor_pid)
         served = load(user)
-    return SupervisedApp(
-        wrap(served, attribution=settings.attribution), WorkerReporter(settings, readiness=user is not None)
-    )
+    app = wrap(served, attribution=settings.attribution)
+    if settings.disconnect_relay:
+        app = DisconnectRelay(app)  # outside the attribution middleware: the whole app sees relayed receives only
+    return SupervisedApp(app, WorkerReporter(settings, readiness=user is not None))

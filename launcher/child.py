@@ -112,6 +112,8 @@ class ServerProcess:
     """The user's app instead of the reference service."""
     health_path: str | None = None
     """Ready once this answers 200 (None: the child's default)."""
+    hold_phase: str = "start"
+    """The interrupt phase its start is (:func:`launcher.interrupts.reached`): where a test may hold it."""
     url: str = ""
     pids: tuple[int, ...] = ()
     ready_seconds: float = 0.0
@@ -170,7 +172,7 @@ class ServerProcess:
         self._reader = threading.Thread(target=self._read_events, name="launch-child-notify", daemon=True)
         self._reader.start()
         try:
-            interrupts.reached("start")  # the child runs, not ready yet: where a test may hold a start
+            interrupts.reached(self.hold_phase)  # the child runs, not ready yet: where a test may hold a start
             self._await_ready(timeout)
         except BaseException:
             # Ctrl-C (or anything) while waiting: the child must not outlive us.

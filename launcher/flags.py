@@ -62,6 +62,13 @@ PROFILE_OPTIONS: tuple[ProfileOption, ...] = (
     ProfileOption(
         field="model", flag="--model", type=None, help="'tiny', 'none' or a local diffusers pipeline folder."
     ),
+    ProfileOption(
+        field="disconnect_relay",
+        flag="--disconnect-relay",
+        type=click.BOOL,
+        help="true: read the server's receive() in one task per request (a workaround for servers that break "
+        "Gradio's event stream; see the probe's server conformance check).",
+    ),
 )
 REFERENCE_ONLY_FIELDS: tuple[str, ...] = ("mode", "concurrency_limit", "limiter", "model")
 """Fields that configure the reference service itself: they mean nothing for a user's ``--app``."""

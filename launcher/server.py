@@ -324,6 +324,7 @@ def serve(options: ServeOptions, *, on_ready: Callable[[ReadyInfo], None] | None
         supervisor_pid=os.getpid(),
         attribution=options.attribution,
         lab=options.lab,
+        disconnect_relay=profile.disconnect_relay,
     )
     # Workers are spawned or forked from here and read their settings from
     # the environment; Gradio must never phone home or open a share link.

@@ -70,13 +70,11 @@ from launcher.server import (
 from launcher.split_member import MemberSpec
 from launcher.userapp import APP_DIR_ENV, APP_ENV, FACTORY_ENV
 from launcher.userapp import check as check_app
-from profiles.model import Profile, is_loopback
+from profiles.model import SPLIT_DEMO_BACKEND, Profile, is_loopback
 
 logger = logging.getLogger("launch")
 
-DEMO_BACKEND = "uvicorn"
-"""The demo group's server: one uvicorn process, the one server under which Gradio's demo works in every mode
-(granian and gunicorn's asgi worker break its event streams: README)."""
+DEMO_BACKEND = SPLIT_DEMO_BACKEND
 REFERENCE_API_PATHS: tuple[str, ...] = (
     "/health",
     "/ping",

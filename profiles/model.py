@@ -26,6 +26,9 @@ SPLIT_BACKEND = "ray-split"
 SPLIT_API_PREFIX = "/api"
 SPLIT_DEMO_REPLICAS = 1
 """One demo replica: one Gradio queue, so a click's join and its event stream always meet."""
+SPLIT_DEMO_BACKEND = "uvicorn"
+"""The split topology's demo group: one uvicorn process, the one server under which Gradio's demo works in every
+mode (granian and gunicorn's asgi worker break its event streams: launcher.probe.conformance)."""
 DEFAULT_MAX_ONGOING_REQUESTS = 5
 """Ray Serve's own default (``ray.serve._private.constants.DEFAULT_MAX_ONGOING_REQUESTS``, Ray 2.60)."""
 RAY_SERVE_SHUTDOWN_MARGIN_SECONDS = 5.0
@@ -74,6 +77,9 @@ class Profile:
     """Ray Serve only: requests one replica runs at once; the proxy queues the rest."""
     topology: str = "single"
     """``single`` or ``split`` (see :data:`TOPOLOGIES`)."""
+    disconnect_relay: bool = False
+    """Opt-in workaround for servers that break Gradio's event stream (``launcher.asgi.DisconnectRelay``): the
+    server's ``receive()`` is read by one task per request, and the app's disconnect polls are answered from it."""
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -120,6 +126,10 @@ class Profile:
                 f"topology = 'split' with backend = {self.backend!r}: Ray's split is the 'ray-split' backend; "
                 "the split topology takes uvicorn, gunicorn, gunicorn-asgi, hypercorn or granian"
             )
+        if not isinstance(self.disconnect_relay, bool):
+            raise ProfileError(f"disconnect_relay = {self.disconnect_relay!r}: expected true or false")
+        if self.disconnect_relay and self.backend in RAY_BACKENDS:
+            raise ProfileError(f"disconnect_relay = true: not for {self.backend} (Ray Serve's proxy serves the app)")
         expect("description", self.description, (str,), "a string")
 
     @property
@@ -136,6 +146,11 @@ class Profile:
     def is_split(self) -> bool:
         """The demo in one process, the API in ``workers``: Ray's split backend or the split topology."""
         return self.backend == SPLIT_BACKEND or self.topology == SPLIT_TOPOLOGY
+
+    @property
+    def demo_backend(self) -> str:
+        """The server that serves the Gradio demo: the split topology's demo group runs its own."""
+        return SPLIT_DEMO_BACKEND if self.topology == SPLIT_TOPOLOGY else self.backend
 
     @property
     def processes(self) -> int:

@@ -58,12 +58,17 @@ def load_app() -> Any:
     waited ``workers_kill_timeout`` before SIGKILLing it (measured: 30 s).
     With the default action such a worker simply dies, which is what a stop
     during start-up means; the lifespan has not started, so nothing is lost.
+
+    The app is the one every backend serves (:data:`APP_FACTORY`): the user's
+    ``--app`` or the reference service, in the attribution middleware. (It was
+    the bare reference service: ``--app`` was ignored under granian, and its
+    Gradio queue requests carried no ``x-launch-pid``.)
     """
     import signal
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    from app.main import create_app
+    from launcher.asgi import create_app
 
     return create_app()
 

@@ -16,7 +16,7 @@ from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.cli._common import app_options, catalog_from, console, fail, fail_with, user_app_from
 from launcher.cli.compare import baseline_options, finish, read_baseline
 from launcher.errors import ExitCode, LaunchError, one_line
-from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS, OPT_IN_BACKENDS, OPT_IN_TOPOLOGIES
+from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS, in_default_run
 
 if TYPE_CHECKING:
     from launcher.probe.model import ProbeRun, ProfileResult
@@ -151,7 +151,7 @@ def probe(
             # replicas): probed when named (`--profiles 'ray*'`), not in the default run.
             # Split-topology profiles (N+1 servers and Caddy each) stay opt-in too until the default run,
             # with them added, is measured within its time budget (docs/split.md).
-            chosen = [p for p in chosen if p.backend not in OPT_IN_BACKENDS and p.topology not in OPT_IN_TOPOLOGIES]
+            chosen = [p for p in chosen if in_default_run(p)]
         names = tuple(s.strip() for s in scenarios.split(",") if s.strip()) if scenarios else SCENARIOS
         common: dict[str, Any] = {
             "scenarios": names,

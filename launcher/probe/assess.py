@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from app.settings import HandlerMode
 from launcher.probe import metrics
 from launcher.probe.model import (
     Assessment,
+    Conformance,
     Figure,
     Kind,
     Liveness,
@@ -144,45 +146,107 @@ def _blocked(scenario: ScenarioResult) -> bool:
     return False
 
 
-def liveness(result: ProfileResult) -> tuple[Liveness, str]:
-    """Grade how /health fared while work ran, with the evidence in words.
+_SEVERITY: dict[Liveness, int] = {Liveness.UNKNOWN: -1, Liveness.FAST: 0, Liveness.DEGRADED: 1, Liveness.BLOCKED: 2}
+"""Which class is worse: a profile's class is its worst scenario's."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioLiveness:
+    """How /health fared in one scenario (its repeats pooled)."""
+
+    scenario: str
+    """The scenario's name; empty when the class holds by construction in every scenario (``async`` mode)."""
+    grade: Liveness
+    evidence: str
+
+
+def _figures(scenarios: Sequence[ScenarioResult]) -> tuple[str, list[float], float]:
+    during = [x for s in scenarios for x in _checks_during_work(s)]
+    all_checks = [x for s in scenarios for x in metrics.health_latencies(s.records)]
+    p50 = metrics.percentile(during, 50) or 0.0
+    p99 = metrics.percentile(all_checks, 99) or 0.0
+    text = (
+        f"median {p50 * 1000:.0f} ms over {len(during)} checks during work, "
+        f"p99 {p99 * 1000:.0f} ms over {len(all_checks)}"
+    )
+    return text, during, p50
+
+
+def liveness_by_scenario(result: ProfileResult) -> list[ScenarioLiveness]:
+    """The liveness class of each scenario where /health was polled, in the order they ran.
+
+    Each scenario is graded on its own checks (its repeats pooled): pooled over
+    every scenario, a profile whose checks were slow only under CPU bursts kept
+    ``fast`` (issue 24: hypercorn-1-offload's median 3 ms overall, 157-408 ms
+    in its cpu bursts, in 4 of 5 runs).
+    """
+    polled: dict[str, list[ScenarioResult]] = {}
+    for scenario in result.scenarios:
+        if any(r.kind == Kind.HEALTH for r in scenario.records):
+            polled.setdefault(scenario.scenario, []).append(scenario)
+    mode = result.profile.handler_mode
+    graded: list[ScenarioLiveness] = []
+    for name, scenarios in polled.items():
+        figures, during, p50 = _figures(scenarios)
+        figures = f"{name}: {figures}"
+        if any(_blocked(s) for s in scenarios):
+            blocked = f"/health waits for the work: {figures}"
+            graded.append(ScenarioLiveness(scenario=name, grade=Liveness.BLOCKED, evidence=blocked))
+            continue
+        cpu_concurrent = (
+            name == "cpu"
+            and any(s.n > 1 for s in scenarios)
+            and (mode == HandlerMode.SYNC or (mode == HandlerMode.OFFLOAD and result.profile.limiter > 1))
+        )
+        if cpu_concurrent:
+            gil = f"{STRUCTURAL_GIL}: {figures}"
+            graded.append(ScenarioLiveness(scenario=name, grade=Liveness.DEGRADED, evidence=gil))
+        elif len(during) >= LIVENESS_MIN_CHECKS and p50 > LIVENESS_DEGRADED_P50_S:
+            starved = f"/health starved while work ran: {figures}"
+            graded.append(ScenarioLiveness(scenario=name, grade=Liveness.DEGRADED, evidence=starved))
+        else:
+            graded.append(ScenarioLiveness(scenario=name, grade=Liveness.FAST, evidence=figures))
+    return graded
+
+
+def worst_liveness(result: ProfileResult) -> ScenarioLiveness:
+    """The profile's liveness class: its worst scenario's, and that scenario.
 
     - ``blocked``: the work ran on the event loop (``async`` mode by
-      construction; or measured: a check sent during work on its worker was
-      answered only when that work ended).
+      construction, in every scenario; or measured: a check sent during work
+      on its worker was answered only when that work ended).
     - ``degraded``: the event loop competed for the GIL with several CPU-bound
-      threads of its own process: by construction when concurrent CPU
-      requests run as threads (``sync`` mode, or ``offload`` with a limiter
-      above 1) and the cpu scenario ran; or measured: the median check during
+      threads of its own process: by construction in the cpu scenario when
+      concurrent CPU requests run as threads (``sync`` mode, or ``offload``
+      with a limiter above 1); or measured: the scenario's median check during
       work took over :data:`LIVENESS_DEGRADED_P50_S`.
-    - ``fast``: neither.
+    - ``fast``: neither, in every scenario.
 
     The structural part is what keeps a class from flipping between runs:
     GIL contention is a property of the set-up, and a lucky run with short
     waits does not remove it. The measured figures are reported either way.
     """
-    polled = [s for s in result.scenarios if any(r.kind == Kind.HEALTH for r in s.records)]
-    if not polled:
-        return Liveness.UNKNOWN, "/health was not polled"
-    during = [x for s in polled for x in _checks_during_work(s)]
-    all_checks = [x for s in polled for x in metrics.health_latencies(s.records)]
-    p50 = metrics.percentile(during, 50) or 0.0
-    p99 = metrics.percentile(all_checks, 99) or 0.0
-    figures = (
-        f"median {p50 * 1000:.0f} ms over {len(during)} checks during work, "
-        f"p99 {p99 * 1000:.0f} ms over {len(all_checks)}"
-    )
-    mode = result.profile.handler_mode
-    if mode == HandlerMode.ASYNC or any(_blocked(s) for s in polled):
-        return Liveness.BLOCKED, f"/health waits for the work: {figures}"
-    cpu_concurrent = any(s.scenario == "cpu" and s.n > 1 for s in polled) and (
-        mode == HandlerMode.SYNC or (mode == HandlerMode.OFFLOAD and result.profile.limiter > 1)
-    )
-    if cpu_concurrent:
-        return Liveness.DEGRADED, f"{STRUCTURAL_GIL}: {figures}"
-    if len(during) >= LIVENESS_MIN_CHECKS and p50 > LIVENESS_DEGRADED_P50_S:
-        return Liveness.DEGRADED, f"/health starved while work ran: {figures}"
-    return Liveness.FAST, figures
+    graded = liveness_by_scenario(result)
+    if not graded:
+        return ScenarioLiveness(scenario="", grade=Liveness.UNKNOWN, evidence="/health was not polled")
+    if result.profile.handler_mode == HandlerMode.ASYNC:
+        polled = [s for s in result.scenarios if any(r.kind == Kind.HEALTH for r in s.records)]
+        figures, _, _ = _figures(polled)
+        blocked = f"/health waits for the work (async, by construction): {figures}"
+        return ScenarioLiveness(scenario="", grade=Liveness.BLOCKED, evidence=blocked)
+    # The first of the worst: the order the scenarios ran in is the run's plan, the same in every run.
+    worst = max(graded, key=lambda g: _SEVERITY[g.grade])
+    if worst.grade == Liveness.FAST:
+        # No scenario decided anything: the figures over every scenario, and none named.
+        polled = [s for s in result.scenarios if any(r.kind == Kind.HEALTH for r in s.records)]
+        return ScenarioLiveness(scenario="", grade=Liveness.FAST, evidence=_figures(polled)[0])
+    return worst
+
+
+def liveness(result: ProfileResult) -> tuple[Liveness, str]:
+    """The profile's liveness class and its evidence (see :func:`worst_liveness`)."""
+    worst = worst_liveness(result)
+    return worst.grade, worst.evidence
 
 
 def total_makespans(result: ProfileResult) -> list[float]:
@@ -203,11 +267,32 @@ def processes(result: ProfileResult) -> int:
     return workers + 1 if workers > 1 or result.launcher_pid is not None else workers
 
 
-def unfit_reasons(result: ProfileResult, live: Liveness, live_evidence: str, hazard: str | None) -> list[str]:
+def server_defect(
+    result: ProfileResult, conformance: Conformance | None, relayed: Conformance | None = None
+) -> str | None:
+    """The profile's ``server defect: MECHANISM (SERVER VERSION)``, or None.
+
+    Set when it serves a demo on a server that breaks Gradio's event stream (its backend failed the check).
+    """
+    if conformance is None or not has_demo(result):
+        return None
+    defect = conformance.server_defect
+    if defect is None or result.profile.disconnect_relay or relayed is None or relayed.error:
+        return defect
+    # The advice: whether the opt-in workaround passed the same check with this server.
+    if relayed.server_defect is None:
+        return f"{defect}; disconnect_relay = true passes the check"
+    return f"{defect}; disconnect_relay = true does not help"
+
+
+def unfit_reasons(
+    result: ProfileResult, live: Liveness, live_evidence: str, hazard: str | None, defect: str | None = None
+) -> list[str]:
     """Why ``result`` is not fit to serve; empty when it is."""
     if result.status != Status.OK:
         return [f"status {result.status}" + (f": {result.error}" if result.error else "")]
-    reasons: list[str] = []
+    # The server's defect first: it is why the demo fails under this backend whatever the set-up.
+    reasons: list[str] = [defect] if defect else []
     lost: dict[str, int] = {}
     for scenario in result.scenarios:
         if scenario.scenario in UNJUDGED_SCENARIOS:
@@ -233,11 +318,18 @@ def unfit_reasons(result: ProfileResult, live: Liveness, live_evidence: str, haz
     return reasons
 
 
-def assess(result: ProfileResult) -> Assessment:
-    """Both verdicts for one profile, and the figures the recommendation compares."""
-    live, evidence = liveness(result) if result.status == Status.OK else (Liveness.UNKNOWN, "")
+def assess(
+    result: ProfileResult, conformance: Conformance | None = None, *, relayed: Conformance | None = None
+) -> Assessment:
+    """Both verdicts for one profile, and the figures the recommendation compares.
+
+    ``conformance``: its backend's server conformance check in the run (None: not checked); ``relayed``: the
+    same behind the disconnect relay, when run (the advice names the workaround when it passes).
+    """
+    worst = worst_liveness(result) if result.status == Status.OK else None
+    live, evidence = (worst.grade, worst.evidence) if worst is not None else (Liveness.UNKNOWN, "")
     hazard = demo_hazard(result) if result.status == Status.OK else None
-    reasons = unfit_reasons(result, live, evidence, hazard)
+    reasons = unfit_reasons(result, live, evidence, hazard, server_defect(result, conformance, relayed))
     return Assessment(
         predicted=result.passed,
         fit=not reasons,
@@ -245,6 +337,7 @@ def assess(result: ProfileResult) -> Assessment:
         hazards=(hazard,) if hazard else (),
         liveness=live,
         liveness_evidence=evidence,
+        liveness_scenario=worst.scenario if worst is not None else "",
         makespan=figure(total_makespans(result)) if result.status == Status.OK else None,
         demo_pids=demo_pids(result.scenarios),
         processes=processes(result),

@@ -53,6 +53,21 @@ class RequestSpec:
     """Sent this long after the burst's start."""
 
 
+def probe_session() -> aiohttp.ClientSession:
+    """A session for the probe's requests: a fresh connection per request, and no request ever sent twice.
+
+    aiohttp resends an idempotent request (GET) once when the server drops the connection
+    (``ServerDisconnectedError``: RFC 9112's retry of a persistent connection), and says nothing. A probe
+    must see each drop as it happened: in gunicorn's timeout scenario the resent request blocked the
+    replacement worker (or another one) until it was killed too, a second WORKER TIMEOUT and a scenario of
+    60-124 s where the mechanism is one kill at 30 s. aiohttp has no public switch for it; its own test
+    client turns it off the same way.
+    """
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0))
+    session._retry_connection = False  # private: see above
+    return session
+
+
 def raise_fd_limit(needed: int) -> None:
     """Raise the soft open-files limit to ``needed`` (up to the hard limit) for big bursts."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -293,9 +308,8 @@ async def _poll_health(base_url: str, stop: asyncio.Event, records: list[Request
     # A fresh connection per check: a kept-alive one would always reach the
     # same worker. Checks are fired on a fixed cadence, not one after another,
     # so one stalled check does not hide the next ones.
-    connector = aiohttp.TCPConnector(force_close=True, limit=0)
     pending: set[asyncio.Task[None]] = set()
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with probe_session() as session:
 
         async def check(index: int) -> None:
             sent = time.monotonic_ns()
@@ -355,7 +369,6 @@ async def run_burst(
     line = _StartLine()
     health_records: list[RequestRecord] = []
     stop = asyncio.Event()
-    connector = aiohttp.TCPConnector(force_close=True, limit=0)
     # One thread per demo user: the default executor has too few on a small machine.
     clickers = ThreadPoolExecutor(max_workers=max(1, len(demo_specs)), thread_name_prefix="launch-demo")
     poller: asyncio.Task[None] | None = None
@@ -376,7 +389,7 @@ async def run_burst(
         line.go.set()
         if health:
             poller = asyncio.create_task(_poll_health(base_url, stop, health_records, timeout))
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with probe_session() as session:
             api_tasks = [
                 asyncio.ensure_future(_api_request(session, base_url, s, index=i, t0=t0, timeout=timeout))
                 for i, s in api_specs

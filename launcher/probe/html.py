@@ -723,7 +723,10 @@ def summary_matrix(run: ProbeRun) -> str:
         out.append(f'<td class="verdict predicted-col">{_predicted_mark(result)}</td>')
         live = str(result.assessment.liveness) if result.assessment else "-"
         evidence = result.assessment.liveness_evidence if result.assessment else ""
-        out.append(f'<td class="verdict l-{esc(live)}" title="{esc(evidence)}">{esc(live)}</td>')
+        # The scenario that decided the class (its worst), as in the terminal's "degraded (cpu)".
+        worst = result.assessment.liveness_scenario if result.assessment else ""
+        decided = f' <span class="meta">({esc(worst)})</span>' if worst else ""
+        out.append(f'<td class="verdict l-{esc(live)}" title="{esc(evidence)}">{esc(live)}{decided}</td>')
         out.append(f'<td class="num">{_fmt_s(result.ready_seconds)}</td>')
         by_name = {s.scenario: (s_index, s) for s_index, s in enumerate(result.scenarios)}
         for name in names:
@@ -772,6 +775,33 @@ def recommendation_html(run: ProbeRun) -> str:
         out.extend(f"<li><strong>{esc(name)}</strong>: {esc(reason)}</li>" for name, reason in rec.rejected.items())
         out.append("</ul>")
     out.append("</div>")
+    return "".join(out)
+
+
+def conformance_html(run: ProbeRun) -> str:
+    """Each backend's server conformance check: its server and version, every check's outcome and counts."""
+    if not run.conformance:
+        return "<p>No server conformance check in this run (it runs with the mixed scenario).</p>"
+    out = [
+        '<table class="claims"><thead><tr><th>backend</th><th>server</th><th>s</th><th>check</th>'
+        "<th>outcome</th><th>observed</th></tr></thead><tbody>"
+    ]
+    for check in run.conformance:
+        server = f"{check.server} {check.version or '?'}"
+        backend = check.backend + (" + relay" if check.relay else "")
+        head = f'<td>{esc(backend)}</td><td>{esc(server)}</td><td class="num">{check.seconds:.1f}</td>'
+        if check.error:
+            out.append(f'<tr>{head}<td colspan="3">{esc(check.error)}</td></tr>')
+            continue
+        for outcome in check.outcomes:
+            verdict = "pass" if outcome.passed else "FAIL"
+            css = "v-CONFIRMED" if outcome.passed else "v-REFUTED"
+            observed = outcome.observed + (f" — {outcome.mechanism}" if outcome.mechanism else "")
+            out.append(
+                f'<tr>{head}<td>{esc(outcome.check)}</td><td class="{css}">{verdict}</td><td>{esc(observed)}</td></tr>'
+            )
+            head = '<td></td><td></td><td class="num"></td>'
+    out.append("</tbody></table>")
     return "".join(out)
 
 
@@ -933,6 +963,8 @@ def render_html(run: ProbeRun, *, comparison: str = "") -> str:
     out.append(_machine_html(run))
     out.append("<h2>Recommendation</h2>")
     out.append(recommendation_html(run))
+    out.append("<h2>Server conformance</h2>")
+    out.append(conformance_html(run))
     out.append("<h2>The write-up's claims</h2>")
     out.append(claims_html(run))
     out.append("<h2>Profiles</h2>")

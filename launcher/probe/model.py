@@ -6,10 +6,11 @@ All times are ``time.monotonic_ns()`` values: on Linux one clock for every
 process, so client send/receive times and the server's work start/end can be
 compared directly.
 
-JSON schema ``launch.probe`` version 2 (see :func:`run_to_json`)::
+JSON schema ``launch.probe`` version 3 (see :func:`run_to_json`)::
 
-    {"schema": "launch.probe", "schema_version": 2, "complete": bool,
+    {"schema": "launch.probe", "schema_version": 3, "complete": bool,
      "created": ISO-8601, "machine": {...}, "options": {...},
+     "conformance": [Conformance...],
      "profiles": [ProfileResult...], "claims": [Claim...],
      "recommendation": Recommendation | null}
 
@@ -17,7 +18,8 @@ A profile object (``profiles[i].profile``, ``recommendation.profile``) holds
 exactly the fields of :class:`profiles.Profile` and is read back as one,
 validated like a profiles file's; ``status``, ``kind``, ``liveness`` and
 ``verdict`` are the closed sets of the enums below. Version 1 (profile objects
-free-form) is read through :func:`_from_v1`; other versions are refused.
+free-form) is read through :func:`_from_v1`, version 2 (no server conformance
+check) through :func:`_from_v2`; other versions are refused.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ from launcher.errors import ConfigError
 from profiles.model import DEFAULT_MAX_ONGOING_REQUESTS, FIELDS, Profile, ProfileError
 
 SCHEMA = "launch.probe"
-SCHEMA_VERSION = 2
-"""The version this launch writes; it reads this one and, through a migration step, version 1."""
+SCHEMA_VERSION = 3
+"""The version this launch writes; it reads this one and, through migration steps, versions 1 and 2."""
 
 
 class ResultFileError(ConfigError):
@@ -91,9 +93,71 @@ class ClaimVerdict(enum.StrEnum):
     UNTESTED = "UNTESTED"
 
 
-_ADDED_IN_V2: dict[str, Any] = {"topology": "single"}
-"""Profile fields added while version 2 was written, with the value every run before had (the split topology
-came later: every earlier profile was ``single``)."""
+class ConformanceCheck(enum.StrEnum):
+    """One check of the server conformance check (:mod:`launcher.probe.conformance`)."""
+
+    NO_FALSE_DISCONNECT = "no_false_disconnect"
+    """Repeated ``is_disconnected()`` polls (a ``receive()`` in a cancelled scope) on a live request report none."""
+    STREAM_WHOLE = "stream_whole"
+    """An event stream written as Gradio's reaches the client whole."""
+    DISCONNECT_SEEN = "disconnect_seen"
+    """A client that leaves mid-stream is seen by the app."""
+    CANCEL_PROPAGATES = "cancel_propagates"
+    """When the client leaves, the request's work ends (its task cancelled, or its generator closed)."""
+
+
+EVENT_STREAM_CHECKS: tuple[ConformanceCheck, ...] = (
+    ConformanceCheck.NO_FALSE_DISCONNECT,
+    ConformanceCheck.STREAM_WHOLE,
+)
+"""The checks a server must pass for Gradio's event stream to work: its loop polls ``is_disconnected()`` on every
+pass and streams its messages as these checks do, so failing either breaks demo clicks."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckOutcome:
+    """How a server fared in one conformance check."""
+
+    check: ConformanceCheck
+    passed: bool
+    observed: str
+    """The counts, e.g. ``4 of 4 requests reported a disconnect (first at poll 3 of 100)``."""
+    mechanism: str = ""
+    """When failed: what the server did, in words that do not change between runs (no counts, no ids)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conformance:
+    """A backend's server conformance check, run once per backend per probe run."""
+
+    backend: str
+    relay: bool = False
+    """Checked behind the launcher's disconnect relay (a profile's ``disconnect_relay``)."""
+    server: str
+    """The server's package, e.g. ``gunicorn``."""
+    version: str | None
+    """Its installed version (``importlib.metadata``); None when not installed."""
+    outcomes: tuple[CheckOutcome, ...] = ()
+    seconds: float = 0.0
+    """Wall time of the check: the server's start, the checks and its stop."""
+    error: str | None = None
+    """Why the check did not run or could not finish (then ``outcomes`` is empty or partial)."""
+
+    @property
+    def event_stream_defect(self) -> CheckOutcome | None:
+        """The first failed check that breaks Gradio's event stream, if any."""
+        for outcome in self.outcomes:
+            if outcome.check in EVENT_STREAM_CHECKS and not outcome.passed:
+                return outcome
+        return None
+
+    @property
+    def server_defect(self) -> str | None:
+        """``server defect: MECHANISM (SERVER VERSION)`` when the server breaks Gradio's event stream, else None."""
+        defect = self.event_stream_defect
+        if defect is None:
+            return None
+        return f"server defect: {defect.mechanism} ({self.server} {self.version or 'version unknown'})"
 
 
 def _result_profile(value: Any, handler: pydantic.ValidatorFunctionWrapHandler) -> Profile:
@@ -102,8 +166,6 @@ def _result_profile(value: Any, handler: pydantic.ValidatorFunctionWrapHandler) 
     # hold it. Profile's own checks raise ProfileError, which pydantic lets through without its place in the
     # file (it is no ValueError): it becomes a located validation error here.
     if isinstance(value, dict):
-        # A field added while version 2 was written holds, in older files, the one value every run had then.
-        value = {**_ADDED_IN_V2, **value}
         unknown = sorted(set(value) - set(FIELDS))
         if unknown:
             raise PydanticCustomError("profile_field", "unknown field {field}", {"field": repr(unknown[0])})
@@ -267,6 +329,9 @@ class Assessment:
     """Structural hazards: evidence even in a run where nothing failed (e.g. a demo split over processes)."""
     liveness: Liveness = Liveness.UNKNOWN
     liveness_evidence: str = ""
+    liveness_scenario: str = ""
+    """The scenario whose /health checks decided :attr:`liveness` (its worst); empty when the class holds by
+    construction in every scenario (``async`` mode) or nothing was polled."""
     makespan: Figure | None = None
     """Total makespan of the bursts (timeout scenario excluded), per repeat."""
     demo_pids: tuple[int, ...] = ()
@@ -356,6 +421,12 @@ class ProbeRun:
     claims: tuple[Claim, ...] = ()
     recommendation: Recommendation | None = None
     complete: bool = True
+    conformance: tuple[Conformance, ...] = ()
+    """The server conformance check of each backend the run probed (see :mod:`launcher.probe.conformance`)."""
+
+    def conformance_of(self, backend: str, *, relay: bool = False) -> Conformance | None:
+        """The conformance check of ``backend`` (behind the disconnect relay or not) in this run, if it ran."""
+        return next((c for c in self.conformance if c.backend == backend and c.relay == relay), None)
 
     @property
     def passed(self) -> bool:
@@ -456,13 +527,18 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     had. Anything else stays as written, for version 2's checks: every other
     field was always written, and a key no profile has is refused.
     """
+    return _complete_profiles({**data, "schema_version": 2}, _ADDED_IN_V1)
+
+
+def _complete_profiles(data: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each profile object (results' and the recommendation's) given the ``added`` fields it lacks."""
 
     def complete(profile: Any) -> Any:
         if not isinstance(profile, dict):
             return profile  # refused by the validator, with its place
-        return {**_ADDED_IN_V1, **profile}
+        return {**added, **profile}
 
-    migrated = {**data, "schema_version": 2}
+    migrated = dict(data)
     profiles = data.get("profiles")
     if isinstance(profiles, list):
         migrated["profiles"] = [
@@ -474,7 +550,21 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     return migrated
 
 
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1}
+_ADDED_IN_V3: dict[str, Any] = {"disconnect_relay": False, "topology": "single"}
+"""Profile fields added with version 3, with the value every earlier run had (no relay; the split topology
+came later, so every earlier profile was ``single``)."""
+
+
+def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 to 3: the conformance check (none in version 2's runs) and the profile fields of version 3.
+
+    A profile object gets the fields added with version 3 (:data:`_ADDED_IN_V3`), with the value those runs had.
+    """
+    migrated = {**data, "schema_version": 3, "conformance": data.get("conformance", [])}
+    return _complete_profiles(migrated, _ADDED_IN_V3)
+
+
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1, 2: _from_v2}
 """For each older version that is still read, the step to the next version."""
 
 

@@ -39,6 +39,7 @@ Mode = Literal["auto", "live", "lines", "off"]
 _PHASE_WORDS = {
     "starting": "starting the server",
     "stopping": "stopping the server",
+    "conformance": "server conformance check",
     "did_not_start": "did not start",
     "done": "done",
 }

@@ -59,11 +59,14 @@ def ties(a: ProfileResult, b: ProfileResult) -> bool:
     return within_noise(fa, fb)
 
 
+def backend_rank(backend: str) -> int:
+    """``backend``'s place in :data:`BACKEND_ORDER` (others after it)."""
+    return BACKEND_ORDER.index(backend) if backend in BACKEND_ORDER else len(BACKEND_ORDER)
+
+
 def stable_key(result: ProfileResult) -> tuple[int, int, str]:
     """The tie-break: fewer processes, then the backend order, then the name."""
-    backend = result.profile.backend
-    order = BACKEND_ORDER.index(backend) if backend in BACKEND_ORDER else len(BACKEND_ORDER)
-    return (_assessment(result).processes, order, result.name)
+    return (_assessment(result).processes, backend_rank(result.profile.backend), result.name)
 
 
 def recommend(results: Sequence[ProfileResult]) -> Recommendation | None:

@@ -111,7 +111,10 @@ def matrix_table(results: Sequence[ProfileResult]) -> Table:
             runs = [s for s in result.scenarios if s.scenario == name]
             cells.append(scenario_cell(runs) if runs else Text("-"))
         live = result.assessment.liveness if result.assessment else None
-        shown_live = Text(live or "-", style=_LIVENESS_STYLE.get(live, "") if live else "")
+        # Which scenario decided the class (its worst), e.g. "degraded (cpu)".
+        scenario = result.assessment.liveness_scenario if result.assessment else ""
+        decided = f" ({scenario})" if scenario else ""
+        shown_live = Text(f"{live}{decided}" if live else "-", style=_LIVENESS_STYLE.get(live, "") if live else "")
         cells += [predicted_mark(result), fit_mark(result), shown_live]
         table.add_row(*cells)
     return table
@@ -134,8 +137,50 @@ def claims_table(run: ProbeRun, *, details: bool = False) -> Table:
     return table
 
 
+def conformance_table(run: ProbeRun, *, details: bool = False) -> Table:
+    """Each backend's server conformance check: one line per backend, every check's counts with ``details``."""
+    table = Table(
+        title="server conformance (launch's own ASGI app under each backend, as a profile serves it)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("backend", no_wrap=True)
+    table.add_column("server", no_wrap=True)
+    table.add_column("s", justify="right")
+    table.add_column("checks", no_wrap=True)
+    table.add_column("Gradio's event stream")
+    for check in run.conformance:
+        server = f"{check.server} {check.version or '?'}"
+        backend = check.backend + (" + relay" if check.relay else "")
+        if check.error:
+            table.add_row(backend, server, f"{check.seconds:.1f}", Text("-", style="dim"), check.error)
+            continue
+        marks = Text()
+        for outcome in check.outcomes:
+            marks.append("✓" if outcome.passed else "✗", style="green" if outcome.passed else "bold red")
+        defect = check.event_stream_defect
+        verdict = Text("works", style="green") if defect is None else Text(f"broken: {defect.mechanism}", style="red")
+        table.add_row(backend, server, f"{check.seconds:.1f}", marks, verdict)
+        if details:
+            for outcome in check.outcomes:
+                mark = "pass" if outcome.passed else "FAIL"
+                table.add_row("", "", "", f"  {mark} {outcome.check}", Text(outcome.observed, style="dim"))
+    table.caption = (
+        "checks: no false disconnect, stream whole, disconnect seen, cancellation propagates; "
+        "+ relay: behind the opt-in disconnect relay (disconnect_relay = true)"
+    )
+    table.caption_justify = "left"
+    return table
+
+
 def reason_group(reason: str) -> str:
-    """The kind of a rejection, for grouping: the text before its first colon or parenthesis."""
+    """The kind of a rejection, for grouping: the text before its first colon or parenthesis.
+
+    A server defect is grouped whole: it names the mechanism and the server's version, which differ per server.
+    """
+    if reason.startswith("server defect:"):
+        return reason
     head = reason.split(":", 1)[0].split(" (", 1)[0].strip()
     return head or reason
 
@@ -176,6 +221,8 @@ def render_run(run: ProbeRun, console: Console, *, claims: bool = True, details:
     if details:
         for result in run.profiles:
             console.print(profile_table(result))
+    if run.conformance:
+        console.print(conformance_table(run, details=details))
     console.print(matrix_table(run.profiles))
     if claims and run.claims:
         console.print(claims_table(run, details=details))

@@ -26,19 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.settings import MAX_SECONDS, MAX_STEPS
+from app.settings import MAX_SECONDS, MAX_STEPS, HandlerMode
 from app.work import calibrate_cpu_rate
 from launcher import interrupts, procs
 from launcher.child import _EXCEPTION_LINE, DEFAULT_START_TIMEOUT, DEFAULT_STOP_TIMEOUT, ServerProcess
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.assess import assess
 from launcher.probe.client import RequestSpec, run_burst, run_slow_clients
-from launcher.probe.expectations import expectations
+from launcher.probe.conformance import STREAM_SECONDS, check_backends
+from launcher.probe.expectations import expectations, timeout_events
 from launcher.probe.judge import judge
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS
 from launcher.probe.logs import parse_log_events
 from launcher.probe.memory import available_mib, estimate
-from launcher.probe.model import Kind, ProbeRun, ProfileResult, ScenarioResult, Status
+from launcher.probe.model import Conformance, Kind, ProbeRun, ProfileResult, ScenarioResult, Status
 from launcher.server import health_ok
 from profiles.model import Profile
 
@@ -129,12 +130,18 @@ class ProfileTarget:
 
     profile: Profile
     source: Path | None = None
+    conformance: Conformance | None = None
+    """Its backend's server conformance check in this run (behind the disconnect relay when the profile has it):
+    what the expectations predict the demo from."""
+    relayed: Conformance | None = None
+    """Its backend's check behind the disconnect relay, when run: what the advice on a server defect says."""
 
 
 @dataclass(kw_only=True)
 class _State:
     results: list[ProfileResult] = field(default_factory=list)
     complete: bool = True
+    conformance: tuple[Conformance, ...] = ()
 
 
 @dataclass(kw_only=True)
@@ -407,6 +414,7 @@ def probe_profile(
                         options=options,
                         cores=cores,
                         report=report,
+                        conformance=target.conformance,
                     )
                 )
             if status != Status.OK:
@@ -465,14 +473,14 @@ def _finish(
         start_overlapped_with=start_overlaps,
     )
     server.cleanup()
-    final = dataclasses.replace(final, assessment=assess(final))
+    final = dataclasses.replace(final, assessment=assess(final, target.conformance, relayed=target.relayed))
     results.append(final)
     return final
 
 
 def _run_timeouts(
     pending: list[_Pending], options: ProbeOptions, *, cores: int, cpu_rate: float, results: list[ProfileResult]
-) -> None:
+) -> dict[str, str]:
     """Run the pending timeout scenarios side by side, each on a fresh server of its profile; merge them in.
 
     Called once every other burst of the run is done, so nothing here
@@ -485,7 +493,7 @@ def _run_timeouts(
     later profiles' bursts. The servers start side by side too (their start
     times are not the profile's figures), in batches that fit in memory, and
     stop side by side too. Each scenario is appended to its profile's result,
-    which is judged again.
+    which is judged again. Returns, for each profile, its batch's size and wall time in words.
     """
     interrupts.raise_if_stopped()
     batches: list[list[_Pending]] = []
@@ -501,8 +509,13 @@ def _run_timeouts(
         batches[-1].append(item)
         room -= need
     pending.clear()
+    walls: dict[str, str] = {}
     for batch in batches:
+        began = time.monotonic()
         _run_timeout_batch(batch, options, cores=cores, cpu_rate=cpu_rate, results=results)
+        wall = f"batch of {len(batch)} in {time.monotonic() - began:.0f} s"
+        walls.update({item.target.profile.name: wall for item in batch})
+    return walls
 
 
 def _run_timeout_batch(
@@ -512,13 +525,22 @@ def _run_timeout_batch(
     servers = [_server_for(item.target, options, cpu_rate) for item in batch]
     done: dict[int, ScenarioResult] = {}
     errors: dict[int, str] = {}
+    # Starting a server is CPU-bound (imports, the model), waiting for a timeout is not: at most one start per
+    # core at a time, each server firing as soon as it is ready. gunicorn kills a worker that boots for longer
+    # than its timeout, and twelve boots at once on 2 cores come close (ready in 14-46 s one per core at a time
+    # under a load average of 8). (The second WORKER TIMEOUT of an async scenario was the client's silent
+    # resend: see launcher.probe.client.probe_session.)
+    starting = threading.Semaphore(max(1, cores))
 
     def start_and_fire(index: int) -> None:
         item, server = batch[index], servers[index]
         if interrupts.stopped():
             return
         try:
-            server.start(timeout=options.start_timeout)
+            with starting:
+                if interrupts.stopped():
+                    return
+                server.start(timeout=options.start_timeout)
         except StartupError as exc:
             errors[index] = str(exc)
             return
@@ -526,6 +548,7 @@ def _run_timeout_batch(
         if interrupts.stopped():
             return  # Ctrl-C: the main thread is stopping the servers
         others = tuple(f"timeout:{n}" for j, n in enumerate(names) if j != index)
+        fired_at = len(server.log_text())
         measured = _run_scenario(
             server,
             item.target.profile,
@@ -536,9 +559,17 @@ def _run_timeout_batch(
             cores=cores,
             report=lambda phase, detail, expected: None,
             overlapped_with=others,
+            conformance=item.target.conformance,
         )
+        measured = _with_timeout_line(server, item.target, measured, since=fired_at, cores=cores)
+        # The scenario is in (the client's answer, and the WORKER TIMEOUT line where one is expected): stop this
+        # server now, so that its replacement worker does not boot beside the batch's other starts.
+        took = (measured.finished_ns - measured.started_ns) / 1e9
+        stopped = server.stop()
         done[index] = dataclasses.replace(
-            measured, note=f"own server (launcher pid {server.pid}), started for this scenario"
+            measured,
+            note=f"own server (launcher pid {server.pid}), started for this scenario: ready in "
+            f"{server.ready_seconds:.1f} s, the scenario took {took:.1f} s, stopped in {stopped.seconds:.1f} s",
         )
 
     for item in batch:
@@ -571,7 +602,36 @@ def _run_timeout_batch(
             merged = dataclasses.replace(old, scenarios=(*old.scenarios, done[index]))
         else:  # its server did not start: the scenario is missing, and the result says why
             merged = dataclasses.replace(old, error=old.error or f"timeout scenario: {errors.get(index, 'not run')}")
-        results[position] = dataclasses.replace(merged, assessment=assess(merged))
+        target = batch[index].target
+        results[position] = dataclasses.replace(
+            merged, assessment=assess(merged, target.conformance, relayed=target.relayed)
+        )
+
+
+TIMEOUT_LINE_WAIT_S = 5.0
+"""How long after the client's answer the arbiter's WORKER TIMEOUT line may take to reach the log."""
+
+
+def _with_timeout_line(
+    server: ServerProcess, target: ProfileTarget, measured: ScenarioResult, *, since: int, cores: int
+) -> ScenarioResult:
+    """``measured``, with the WORKER TIMEOUT line when the profile expects one and it came after the answer.
+
+    ``since``: where the log stood when the scenario's request was fired.
+    """
+    profile = target.profile
+    if profile.handler_mode != HandlerMode.ASYNC or timeout_events(measured.log_events):
+        return measured
+    deadline = time.monotonic() + TIMEOUT_LINE_WAIT_S
+    while time.monotonic() < deadline:
+        events = parse_log_events(server.log_text()[since:])
+        if timeout_events(events):
+            # Everything logged since the fire: the scenario's own events, and the line that came late.
+            updated = dataclasses.replace(measured, log_events=tuple(events))
+            verdicts = expectations(profile, updated, cores=cores, conformance=target.conformance)
+            return dataclasses.replace(updated, verdicts=tuple(verdicts))
+        time.sleep(0.1)
+    return measured
 
 
 def _stop_all(servers: Sequence[ServerProcess]) -> None:
@@ -607,6 +667,7 @@ def _run_scenario(
     cores: int,
     report: Callable[[str, str, float], None],
     overlapped_with: tuple[str, ...] = (),
+    conformance: Conformance | None = None,
 ) -> ScenarioResult:
     """Fire one burst of ``scenario`` at a ready server and judge it."""
     specs = plan(scenario, profile, options)
@@ -651,7 +712,8 @@ def _run_scenario(
         note=_server_error(log) if scenario == "noawait" else "",
         overlapped_with=overlapped_with,
     )
-    return dataclasses.replace(measured, verdicts=tuple(expectations(profile, measured, cores=cores)))
+    verdicts = expectations(profile, measured, cores=cores, conformance=conformance)
+    return dataclasses.replace(measured, verdicts=tuple(verdicts))
 
 
 def _server_error(log: str) -> str:
@@ -687,6 +749,30 @@ def run_probe(
     except KeyboardInterrupt:
         state.complete = False
         return _run_of(state, options, cores=cores, cpu_rate=None, complete=False)
+    try:
+        # Once per backend, before any profile: the expectations predict its demo clicks (the mixed scenario)
+        # from it. A run without demo clicks has nothing for it to predict.
+        if "mixed" in options.scenarios:
+            checking = _conformance_progress(progress, len(targets))
+            # The server that serves the demo: a split profile's demo group is uvicorn, whatever its API group runs.
+            wanted = [(t.profile.demo_backend, t.profile.disconnect_relay) for t in targets]
+            state.conformance = check_backends(wanted, progress=checking)
+            # A backend whose server breaks Gradio's event stream is checked behind the disconnect relay too, so
+            # that its profiles' advice can say whether the workaround works with this server.
+            relayed = [(c.backend, True) for c in state.conformance if not c.relay and c.server_defect]
+            state.conformance += check_backends([w for w in relayed if w not in wanted], progress=checking)
+    except KeyboardInterrupt:
+        state.complete = False
+        return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False)
+    checked = {(c.backend, c.relay): c for c in state.conformance}
+    targets = [
+        dataclasses.replace(
+            t,
+            conformance=checked.get((t.profile.demo_backend, t.profile.disconnect_relay)),
+            relayed=checked.get((t.profile.demo_backend, True)),
+        )
+        for t in targets
+    ]
     total = len(targets)
     # Profiles whose timeout scenario runs at the end, side by side with the others' (see _run_timeouts).
     pending: list[_Pending] = []
@@ -746,9 +832,10 @@ def run_probe(
             stopping.wait()
         if pending and state.complete and not failed_fast:
             timed = list(pending)
-            _run_timeouts(pending, options, cores=cores, cpu_rate=cpu_rate, results=state.results)
+            walls = _run_timeouts(pending, options, cores=cores, cpu_rate=cpu_rate, results=state.results)
             for item in timed:
-                item.report("done", "timeout scenario merged", 0.0)
+                wall = walls.get(item.target.profile.name)
+                item.report("done", "timeout scenario merged" + (f" ({wall})" if wall else ""), 0.0)
             if on_profile is not None:
                 on_profile(_run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=False))
     except KeyboardInterrupt:
@@ -763,6 +850,28 @@ def run_probe(
     position = {t.profile.name: i for i, t in enumerate(targets)}
     state.results.sort(key=lambda r: (r not in done, position.get(r.name, -1)))
     return _run_of(state, options, cores=cores, cpu_rate=cpu_rate, complete=state.complete)
+
+
+def _conformance_progress(
+    progress: Callable[[ProgressEvent], None] | None, total: int
+) -> Callable[[str, str], None] | None:
+    """Progress for the conformance check: one event per backend, as a phase of no profile yet (index 0)."""
+    if progress is None:
+        return None
+
+    def report(backend: str, detail: str) -> None:
+        progress(
+            ProgressEvent(
+                index=0,
+                total=total,
+                profile=backend,
+                phase="conformance",
+                detail=detail,
+                expected_seconds=STREAM_SECONDS,
+            )
+        )
+
+    return report
 
 
 def _run_of(state: _State, options: ProbeOptions, *, cores: int, cpu_rate: float | None, complete: bool) -> ProbeRun:
@@ -784,4 +893,5 @@ def _run_of(state: _State, options: ProbeOptions, *, cores: int, cpu_rate: float
         claims=claims,
         recommendation=recommendation,
         complete=complete,
+        conformance=state.conformance,
     )

@@ -36,6 +36,7 @@ def test_empty_environment_gives_the_defaults() -> None:
         AppSettings(mode=HandlerMode.ASYNC, model="none", cpu_rate=0.1, watchdog_interval=1e-3),
         AppSettings(cpu_rate=1 / 3, control_socket="@abstract-name"),
         AppSettings(attribution=True, lab=True),
+        AppSettings(disconnect_relay=True),
     ],
 )
 def test_to_env_from_env_round_trip(settings: AppSettings) -> None:
@@ -47,6 +48,7 @@ def test_to_env_from_env_round_trip(settings: AppSettings) -> None:
 
 def test_to_env_leaves_out_unset_optionals() -> None:
     assert set(AppSettings().to_env()) == {
+        "LAUNCH_DISCONNECT_RELAY",
         "LAUNCH_MODE",
         "LAUNCH_CONCURRENCY_LIMIT",
         "LAUNCH_LIMITER",

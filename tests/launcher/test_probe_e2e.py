@@ -132,4 +132,9 @@ def test_timeout_scenarios_side_by_side_and_stops_beside_the_next_start() -> Non
     assert by_name["gunicorn-1-async"].start_overlapped_with == ()
     # The verdicts are the same as on the first server: the async worker is killed, the sync sleep completes.
     assert all(v.passed for s in timeouts.values() for v in s.verdicts), [s.verdicts for s in timeouts.values()]
+    # One kill, and no second: the probe's client never resends the blocking request to the replacement worker
+    # (issue 24: aiohttp's silent retry made a second WORKER TIMEOUT and doubled the scenario).
+    killed = [e for e in first.log_events if e.kind == "worker_timeout"]
+    assert len(killed) == 1, first.log_events
+    assert [r.error for r in first.records if r.kind == "api"] == ["disconnected"]
     assert all(p.status == "ok" and not p.stop_forced for p in run.profiles)

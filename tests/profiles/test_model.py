@@ -216,3 +216,15 @@ def test_builtin_profiles_are_fresh_each_call() -> None:
     first = builtin_profiles()
     first.clear()
     assert len(builtin_profiles()) == 45
+
+
+@pytest.mark.parametrize("value", [1, "true", None])
+def test_disconnect_relay_is_true_or_false(value: Any) -> None:
+    with pytest.raises(ProfileError, match=rf"^disconnect_relay = {re.escape(repr(value))}: expected true or false$"):
+        Profile(name="p", backend="gunicorn-asgi", disconnect_relay=value)
+
+
+def test_disconnect_relay_is_not_for_ray() -> None:
+    assert Profile(name="p", backend="granian", disconnect_relay=True).disconnect_relay
+    with pytest.raises(ProfileError, match=r"^disconnect_relay = true: not for ray-split"):
+        Profile(name="p", backend="ray-split", disconnect_relay=True)

@@ -13,12 +13,16 @@ from launcher.probe.model import (
     SCHEMA,
     SCHEMA_VERSION,
     Assessment,
+    CheckOutcome,
     Claim,
     ClaimVerdict,
+    Conformance,
+    ConformanceCheck,
     Kind,
     Liveness,
     LogEvent,
     ProbeRun,
+    ProfileResult,
     Recommendation,
     ResultFileError,
     Status,
@@ -81,7 +85,7 @@ class TestRoundTrip:
     def test_header(self) -> None:
         data = run_to_json(_run())
         assert data["schema"] == SCHEMA == "launch.probe"
-        assert data["schema_version"] == SCHEMA_VERSION == 2
+        assert data["schema_version"] == SCHEMA_VERSION == 3
         assert list(data)[:2] == ["schema", "schema_version"]
 
     def test_derived_properties_survive(self) -> None:
@@ -328,8 +332,78 @@ class TestBadFiles:
         assert _error(json.dumps(data)) == "malformed launch probe result: created: missing (and 1 more)"
 
 
+class TestConformanceInTheResult:
+    """The server conformance check is recorded once per backend, typed, and read back as it was written."""
+
+    def _run(self) -> ProbeRun:
+        broken = Conformance(
+            backend="gunicorn-asgi",
+            server="gunicorn",
+            version="27.0.1",
+            seconds=8.8,
+            outcomes=(
+                CheckOutcome(
+                    check=ConformanceCheck.NO_FALSE_DISCONNECT,
+                    passed=False,
+                    observed="4 of 4 live requests reported a disconnect",
+                    mechanism="a receive() cancelled inside is_disconnected() marks the live connection closed",
+                ),
+                CheckOutcome(check=ConformanceCheck.DISCONNECT_SEEN, passed=True, observed="seen"),
+            ),
+        )
+        skipped = Conformance(backend="ray", server="ray", version=None, error="not checked: Ray backend")
+        return dataclasses.replace(assessed_sample_run(), conformance=(broken, skipped))
+
+    def test_round_trip(self) -> None:
+        run = self._run()
+        assert load_run(dump_run(run)) == run
+        assert run.conformance_of("ray") == run.conformance[1] and run.conformance_of("uvicorn") is None
+
+    def test_the_defect_names_the_mechanism_and_the_version(self) -> None:
+        broken, skipped = self._run().conformance
+        assert broken.server_defect == (
+            "server defect: a receive() cancelled inside is_disconnected() marks the live connection closed"
+            " (gunicorn 27.0.1)"
+        )
+        assert skipped.server_defect is None
+
+    def test_a_check_name_outside_the_enum_is_refused(self) -> None:
+        data = json.loads(dump_run(self._run()))
+        data["conformance"][0]["outcomes"][0]["check"] = "no_disconnect"
+        assert _error(json.dumps(data)).startswith("malformed launch probe result: conformance[0].outcomes[0].check")
+
+
+def _recorded(run: ProbeRun) -> ProbeRun:
+    """``run`` with each assessment reduced to what every version records alike.
+
+    A result keeps the assessment it was judged with: a v1 file's liveness evidence predates the per-scenario
+    classes (``liveness_scenario``, the scenario named in the evidence), its verdicts and class do not.
+    """
+
+    def reduced(result: ProfileResult) -> ProfileResult:
+        a = result.assessment
+        if a is None:
+            return result
+        return dataclasses.replace(
+            result, assessment=dataclasses.replace(a, liveness_evidence="", liveness_scenario="")
+        )
+
+    return dataclasses.replace(run, profiles=tuple(reduced(p) for p in run.profiles))
+
+
 class TestOlderVersions:
-    """Version 1 files (profile objects free-form) still load; any other version is refused in one line."""
+    """Version 1 files (profile objects free-form) and version 2 files (no conformance check) still load; any
+    other version is refused in one line."""
+
+    def test_a_v2_file_loads_with_no_conformance_check(self) -> None:
+        data = json.loads(dump_run(assessed_sample_run()))
+        del data["conformance"]
+        data["schema_version"] = 2
+        for p in data["profiles"]:
+            del p["profile"]["disconnect_relay"]  # added with version 3: the value every earlier run had
+        del data["recommendation"]["profile"]["disconnect_relay"]
+        loaded = run_from_json(data)
+        assert loaded == assessed_sample_run() and loaded.conformance == ()
 
     def _v1(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(RUN_V1.read_text(encoding="utf-8"))
@@ -337,7 +411,7 @@ class TestOlderVersions:
         return data
 
     def test_the_v1_file_loads_as_the_run_it_recorded(self) -> None:
-        assert read_run(RUN_V1) == assessed_sample_run()
+        assert _recorded(read_run(RUN_V1)) == _recorded(assessed_sample_run())
 
     def test_a_migrated_run_is_written_as_the_current_version(self) -> None:
         loaded = read_run(RUN_V1)
@@ -352,7 +426,7 @@ class TestOlderVersions:
         del data["recommendation"]["profile"]["max_ongoing_requests"]
         loaded = run_from_json(data)
         assert [p.profile.max_ongoing_requests for p in loaded.profiles] == [DEFAULT_MAX_ONGOING_REQUESTS] * 3
-        assert loaded == assessed_sample_run()
+        assert _recorded(loaded) == _recorded(assessed_sample_run())
 
     def test_a_v1_profile_is_still_checked(self) -> None:
         data = self._v1()
@@ -368,4 +442,4 @@ class TestOlderVersions:
     def test_an_unknown_older_version_is_refused(self, version: int) -> None:
         data = self._v1()
         data["schema_version"] = version
-        assert _error(json.dumps(data)) == f"schema_version {version} is not one this launch reads (1, 2)"
+        assert _error(json.dumps(data)) == f"schema_version {version} is not one this launch reads (1, 2, 3)"

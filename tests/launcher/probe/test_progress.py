@@ -415,12 +415,12 @@ def test_the_estimate_of_a_recorded_default_run_is_within_a_factor_of_2_at_every
     """A real default run (30 profiles; stops overlapping starts; the 12 timeout scenarios in a batch at the end),
     replayed event by event at the times they came: at each profile's end the estimate is within a factor of 2
     of the time that was really left, the batch still to come included."""
-    from launcher.probe.limits import OPT_IN_BACKENDS
+    from launcher.probe.limits import in_default_run
     from launcher.probe.runner import SCENARIOS, ProfileTarget, deferred_plan
     from profiles import builtin_profiles
 
     recorded = json.loads(DEFAULT_RUN.read_text())
-    default_set = [ProfileTarget(profile=p) for p in builtin_profiles().values() if p.backend not in OPT_IN_BACKENDS]
+    default_set = [ProfileTarget(profile=p) for p in builtin_profiles().values() if in_default_run(p)]
     assert len(default_set) == recorded["total"]
     plan = deferred_plan(default_set, SCENARIOS)
     assert (plan.count, plan.seconds) == (12, 33.0)  # every gunicorn and gunicorn-asgi profile, 30 s + 3 s

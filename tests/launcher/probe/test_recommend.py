@@ -7,10 +7,19 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launcher.probe.assess import assess, liveness
+from launcher.probe.assess import assess, liveness, liveness_by_scenario, worst_liveness
 from launcher.probe.metrics import TIE_REL
-from launcher.probe.model import Liveness, ProfileResult, RequestRecord, ScenarioResult
+from launcher.probe.model import (
+    CheckOutcome,
+    Conformance,
+    ConformanceCheck,
+    Liveness,
+    ProfileResult,
+    RequestRecord,
+    ScenarioResult,
+)
 from launcher.probe.recommend import recommend, rejection
+from launcher.probe.report import reason_group as rejection_group
 from tests.launcher.probe.records import back_to_back, failed, health, ns, passed, result, scenario, work
 
 S = 1.0
@@ -166,6 +175,26 @@ class TestLiveness:
         grade, evidence = liveness(self._with("uvicorn-1-offload", sleep))
         assert grade == Liveness.DEGRADED and "starved" in evidence
 
+    def test_the_worst_scenario_decides_and_is_named(self) -> None:
+        # issue 24: hypercorn-1-offload's checks pooled over every scenario had a 3 ms median, while its cpu
+        # bursts' median was 157-408 ms; pooled, the class stayed fast.
+        quick = [health(101, 0.05 * i, 0.05 * i + 0.003) for i in range(1, 39)]
+        sleep = scenario("sleep", [*back_to_back(101, 1, 2 * S), *quick])
+        slow = [health(101, 0.1 * i, 0.1 * i + 0.25) for i in range(1, 8)]
+        cpu = scenario("cpu", [*back_to_back(101, 1, S), *slow], n=3)
+        profile = self._with("hypercorn-1-offload", sleep, cpu)
+        graded = {g.scenario: g.grade for g in liveness_by_scenario(profile)}
+        assert graded["sleep"] == Liveness.FAST and graded["cpu"] == Liveness.DEGRADED
+        worst = worst_liveness(profile)
+        assert worst.grade == Liveness.DEGRADED and worst.scenario == "cpu"
+        assert worst.evidence.startswith("/health starved while work ran: cpu: median 250 ms")
+        verdict = assess(profile)
+        assert verdict.liveness == Liveness.DEGRADED and verdict.liveness_scenario == "cpu" and not verdict.fit
+
+    def test_async_is_blocked_in_every_scenario_and_names_none(self) -> None:
+        worst = worst_liveness(self._with("uvicorn-1-async"))
+        assert worst.grade == Liveness.BLOCKED and worst.scenario == "" and "by construction" in worst.evidence
+
     def test_not_polled(self) -> None:
         only = result("uvicorn-1-offload", [scenario("sleep", back_to_back(101, 1, S))])
         assert liveness(only)[0] == Liveness.UNKNOWN
@@ -251,3 +280,35 @@ def test_sync_cpu_liveness_is_degraded_whatever_the_spread(pids: list[int]) -> N
     base = _fit("uvicorn-3-sync")
     profile = dataclasses.replace(base, scenarios=(*base.scenarios, scenario("cpu", records, n=len(pids))))
     assert liveness(profile)[0] == Liveness.DEGRADED
+
+
+class TestServerDefect:
+    """A backend that failed the server conformance check: its demo profiles are UNFIT for the server's defect."""
+
+    def _check(self, *, passed: bool, relay: bool = False) -> Conformance:
+        outcome = CheckOutcome(
+            check=ConformanceCheck.NO_FALSE_DISCONNECT,
+            passed=passed,
+            observed="4 of 4" if not passed else "0 of 4",
+            mechanism="" if passed else "a cancelled receive() marks the live connection closed",
+        )
+        return Conformance(
+            backend="gunicorn-asgi", relay=relay, server="gunicorn", version="27.0.1", outcomes=(outcome,)
+        )
+
+    def test_the_defect_is_the_first_reason_and_names_the_server(self) -> None:
+        verdict = assess(_fit("gunicorn-asgi-1-offload"), self._check(passed=False))
+        assert not verdict.fit
+        assert verdict.unfit[0] == (
+            "server defect: a cancelled receive() marks the live connection closed (gunicorn 27.0.1)"
+        )
+
+    def test_the_advice_names_the_relay_when_it_passes_the_check(self) -> None:
+        verdict = assess(
+            _fit("gunicorn-asgi-1-offload"), self._check(passed=False), relayed=self._check(passed=True, relay=True)
+        )
+        assert verdict.unfit[0].endswith("(gunicorn 27.0.1); disconnect_relay = true passes the check")
+        assert rejection_group(verdict.unfit[0]) == verdict.unfit[0]  # grouped whole: it names server and version
+
+    def test_a_server_that_passes_is_no_reason(self) -> None:
+        assert assess(_fit("gunicorn-asgi-1-offload"), self._check(passed=True)).fit
