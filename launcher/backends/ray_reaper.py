@@ -172,15 +172,20 @@ def sweep(marker: str, *, seconds: float = SWEEP_SECONDS) -> int:
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= QUIET_SECONDS:
             break
-        for proc in procs:
-            try:
-                proc.send_signal(signal.SIGKILL)
-                killed.add(proc.pid)
-            except psutil.Error:
-                pass
-        reap()
+        _sigkill(procs, killed)
         time.sleep(POLL_SECONDS)
     return len(killed)
+
+
+def _sigkill(procs: list[psutil.Process], killed: set[int]) -> None:
+    """SIGKILL each of ``procs`` (noting its pid in ``killed``), then reap what exited."""
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGKILL)
+            killed.add(proc.pid)
+        except psutil.Error:
+            pass
+    reap()
 
 
 def reap() -> dict[int, int]:
@@ -217,13 +222,7 @@ def kill_descendants(*, seconds: float = KILL_SECONDS) -> int:
         procs = live_descendants()
         if not procs or time.monotonic() > deadline:
             break
-        for proc in procs:
-            try:
-                proc.send_signal(signal.SIGKILL)
-                killed.add(proc.pid)
-            except psutil.Error:
-                pass
-        reap()
+        _sigkill(procs, killed)
         time.sleep(POLL_SECONDS / 5)
     reap()
     return len(killed)

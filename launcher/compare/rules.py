@@ -224,6 +224,12 @@ def _probe_profile(
     return changes, figures
 
 
+def _scenarios_of(run: ProbeRun) -> list[str]:
+    """The scenarios a run asked for (its options), else those its profiles ran, in order."""
+    ran = [s.scenario for p in run.profiles for s in p.scenarios]
+    return list(dict.fromkeys(run.options.get("scenarios") or ran))
+
+
 def compare_probe(base: Loaded, new: Loaded, *, notes: list[str]) -> Comparison:
     """Two ``launch probe`` runs of the reference service."""
     a, b = base.run, new.run
@@ -232,13 +238,7 @@ def compare_probe(base: Loaded, new: Loaded, *, notes: list[str]) -> Comparison:
     if differs:
         raise NotComparableError(f"the runs measured different work: option {differs}")
     common, only_a, only_b = _matched([p.name for p in a.profiles], [p.name for p in b.profiles])
-    scenarios_a = list(
-        dict.fromkeys(a.options.get("scenarios") or [s.scenario for p in a.profiles for s in p.scenarios])
-    )
-    scenarios_b = list(
-        dict.fromkeys(b.options.get("scenarios") or [s.scenario for p in b.profiles for s in p.scenarios])
-    )
-    scenarios, s_only_a, s_only_b = _matched(scenarios_a, scenarios_b)
+    scenarios, s_only_a, s_only_b = _matched(_scenarios_of(a), _scenarios_of(b))
     claims_a, rec_a = a.claims, a.recommendation
     claims_b, rec_b = b.claims, b.recommendation
     if only_a or only_b or s_only_a or s_only_b:
