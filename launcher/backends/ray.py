@@ -105,6 +105,8 @@ gets it from the head's environment, which is the launcher's; the driver (the la
 AUTH_ENV = "RAY_AUTH_MODE"
 """Token authentication, as ``ray.init`` turns it on for a new local instance (unless the user set the mode):
 the head and the driver both read it, and both find the token in ``~/.ray/auth_token``."""
+LOST_HEAD_SIGNAL_SECONDS = 1.0
+"""How often a start that outlived its head is signalled again (see :meth:`RayServe._lose_head`)."""
 HEAD_ENV = {
     START_HOOK_ENV: START_HOOK,
     # On SIGTERM, ray start first asks the GCS to drain the node and waits (30 s by default) for Serve to move
@@ -141,8 +143,19 @@ def head_command(temp_dir: Path, cpus: int) -> list[str]:
     ]
 
 
-class _Stop(BaseException):
-    """A stop signal arrived while Ray was still starting: abandon the start and clean up."""
+class _Stop(KeyboardInterrupt):
+    """A stop signal arrived while Ray was still starting: abandon the start and clean up.
+
+    A ``KeyboardInterrupt``, because that is the one exception Ray's blocking
+    calls honour. They wait in compiled code that polls for signals
+    (``_raylet.check_signals``), and it turns a ``KeyboardInterrupt`` from a
+    handler into an interruption of the call; any other exception raised there
+    is printed and dropped, and the call goes on waiting (measured with Ray
+    2.60: a ``BaseException`` raised 1 s into a ``ray.get`` of a 6 s task ended
+    it only after 6.1 s, as a ``SystemError``; a ``KeyboardInterrupt`` ended it
+    after 1.0 s). On a dead instance that wait is a minute, then the driver
+    aborts: the launcher sat there while its head was gone.
+    """
 
 
 class RayServe:
@@ -165,11 +178,14 @@ class RayServe:
         """Our signal handlers are in place (not Ray's): a stop signal interrupts the start."""
         self.head_lost: str | None = None
         """Why the local instance went away on its own, once it did."""
+        self.leaving = False
+        """run() has taken a stop (or the start ended): a signal no longer raises."""
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop.set()
-        if self.starting:
-            self.starting = False  # raise once; a second signal during clean-up is not an error
+        if self.starting and not self.leaving:
+            # Raised again by a later signal until run() has taken one (whatever dropped the first); never
+            # during the clean-up, where a second signal is not an error.
             raise _Stop
 
     def _take_signals(self) -> None:
@@ -183,9 +199,11 @@ class RayServe:
             self._start()
             self.starting = False
             self.stop.wait()
-        except _Stop:
+        except KeyboardInterrupt:  # our _Stop, or Ray's own KeyboardInterrupt for it (see _Stop)
+            self.leaving = True
             self._note_stop()
         except Exception as exc:
+            self.leaving = True
             if _caused_by_stop(exc):
                 # Raised inside Ray's compiled code, _Stop comes back wrapped (measured: "SystemError: <built-in
                 # method __new__ ...> returned a result with an exception set", from serve.run_many).
@@ -194,6 +212,7 @@ class RayServe:
                 raise
             # Else the instance died under the start: its own message says more than the driver's error.
         finally:
+            self.leaving = True
             self.starting = False
             self._clean_up()
         if self.head_lost is not None:
@@ -310,11 +329,12 @@ class RayServe:
             cause = head_cause(self.temp_dir, last_line=False) if self.temp_dir is not None else ""
             self.head_lost = f"{why}: {cause}" if cause else why  # the error the launcher ends with
         self.stop.set()
-        if self.starting and self.interruptible:
-            # Serve's calls wait on the dead instance (measured: serve.run_many, a minute, then the driver
-            # aborts); a stop signal interrupts them as a user's would. Not while ray.init runs: its handlers
-            # are in place then (see _start), and it fails by itself.
+        # Serve's calls wait on the dead instance (measured: serve.run_many, a minute, then the driver aborts); a
+        # stop signal interrupts them as a user's would, sent again until the start has given up. Not while
+        # ray.init runs: its handlers are in place then (see _start), and it fails by itself.
+        while self.starting and self.interruptible and not self.leaving:
             os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(LOST_HEAD_SIGNAL_SECONDS)
 
     def _head_cause(self) -> str:
         return head_cause(self.temp_dir) if self.temp_dir is not None else "(no output)"

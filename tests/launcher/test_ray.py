@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -265,6 +269,55 @@ def test_a_killed_split_launcher_leaves_no_process_of_its_ray_instance(serve: Ca
     server = serve(builtin("ray-split-3-offload", model="none"))
     assert len(server.pids) == server.profile.processes == 4
     end_and_check(server, signal.SIGKILL)
+
+
+INTERRUPTED_CALL = """
+import os, signal, sys, threading, time
+import ray
+from launcher.backends.ray import RayServe
+ray.init(num_cpus=1, include_dashboard=False, logging_level="ERROR", _temp_dir=sys.argv[1])
+try:
+    @ray.remote
+    def slow():
+        time.sleep(15)
+    ref = slow.remote()
+    run = RayServe.__new__(RayServe)  # only its signal handling: no spec, no start
+    run.stop, run.starting, run.leaving = threading.Event(), True, False
+    run._take_signals()
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    started = time.monotonic()
+    try:
+        ray.get(ref, timeout=10)
+        print("not interrupted: the call returned")
+    except KeyboardInterrupt:
+        print(f"interrupted after {time.monotonic() - started:.1f} s")
+    except Exception as exc:
+        print(f"not interrupted: {type(exc).__name__} after {time.monotonic() - started:.1f} s")
+finally:
+    ray.shutdown()
+"""
+
+
+@pytest.mark.e2e
+def test_a_stop_signal_interrupts_a_blocking_ray_call_at_once(tmp_path: Path) -> None:
+    # The launcher can be READY while serve.run_many still waits in Ray's compiled code; a head that dies then
+    # leaves that call waiting a minute on the dead instance, and only the stop signal the launcher sends itself
+    # gets it out. Ray's wait honours a KeyboardInterrupt from a handler and drops anything else (CI,
+    # 2026-12-02: the launcher sat there 50 s after its head was killed).
+    temp = Path(tempfile.mkdtemp(prefix="launch-ray-test-"))  # short: Ray's socket paths have a length limit
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", INTERRUPTED_CALL, str(temp)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    verdict = [line for line in done.stdout.splitlines() if "interrupted" in line]
+    assert len(verdict) == 1 and verdict[0].startswith("interrupted after"), done.stdout + done.stderr[-2000:]
+    assert float(verdict[0].split()[2]) < 5.0, verdict
 
 
 @pytest.mark.e2e
