@@ -30,6 +30,8 @@ class ExitCode(enum.IntEnum):
     """``launch probe``: every expectation held, but no profile is fit to serve (nothing recommended)."""
     NOT_ENOUGH_MEMORY = 8
     """``launch probe``: a profile needs more memory than is available (``--force`` runs it anyway)."""
+    TARGET_NOT_CARRIED = 9
+    """``launch probe --target-rate``: every expectation held, but no fit profile carries the target rate."""
     INTERRUPTED = 130
     """Interrupted (Ctrl-C) before the work was done."""
 

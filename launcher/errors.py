@@ -15,6 +15,7 @@ exits with ``exc.exit_code``. The tree (exit code; where it is defined)::
         + AppProbeError            launcher.probe.appprobe: the user's app cannot be probed
         + ResultFileError          launcher.probe.model: a probe result file (report, --resume, --from-report)
         + CapacityFileError        launcher.capacity.model: a capacity result file
+        + RouteError               launcher.capacity.runner: --route names no GET route of the --app
         + NotComparableError       launcher.compare.model: two result files that cannot be compared (launch compare)
       x ResultWriteError        2  launcher.probe.store: a result file could not be written
       x NotEnoughMemoryError    8  launcher.probe.memory: a profile needs more memory than is available

@@ -163,6 +163,21 @@ class AppShape:
         """Where the demos are mounted, in route order."""
         return tuple(d.path for d in self.demos)
 
+    @property
+    def routes_known(self) -> bool:
+        """True when the app listed its routes (a Starlette or FastAPI app); a bare ASGI callable lists none."""
+        return bool(self.api_paths or self.demos)
+
+    def has_route(self, path: str) -> bool:
+        """True when ``path`` (no query) is one of the app's routes or lies under one of its demos or mounts.
+
+        Only meaningful when :attr:`routes_known`; a pattern ending in ``*`` matches its prefix.
+        """
+        for pattern in self.api_paths:
+            if path == pattern or (pattern.endswith("*") and path.startswith(pattern[:-1])):
+                return True
+        return any(demo in ("/", path) or path.startswith(demo.rstrip("/") + "/") for demo in self.demo_paths)
+
 
 def _gradio_api_names(gradio_app: Any) -> tuple[str, ...]:
     blocks = gradio_app.get_blocks()

@@ -9,6 +9,7 @@ given time to work off whatever the previous step left in its handlers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import os
@@ -34,10 +35,21 @@ from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.model import Status
 from launcher.probe.runner import machine_info as probe_machine_info
+from launcher.userapp import AppSpec
+from launcher.userapp import check as check_app
 from profiles.model import Profile
 
 ROUTES = ("/generate", "/test1", "/test2", "/ping")
 """Paths of the reference service a sweep may load (with any query)."""
+FASTAPI_DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+ROUTES_LISTED = 12
+"""How many of the app's routes a wrong ``--route`` lists."""
+NOT_A_ROUTE = (404, 405)
+"""What a server answers for a path it does not route, or routes for another method (the sweep sends GETs)."""
+
+
+class RouteError(ConfigError):
+    """``--route`` names no GET route of the app: known from its route list before any start, else at the first step."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,13 +73,21 @@ class CapacityOptions:
     """Per request; default ``max(4 x target, target + 5 s)``: long enough to see how far a miss went."""
     start_timeout: float = 180.0
     idle_timeout: float = 60.0
+    app: AppSpec | None = None
+    """The user's app instead of the reference service: then ``route`` is any GET path of it."""
 
     def __post_init__(self) -> None:
-        path = self.route.split("?", 1)[0]
-        if path not in ROUTES:
+        if self.app is None and self.path not in ROUTES:
             raise ConfigError(f"--route {self.route!r}: expected one of {', '.join(ROUTES)} (with any query)")
+        if not self.route.startswith("/"):
+            raise ConfigError(f"--route {self.route!r}: expected a path starting with /")
         if not 0 < self.step_seconds <= 300:
             raise ConfigError(f"--step-seconds {self.step_seconds:g}: expected 0 < s <= 300")
+
+    @property
+    def path(self) -> str:
+        """The route without its query."""
+        return self.route.split("?", 1)[0]
 
     @property
     def request_timeout(self) -> float:
@@ -86,6 +106,7 @@ class CapacityOptions:
             "bisections": self.policy.bisections,
             "target_rate": self.target_rate,
             "request_timeout_s": self.request_timeout,
+            "app": self.app.target if self.app is not None else None,
         }
 
 
@@ -114,6 +135,7 @@ def sweep_profile(
         profiles_files=(target.source,) if target.source else (),
         env={"GRADIO_ANALYTICS_ENABLED": "False"},
         log_level="warning",
+        app=options.app,
     )
     source = str(target.source) if target.source else None
     progress(f"{profile.name}: starting")
@@ -143,7 +165,8 @@ def sweep_profile(
             with sampler or contextlib.nullcontext():
                 run = interrupts.run(
                     open_loop(
-                        server.url + options.route,
+                        # A user's app is served whole; the reference service's API is under a split's prefix (Ray's).
+                        server.url + (profile.api_prefix if options.app is None else "") + options.route,
                         rate,
                         options.step_seconds,
                         timeout=options.request_timeout,
@@ -162,14 +185,28 @@ def sweep_profile(
                 gpu_busy=sampler.mean if sampler is not None else None,
                 gpu_memory_mib=gpu.process_memory_mib(server.worker_pids_now()) if gpu is not None else None,
             )
+            if not steps and run.samples and all(sample.status in NOT_A_ROUTE for sample in run.samples):
+                # A user's app that lists no routes (a bare ASGI callable): the first answers are the check.
+                raise RouteError(
+                    f"--route {options.route}: {profile.name} answered HTTP {run.samples[0].status} to "
+                    f"GET {options.path} (capacity loads a GET route of the app)"
+                )
             steps.append(step)
             history.append((rate, step.passed))
             progress(f"{profile.name}: {rate:g}/s {'PASS' if step.passed else 'MISS'}: {step.why}")
             if not server.alive():
                 status, error = Status.DIED, f"the server stopped during the {rate:g}/s step: {server.cause()}"
                 break
-            if not interrupts.run(wait_idle(server.url, workers=profile.workers, timeout=options.idle_timeout)):
-                progress(f"{profile.name}: still busy {options.idle_timeout:g} s after the step; going on")
+            if options.app is None:
+                idle = interrupts.run(wait_idle(server.url, workers=profile.workers, timeout=options.idle_timeout))
+                if not idle:
+                    progress(f"{profile.name}: still busy {options.idle_timeout:g} s after the step; going on")
+            elif abandoned := sum(1 for sample in run.samples if sample.status is None):
+                # A user's app has no in-flight count to poll (the reference service's /health has): a request
+                # the client gave up on may still hold a worker, for as long again as the client waited at most.
+                settle = min(options.request_timeout, options.idle_timeout)
+                progress(f"{profile.name}: {abandoned} request(s) abandoned; {settle:g} s for the app to finish them")
+                interrupts.run(asyncio.sleep(settle))
             interrupts.raise_if_stopped()
     except KeyboardInterrupt:
         status = Status.INTERRUPTED
@@ -194,6 +231,21 @@ def sweep_profile(
     )
 
 
+def check_route(app: AppSpec, route: str) -> None:
+    """Before any server starts: ``app`` loads, and serves ``route`` if it lists its routes.
+
+    An app that lists none (a bare ASGI callable) is judged by its first answers instead (:func:`sweep_profile`).
+    Raises :class:`launcher.userapp.AppLoadError` or :class:`RouteError`.
+    """
+    shape = check_app(app)
+    path = route.split("?", 1)[0]
+    if shape.routes_known and not shape.has_route(path):
+        # The app's own routes first: FastAPI adds its documentation's before them.
+        paths = sorted(shape.api_paths, key=lambda p: p in FASTAPI_DOC_PATHS)
+        listed = ", ".join(paths[:ROUTES_LISTED]) + (", ..." if len(paths) > ROUTES_LISTED else "")
+        raise RouteError(f"--route {route}: {app.target} has no route {path} (its routes: {listed or 'none'})")
+
+
 def run_capacity(
     targets: Sequence[CapacityTarget],
     options: CapacityOptions,
@@ -206,6 +258,8 @@ def run_capacity(
     ``on_profile`` gets the run so far, marked incomplete, after every
     profile: the checkpoint to save.
     """
+    if options.app is not None:
+        check_route(options.app, options.route)
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     gpu, gpu_text = open_gpu()
     progress(gpu_text if gpu is None else f"GPU: {gpu_text}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from launcher import interrupts
-from launcher.cli._common import catalog_from, console, fail, fail_with
+from launcher.cli._common import app_options, catalog_from, console, fail, fail_with, user_app_from
 from launcher.cli.compare import baseline_options, finish, read_baseline
 from launcher.errors import ExitCode, LaunchError
 
@@ -17,9 +17,8 @@ from launcher.errors import ExitCode, LaunchError
 @click.option("--profiles", "spec", metavar="SPEC", required=True, help="Comma-separated names or globs.")
 @click.option(
     "--route",
-    default="/generate",
-    show_default=True,
-    help="Path and query to load: /generate, /test1, /test2 or /ping, e.g. '/test2?seconds=0.2'.",
+    help="Path and query to GET: /generate (the default), /test1, /test2 or /ping, e.g. '/test2?seconds=0.2'; "
+    "with --app, any GET route of the app (required).",
 )
 @click.option("--p99", "p99", default="2s", show_default=True, help="Latency target for the p99 (ms or s).")
 @click.option(
@@ -40,6 +39,7 @@ from launcher.errors import ExitCode, LaunchError
     help="Steps spent narrowing on the knee after the first miss.",
 )
 @click.option("--target-rate", help="Traffic to size for, e.g. 5/s or 300/min.")
+@app_options(app_help="Sweep your own ASGI app instead of the reference service (with --route).")
 @click.option("--model", help="Override every profile's model (tiny, none or a folder).")
 @click.option("--timeout", "timeout", help="Per-request timeout (default: max(4 x p99, p99 + 5 s)).")
 @click.option("--start-timeout", type=click.FloatRange(1), default=180.0, show_default=True)
@@ -51,7 +51,7 @@ from launcher.errors import ExitCode, LaunchError
 def capacity(
     ctx: click.Context,
     spec: str,
-    route: str,
+    route: str | None,
     p99: str,
     step_seconds: float,
     start_rate: str,
@@ -59,6 +59,9 @@ def capacity(
     max_rate: str,
     bisections: int,
     target_rate: str | None,
+    app_target: str | None,
+    factory: bool,
+    app_dir: str | None,
     model: str | None,
     timeout: str | None,
     start_timeout: float,
@@ -73,6 +76,8 @@ def capacity(
 
     Requests are sent open-loop on a fixed schedule (never waiting for
     answers) to 127.0.0.1 only; latency counts from the scheduled send time.
+    With --app, your own app is served under each profile and --route is any
+    GET route of it (a route it does not have is exit 2 before any start).
     Exit status: 0 done, 5 a profile did not start, 2 usage error, 130 interrupted;
     with --baseline BASE.json, compare's (0, 1 a regression, 2 not comparable).
     """
@@ -84,6 +89,11 @@ def capacity(
     from launcher.probe.store import ResultWriteError, write_atomically
 
     catalog = catalog_from(ctx)
+    app = user_app_from(app_target, factory, app_dir)
+    if route is None:
+        if app is not None:
+            fail("--app needs --route PATH: the route of your app to load", ExitCode.USAGE)
+        route = "/generate"
     baseline = read_baseline(baseline_path, ResultKind.CAPACITY)
     try:
         chosen = catalog.select(spec)
@@ -95,6 +105,7 @@ def capacity(
             start=parse_rate(start_rate), factor=factor, max_rate=parse_rate(max_rate), bisections=bisections
         )
         options = CapacityOptions(
+            app=app,
             route=route if route.startswith("/") else "/" + route,
             target_s=parse_duration(p99),
             step_seconds=step_seconds,
@@ -131,6 +142,8 @@ def capacity(
             run = run_capacity(targets, options, progress=progress, on_profile=write)
         except KeyboardInterrupt:  # a signal in its last instructions: it keeps what it measured otherwise
             fail("interrupted", ExitCode.INTERRUPTED)
+        except LaunchError as exc:  # --app that does not load, a --route it does not serve
+            fail_with(exc)
         try:
             if run.complete:
                 interrupts.reached("write")

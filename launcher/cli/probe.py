@@ -19,6 +19,7 @@ from launcher.errors import ExitCode, LaunchError, one_line
 from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS, in_default_run
 
 if TYPE_CHECKING:
+    from launcher.capacity.load import LoadGoal
     from launcher.probe.model import ProbeRun, ProfileResult
     from launcher.probe.runner import ProbeOptions
 
@@ -74,6 +75,16 @@ if TYPE_CHECKING:
 @click.option("--claims", "claims_only", is_flag=True, help="Print only the write-up's claims and the recommendation.")
 @click.option("--start-timeout", type=click.FloatRange(1), default=DEFAULT_START_TIMEOUT, show_default=True)
 @click.option(
+    "--target-rate",
+    help="Your load, e.g. 4.5/s or 300/min: after the matrix every fit profile is held at this rate (open loop, "
+    "the demo clicked meanwhile) and the simplest that carries it is recommended.",
+)
+@click.option(
+    "--route",
+    help="With --target-rate: the path and query to load: /generate (the default), /test1, /test2 or /ping.",
+)
+@click.option("--p99", "p99", help="With --target-rate: the p99 latency target (ms or s; default 2s).")
+@click.option(
     "--quiet", "-q", is_flag=True, help="No progress (it goes to stderr: live on a terminal, lines otherwise)."
 )
 @baseline_options
@@ -96,6 +107,9 @@ def probe(
     force: bool,
     claims_only: bool,
     start_timeout: float,
+    target_rate: str | None,
+    route: str | None,
+    p99: str | None,
     quiet: bool,
     app_target: str | None,
     factory: bool,
@@ -111,7 +125,8 @@ def probe(
     run. Exit status: 0 every expectation held and a profile is recommended,
     1 some expectation failed, 5 a profile did not start (and nothing failed),
     7 no profile is fit to serve, 8 a profile would not fit in memory
-    (--force), 2 usage error or unwritable file, 130 interrupted. With
+    (--force), 9 with --target-rate, no fit profile carries it, 2 usage
+    error or unwritable file, 130 interrupted. With
     --baseline BASE.json the run is then compared with BASE (see launch
     compare) and the exit status is compare's: 0, 1 a regression, 2 not
     comparable.
@@ -126,6 +141,7 @@ def probe(
 
     catalog = catalog_from(ctx)
     user_app = user_app_from(app_target, factory, app_dir)
+    goal = load_goal(target_rate, route, p99, app=user_app is not None)
     baseline = read_baseline(baseline_path, ResultKind.APP if user_app is not None else ResultKind.PROBE)
     if user_app is not None:
         from launcher.cli._appprobe import probe_user_app
@@ -223,6 +239,9 @@ def probe(
             ) as display:
                 measured = run_probe(targets, options, progress=display.update, on_profile=checkpoint, done=done)
             run = with_plan(measured, plan)
+            if goal is not None and run.complete:
+                latest[:] = [run]  # what an interrupted load check keeps
+                run = with_load(run, goal, start_timeout=start_timeout, quiet=quiet)
         except ResultWriteError as exc:
             # A checkpoint could not be saved: stop rather than measure for nothing; show what was measured.
             failed_write = exc
@@ -272,6 +291,41 @@ def probe(
         sys.exit(ExitCode.NOT_STARTED)
     if run.recommendation is None and run.profiles:
         sys.exit(ExitCode.NONE_FIT)
+    if run.load is not None and run.load.chosen is None:
+        sys.exit(ExitCode.TARGET_NOT_CARRIED)
+
+
+def load_goal(target_rate: str | None, route: str | None, p99: str | None, *, app: bool) -> LoadGoal | None:
+    """The user's load from ``--target-rate``, ``--route`` and ``--p99``; one line and exit 2 when it is unusable."""
+    from launcher.capacity.load import LoadGoal
+    from launcher.capacity.model import parse_duration, parse_rate
+
+    if target_rate is None:
+        if route is not None or p99 is not None:
+            fail("--route and --p99 go with --target-rate RATE", ExitCode.USAGE)
+        return None
+    if app:
+        fail("--target-rate is not available with --app yet: use launch capacity --app", ExitCode.USAGE)
+    try:
+        return LoadGoal(
+            rate=parse_rate(target_rate),
+            route=route or "/generate",
+            p99_s=parse_duration(p99) if p99 is not None else 2.0,
+        )
+    except LaunchError as exc:
+        fail_with(exc)
+
+
+def with_load(run: ProbeRun, goal: LoadGoal, *, start_timeout: float, quiet: bool) -> ProbeRun:
+    """``run`` with its fit profiles held at the goal's rate and the decision (:mod:`launcher.capacity.load`)."""
+    from launcher.capacity.load import check_load
+
+    def progress(line: str) -> None:
+        if not quiet:
+            click.echo(f"load: {line}", err=True)
+
+    decision = check_load(run, goal, cores=len(os.sched_getaffinity(0)), start_timeout=start_timeout, progress=progress)
+    return dataclasses.replace(run, load=decision)
 
 
 RESUME_KEYS: dict[str, tuple[str, ...]] = {

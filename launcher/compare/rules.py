@@ -40,7 +40,16 @@ from launcher.probe.appprobe import AppProbeRun, AppProfileResult
 from launcher.probe.assess import UNJUDGED_SCENARIOS, figure
 from launcher.probe.judge import judge
 from launcher.probe.metrics import makespan_s
-from launcher.probe.model import Claim, ClaimVerdict, Figure, Liveness, ProbeRun, ProfileResult, Status
+from launcher.probe.model import (
+    Claim,
+    ClaimVerdict,
+    Figure,
+    Liveness,
+    LoadDecision,
+    ProbeRun,
+    ProfileResult,
+    Status,
+)
 from launcher.probe.routes import CLASSES
 
 MACHINE_KEYS: tuple[str, ...] = ("cores", "cpu_count", "cpu_model", "gpu")
@@ -51,7 +60,7 @@ PROBE_OPTIONS: tuple[str, ...] = ("requests", "seconds", "cpu_seconds", "steps",
 """Options of ``launch probe`` that decide the work of a burst: they must be equal. The scenarios may differ
 (those of one run only are listed), and so may the repeats (they only narrow the spread)."""
 
-CAPACITY_OPTIONS: tuple[str, ...] = ("route", "p99_target_s", "step_seconds", "target_rate")
+CAPACITY_OPTIONS: tuple[str, ...] = ("app", "route", "p99_target_s", "step_seconds", "target_rate")
 """Options of ``launch capacity`` that decide what a knee means: they must be equal."""
 
 LIVENESS_ORDER: tuple[Liveness, ...] = (Liveness.FAST, Liveness.DEGRADED, Liveness.BLOCKED)
@@ -173,6 +182,45 @@ def _recommendation(base: str | None, new: str | None, new_rejected: dict[str, s
     ]
 
 
+def _load(base: LoadDecision | None, new: LoadDecision | None, notes: list[str]) -> list[Change]:
+    """The load checks (``--target-rate``) of two runs: who carries the target, and the recommendation against it."""
+    if base is None and new is None:
+        return []
+    if base is None or new is None or (base.rate, base.route, base.p99_s) != (new.rate, new.route, new.p99_s):
+        goal = [f"{d.rate:g}/s of {d.route} at p99 {d.p99_s:g} s" if d else "none" for d in (base, new)]
+        notes.append(f"the load checks are not compared: their targets differ ({goal[0]} against {goal[1]})")
+        return []
+    changes: list[Change] = []
+    checked = {c.profile: c for c in new.checks}
+    target = f"{base.rate:g}/s"
+    for check in base.checks:
+        other = checked.get(check.profile)
+        if other is not None:
+            changes += _flag(
+                check.profile, "carries the target", check.carried, other.carried, yes=f"carries {target}",
+                no=f"does not carry {target}", why=other.why,
+            )  # fmt: skip
+    if base.chosen != new.chosen:
+        # None carrying it any more is a regression; one now carrying it, an improvement; another one, a change.
+        if new.chosen is None:
+            direction = Direction.REGRESSION
+        elif base.chosen is None:
+            direction = Direction.IMPROVEMENT
+        else:
+            direction = Direction.CHANGED
+        changes.append(
+            Change(
+                direction=direction,
+                profile="",
+                subject=f"recommendation for {target}",
+                base=base.chosen or "none",
+                new=new.chosen or "none",
+                why=new.why if new.chosen is None else "",
+            )
+        )
+    return changes
+
+
 def _probe_profile(
     a: ProfileResult, b: ProfileResult, scenarios: Sequence[str]
 ) -> tuple[list[Change], list[FigureChange]]:
@@ -264,6 +312,7 @@ def compare_probe(base: Loaded, new: Loaded, *, notes: list[str]) -> Comparison:
     changes += _recommendation(
         rec_a.profile.name if rec_a else None, rec_b.profile.name if rec_b else None, rec_b.rejected if rec_b else {}
     )
+    changes += _load(a.load, b.load, notes)
     return Comparison(
         kind=ResultKind.PROBE,
         base=base.path,

@@ -44,7 +44,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.probe import metrics
-from launcher.probe.model import Kind, ProbeRun, ProfileResult, RequestRecord, ScenarioResult, Status, Verdict
+from launcher.probe.model import (
+    Kind,
+    LoadDecision,
+    ProbeRun,
+    ProfileResult,
+    RequestRecord,
+    ScenarioResult,
+    Status,
+    Verdict,
+)
+from launcher.probe.report import load_check_line
 
 # Geometry of a timeline, in SVG pixels.
 LABEL_WIDTH = 190
@@ -778,6 +788,22 @@ def recommendation_html(run: ProbeRun) -> str:
     return "".join(out)
 
 
+def load_html(decision: LoadDecision) -> str:
+    """The load check (``--target-rate``): each fit profile held at the rate, and the recommendation against it."""
+    out = [
+        '<div class="recommendation"><p>'
+        + (
+            f"<strong>Recommended for {decision.rate:g}/s: {esc(decision.chosen)}</strong> — {esc(decision.why)}."
+            if decision.chosen is not None
+            else f"<strong>No fit profile carries {decision.rate:g}/s</strong>: {esc(decision.why)}."
+        )
+        + "</p><ul>"
+    ]
+    out.extend(f"<li>{esc(load_check_line(check, decision.rate))}</li>" for check in decision.checks)
+    out.append(f'</ul><p class="meta">Rule: {esc(decision.rule)}.</p></div>')
+    return "".join(out)
+
+
 def conformance_html(run: ProbeRun) -> str:
     """Each backend's server conformance check: its server and version, every check's outcome and counts."""
     if not run.conformance:
@@ -963,6 +989,9 @@ def render_html(run: ProbeRun, *, comparison: str = "") -> str:
     out.append(_machine_html(run))
     out.append("<h2>Recommendation</h2>")
     out.append(recommendation_html(run))
+    if run.load is not None:
+        out.append(f"<h2>Load: {run.load.rate:g}/s of {esc(run.load.route)} at p99 &le; {run.load.p99_s:g} s</h2>")
+        out.append(load_html(run.load))
     out.append("<h2>Server conformance</h2>")
     out.append(conformance_html(run))
     out.append("<h2>The write-up's claims</h2>")

@@ -6,20 +6,22 @@ All times are ``time.monotonic_ns()`` values: on Linux one clock for every
 process, so client send/receive times and the server's work start/end can be
 compared directly.
 
-JSON schema ``launch.probe`` version 3 (see :func:`run_to_json`)::
+JSON schema ``launch.probe`` version 4 (see :func:`run_to_json`)::
 
-    {"schema": "launch.probe", "schema_version": 3, "complete": bool,
+    {"schema": "launch.probe", "schema_version": 4, "complete": bool,
      "created": ISO-8601, "machine": {...}, "options": {...},
      "conformance": [Conformance...],
      "profiles": [ProfileResult...], "claims": [Claim...],
-     "recommendation": Recommendation | null}
+     "recommendation": Recommendation | null,
+     "load": LoadDecision | null}
 
 A profile object (``profiles[i].profile``, ``recommendation.profile``) holds
 exactly the fields of :class:`profiles.Profile` and is read back as one,
 validated like a profiles file's; ``status``, ``kind``, ``liveness`` and
 ``verdict`` are the closed sets of the enums below. Version 1 (profile objects
 free-form) is read through :func:`_from_v1`, version 2 (no server conformance
-check) through :func:`_from_v2`; other versions are refused.
+check) through :func:`_from_v2`, version 3 (no load check) through
+:func:`_from_v3`; other versions are refused.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from launcher.errors import ConfigError
 from profiles.model import DEFAULT_MAX_ONGOING_REQUESTS, FIELDS, Profile, ProfileError
 
 SCHEMA = "launch.probe"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version this launch writes; it reads this one and, through migration steps, versions 1 and 2."""
 
 
@@ -411,6 +413,51 @@ class Recommendation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LoadCheck:
+    """One fit profile held at the user's target rate (``launch probe --target-rate``), open loop, demo clicked."""
+
+    profile: str
+    backend: str
+    processes: int
+    """Server processes of the profile (the tie-break: fewer first)."""
+    workers: int
+    """The processes that serve the route (a split profile's API group): what scales the rate."""
+    carried: bool
+    """p99 within the target, no error, enough answers per second, every demo click done (the rule: see
+    :mod:`launcher.capacity.load`)."""
+    seconds: float = 0.0
+    """How long the rate was held."""
+    requests: int = 0
+    """Requests the schedule held."""
+    errors: int = 0
+    achieved_rate: float = 0.0
+    p99_s: float | None = None
+    demo_clicks: int = 0
+    demo_failures: int = 0
+    knee: float | None = None
+    """The highest rate that met the p99 target in a short search around the target rate (None: none did)."""
+    knee_capped: bool = False
+    """Every rate of the search met the target: the knee is at least :attr:`knee`."""
+    why: str = ""
+    """The check in words: what it carried, or what failed first."""
+    error: str | None = None
+    """The profile could not be checked (it did not start, or died): the reason."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadDecision:
+    """The recommendation against the user's load: the simplest fit profile that carries it, or why none does."""
+
+    rate: float
+    route: str
+    p99_s: float
+    checks: tuple[LoadCheck, ...] = ()
+    chosen: str | None = None
+    why: str = ""
+    rule: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProbeRun:
     """A whole probe run."""
 
@@ -423,6 +470,8 @@ class ProbeRun:
     complete: bool = True
     conformance: tuple[Conformance, ...] = ()
     """The server conformance check of each backend the run probed (see :mod:`launcher.probe.conformance`)."""
+    load: LoadDecision | None = None
+    """With ``--target-rate``: each fit profile held at that rate, and the simplest that carries it."""
 
     def conformance_of(self, backend: str, *, relay: bool = False) -> Conformance | None:
         """The conformance check of ``backend`` (behind the disconnect relay or not) in this run, if it ran."""
@@ -564,7 +613,12 @@ def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
     return _complete_profiles(migrated, _ADDED_IN_V3)
 
 
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1, 2: _from_v2}
+def _from_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 to 4: the load check (``--target-rate``), which version 3's runs did not have."""
+    return {**data, "schema_version": 4, "load": data.get("load")}
+
+
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_v1, 2: _from_v2, 3: _from_v3}
 """For each older version that is still read, the step to the next version."""
 
 

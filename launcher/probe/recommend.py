@@ -20,11 +20,12 @@ The rules, in order (the README states them too):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from launcher.probe.assess import assess
 from launcher.probe.metrics import NOISE_FLOOR_S, TIE_REL, within_noise
-from launcher.probe.model import Assessment, ProfileResult, Recommendation, Status
+from launcher.probe.model import Assessment, LoadCheck, LoadDecision, ProfileResult, Recommendation, Status
 
 BACKEND_ORDER: tuple[str, ...] = ("uvicorn", "hypercorn", "gunicorn", "gunicorn-asgi", "granian", "ray")
 """The tie-break's backend order: the simplest deployment first (one process, fewest moving parts)."""
@@ -122,3 +123,55 @@ def recommend(results: Sequence[ProfileResult]) -> Recommendation | None:
         tied=tuple(r.name for r in tied) if len(tied) > 1 else (),
         rule=rule,
     )
+
+
+LOAD_RULE = (
+    "every fit profile held at the target rate, open loop, the demo clicked meanwhile; among those that carry it, "
+    "the simplest: fewer processes, then the backend order, then the name"
+)
+
+
+def load_key(check: LoadCheck) -> tuple[int, int, str]:
+    """The load decision's order: fewer processes, then the backend order, then the name (as :func:`stable_key`)."""
+    return (check.processes, backend_rank(check.backend), check.profile)
+
+
+def recommend_for_load(
+    checks: Sequence[LoadCheck], *, rate: float, route: str, p99_s: float, cores: int
+) -> LoadDecision:
+    """The simplest checked profile that carries ``rate``; when none does, the closest one and what it would take.
+
+    ``checks`` are the fit profiles' (:func:`rejection` is None for each): a
+    profile that is not fit to serve is never a candidate, whatever it carries.
+    """
+    carrying = sorted((c for c in checks if c.carried), key=load_key)
+    target = f"{rate:g}/s on {route} at p99 <= {p99_s:g} s"
+    if carrying:
+        best = carrying[0]
+        others = f" (of {len(carrying)} that do)" if len(carrying) > 1 else ""
+        why = (
+            f"{best.profile} carries {target}: {best.why}; the simplest fit profile that carries it{others}: "
+            f"{best.processes} process(es), backend {best.backend}"
+        )
+        return LoadDecision(
+            rate=rate, route=route, p99_s=p99_s, checks=tuple(checks), chosen=best.profile, why=why, rule=LOAD_RULE
+        )
+    if not checks:
+        why = f"no profile is fit to serve, so none was held at {target}"
+    else:
+        with_knee = [c for c in checks if c.knee is not None]
+        if not with_knee:
+            why = f"no fit profile carries {target}, and none met the p99 target at any rate tried"
+        else:
+            closest = max(with_knee, key=lambda c: (c.knee or 0.0, [-k for k in load_key(c)[:2]]))
+            assert closest.knee is not None
+            per_worker = closest.knee / max(1, closest.workers)
+            needed = max(1, math.ceil(rate / per_worker - 1e-9))
+            cores_note = f", more than this machine's {cores} cores" if needed > cores else ""
+            why = (
+                f"no fit profile carries {target}; closest: {closest.profile} (knee {closest.knee:g}/s over "
+                f"{closest.workers} serving process(es), {per_worker:.3g}/s each). At that rate per process it "
+                f"would take about {needed} serving processes: a split profile with workers = {needed} (the demo "
+                f"in one process, the API in {needed}: `launch profiles` lists split-*){cores_note}"
+            )
+    return LoadDecision(rate=rate, route=route, p99_s=p99_s, checks=tuple(checks), chosen=None, why=why, rule=LOAD_RULE)

@@ -11,7 +11,16 @@ from rich.table import Table
 from rich.text import Text
 
 from launcher.probe import metrics
-from launcher.probe.model import ClaimVerdict, Liveness, ProbeRun, ProfileResult, ScenarioResult, Status
+from launcher.probe.model import (
+    ClaimVerdict,
+    Liveness,
+    LoadCheck,
+    LoadDecision,
+    ProbeRun,
+    ProfileResult,
+    ScenarioResult,
+    Status,
+)
 
 _VERDICT_STYLE = {
     ClaimVerdict.CONFIRMED: "green",
@@ -216,6 +225,39 @@ def recommendation_text(run: ProbeRun, *, details: bool = False) -> Text:
     return text
 
 
+def load_check_line(check: LoadCheck, rate: float) -> str:
+    """One fit profile held at the target rate, in words: "carries 4.5/s: p99 0.80 s, ... (knee 7.1/s)" or why not."""
+    if check.error is not None:
+        return f"{check.profile}: not checked: {check.error}"
+    verdict = f"{'carries' if check.carried else 'does not carry'} {rate:g}/s: {check.why}"
+    if check.knee is None:
+        knee = "no rate tried met the target"
+    else:
+        knee = f"knee {'at least ' if check.knee_capped else ''}{check.knee:g}/s"
+    return f"{check.profile}: {verdict} ({knee})"
+
+
+def load_text(decision: LoadDecision) -> Text:
+    """The load check: each fit profile's hold at the target rate, then the recommendation against it."""
+    text = Text()
+    text.append(
+        f"Target: {decision.rate:g}/s of {decision.route} at p99 <= {decision.p99_s:g} s, "
+        f"held by {len(decision.checks)} fit profile(s)\n",
+        style="bold",
+    )
+    for check in decision.checks:
+        text.append(f"  {load_check_line(check, decision.rate)}\n", style="green" if check.carried else "yellow")
+    if decision.chosen is not None:
+        text.append(f"Recommended for {decision.rate:g}/s: ", style="bold")
+        text.append(decision.chosen, style="bold green")
+        text.append(f" — {decision.why}.\n")
+    else:
+        text.append("No fit profile carries the target: ", style="bold yellow")
+        text.append(f"{decision.why}.\n")
+    text.append(f"Rule: {decision.rule}.\n", style="dim")
+    return text
+
+
 def render_run(run: ProbeRun, console: Console, *, claims: bool = True, details: bool = False) -> None:
     """Print the report: the matrix, the claims and the recommendation; with ``details`` every expectation too."""
     if details:
@@ -227,5 +269,7 @@ def render_run(run: ProbeRun, console: Console, *, claims: bool = True, details:
     if claims and run.claims:
         console.print(claims_table(run, details=details))
     console.print(recommendation_text(run, details=details))
+    if run.load is not None:
+        console.print(load_text(run.load))
     if not run.complete:
         console.print(Text("INCOMPLETE: the run was interrupted; results so far are shown.", style="bold yellow"))

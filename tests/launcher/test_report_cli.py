@@ -165,7 +165,7 @@ class TestReport:
         assert invoke(runner, "report", str(current), "--html", str(page)).exit_code == 0
         assert page_v1.read_text() == page.read_text()
 
-    @pytest.mark.parametrize("version", [0, 4])
+    @pytest.mark.parametrize("version", [0, SCHEMA_VERSION + 1])
     def test_an_unknown_version_is_refused(self, runner: CliRunner, saved: Path, version: int) -> None:
         data = json.loads(saved.read_text())
         data["schema_version"] = version

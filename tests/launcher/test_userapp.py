@@ -266,3 +266,31 @@ def test_an_app_with_a_demo_is_never_recommended_or_tied_on_several_processes(
     assert rec.profile in {"uvicorn-1-sync", f"ray-split-{workers}-sync"}
     without = recommend([multi, single], serves_demo=False)
     assert multi.profile not in without.rejected
+
+
+@pytest.mark.parametrize(
+    ("path", "served"),
+    [
+        ("/health", True),
+        ("/items/42", True),  # /items/{id}
+        ("/items", False),
+        ("/static/app.css", True),  # a mount that holds no demo: taken whole
+        ("/demo", True),
+        ("/demo/gradio_api/queue/join", True),
+        ("/demonstration", False),
+        ("/nope", False),
+    ],
+)
+def test_an_apps_shape_tells_which_paths_it_serves(path: str, served: bool) -> None:
+    from launcher.userapp import AppShape, DemoMount
+
+    shape = AppShape(demos=(DemoMount(path="/demo"),), api_paths=("/health", "/items/*", "/static/*"))
+    assert shape.routes_known
+    assert shape.has_route(path) is served
+
+
+def test_a_demo_at_the_root_serves_every_path_and_a_bare_app_lists_none() -> None:
+    from launcher.userapp import AppShape, DemoMount
+
+    assert AppShape(demos=(DemoMount(path="/"),), api_paths=("/health",)).has_route("/anything")
+    assert not AppShape().routes_known

@@ -66,3 +66,60 @@ def test_capacity_usage_errors_are_one_line_with_exit_2(args: list[str], message
     result = CliRunner().invoke(main, ["capacity", *flat])
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def _capacity(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GRADIO_ANALYTICS_ENABLED": "False"}
+    argv = [sys.executable, "-m", "launcher", "capacity", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO, check=False)
+
+
+@pytest.mark.e2e
+def test_capacity_finds_the_knee_of_a_users_app(tmp_path: Path) -> None:
+    # examples/shop.py's /lookup-blocking: async def + time.sleep, so its one worker serves one call at a time.
+    out = tmp_path / "cap.json"
+    done = _capacity(
+        "--app", "examples.shop:app", "--profiles", "uvicorn-1-sync",
+        "--route", f"/lookup-blocking?seconds={SLEEP_S}", "--p99", "0.5s",
+        "--step-seconds", "1", "--start-rate", "4/s", "--bisections", "2", "--json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["options"]["app"] == "examples.shop:app"
+    assert data["options"]["route"] == f"/lookup-blocking?seconds={SLEEP_S}"
+    (profile,) = data["profiles"]
+    assert profile["status"] == "ok"
+    # The event loop is blocked for each call: at most 1 / 50 ms = 20/s, served or not.
+    assert profile["knee"] is not None and 4 <= profile["knee"] <= 1 / SLEEP_S / 0.9, profile["steps"]
+    assert any(not s["passed"] for s in profile["steps"])
+    assert "knee" in done.stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("app", "route", "message"),
+    [
+        # The app lists its routes: refused before any server starts.
+        ("examples.shop:app", "/nope", "--route /nope: examples.shop:app has no route /nope (its routes: /health,"),
+        ("examples.shop:app", "/lookup-blocking/x", "has no route /lookup-blocking/x"),
+        # A bare ASGI callable lists none: its first answers tell.
+        ("tests.launcher.userapps.apps:bare", "/nope", "uvicorn-1-sync answered HTTP 404 to GET /nope"),
+    ],
+)
+def test_capacity_of_a_route_the_app_does_not_serve_is_one_line_with_exit_2(
+    app: str, route: str, message: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "cap.json"
+    done = _capacity(
+        "--app", app, "--profiles", "uvicorn-1-sync", "--route", route, "--step-seconds", "1", "-q", "--json", str(out)
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+    assert done.stderr.startswith("launch: error: ") and message in done.stderr, done.stderr
+    assert not out.exists()
+
+
+def test_capacity_with_app_needs_a_route() -> None:
+    result = CliRunner().invoke(main, ["capacity", "--profiles", "uvicorn-1-sync", "--app", "examples.shop:app"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == "launch: error: --app needs --route PATH: the route of your app to load"

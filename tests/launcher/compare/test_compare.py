@@ -451,3 +451,41 @@ def test_baseline_finish_exits_with_compares_code(capsys: pytest.CaptureFixture[
             finish(base, run, label="this run", fail_on="verdict", allow_different_machine=False)
         assert exited.value.code == code
     assert "carries the target" in capsys.readouterr().out
+
+
+def _with_load(run: ProbeRun, *carried: bool, rate: float = 4.5) -> ProbeRun:
+    from launcher.probe.model import LoadCheck
+    from launcher.probe.recommend import recommend_for_load
+
+    names = ("uvicorn-1-sync", "gunicorn-3-sync")
+    checks = [
+        LoadCheck(profile=n, backend=n.split("-")[0], processes=int(n.split("-")[1]), workers=1, carried=c, knee=2.0)
+        for n, c in zip(names, carried, strict=False)
+    ]
+    decision = recommend_for_load(checks, rate=rate, route="/test2", p99_s=2.0, cores=2)
+    return dataclasses.replace(run, load=decision)
+
+
+def test_a_profile_that_no_longer_carries_the_target_is_a_regression_and_so_is_none_carrying_it() -> None:
+    base, new = _probe_pair(lambda run: _with_load(run, False, False))
+    assert isinstance(base.run, ProbeRun)
+    base = dataclasses.replace(base, run=_with_load(base.run, True, True))
+    comparison = compare(base, new)
+    found = {(c.profile, c.subject): c for c in comparison.changes}
+    assert found[("uvicorn-1-sync", "carries the target")].direction == Direction.REGRESSION
+    assert (found[("", "recommendation for 4.5/s")].base, found[("", "recommendation for 4.5/s")].new) == (
+        "uvicorn-1-sync",
+        "none",
+    )
+    assert found[("", "recommendation for 4.5/s")].direction == Direction.REGRESSION
+    assert comparison.exit_code(FailOn.VERDICT) == 1
+    assert {c.direction for c in compare(new, base).changes} == {Direction.IMPROVEMENT}
+
+
+def test_load_checks_of_different_targets_are_noted_not_compared() -> None:
+    base, new = _probe_pair(lambda run: _with_load(run, False, False, rate=9))
+    assert isinstance(base.run, ProbeRun)
+    base = dataclasses.replace(base, run=_with_load(base.run, True, True))
+    comparison = compare(base, new)
+    assert comparison.changes == ()
+    assert any("the load checks are not compared: their targets differ" in n for n in comparison.notes)

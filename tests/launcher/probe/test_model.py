@@ -85,7 +85,7 @@ class TestRoundTrip:
     def test_header(self) -> None:
         data = run_to_json(_run())
         assert data["schema"] == SCHEMA == "launch.probe"
-        assert data["schema_version"] == SCHEMA_VERSION == 3
+        assert data["schema_version"] == SCHEMA_VERSION == 4
         assert list(data)[:2] == ["schema", "schema_version"]
 
     def test_derived_properties_survive(self) -> None:
@@ -442,4 +442,4 @@ class TestOlderVersions:
     def test_an_unknown_older_version_is_refused(self, version: int) -> None:
         data = self._v1()
         data["schema_version"] = version
-        assert _error(json.dumps(data)) == f"schema_version {version} is not one this launch reads (1, 2, 3)"
+        assert _error(json.dumps(data)) == f"schema_version {version} is not one this launch reads (1, 2, 3, 4)"

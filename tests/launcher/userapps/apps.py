@@ -42,3 +42,16 @@ no_health = FastAPI()
 async def root() -> dict[str, Any]:
     """The only route: /health is a 404 here."""
     return {}
+
+
+async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A bare ASGI callable: it lists no routes (the launcher cannot know them), and only /hello is a 200."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    found = scope["path"] == "/hello"
+    await send({"type": "http.response.start", "status": 200 if found else 404, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello" if found else b"not found"})

@@ -1,0 +1,85 @@
+"""``launch probe --target-rate`` end to end: fit profiles held at the rate for real, the decision, exit 9."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from launcher.capacity.model import KEEP_UP
+from launcher.cli import main
+from launcher.errors import ExitCode
+
+REPO = Path(__file__).resolve().parents[3]
+SLEEP_S = 0.1
+"""Each request's sleep: one offload worker (limiter 1) serves at most 1 / 0.1 s = 10 of them a second."""
+
+
+def _probe(*args: str, out: Path) -> subprocess.CompletedProcess[str]:
+    argv = [
+        sys.executable, "-m", "launcher", "probe", "--scenarios", "sleep,mixed,liveness", "-r", "1", "-s", "0.2",
+        "--route", f"/test1?seconds={SLEEP_S}", "--p99", "1s", "--json", str(out), *args,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GRADIO_ANALYTICS_ENABLED": "False", "COLUMNS": "200"}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=400, env=env, cwd=REPO, check=False)
+
+
+@pytest.mark.e2e
+def test_the_simplest_fit_profile_that_carries_the_rate_is_recommended(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    done = _probe("--profiles", "uvicorn-1-offload,uvicorn-1-sync", "--target-rate", "14/s", out=out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["schema_version"] == 4
+    load = data["load"]
+    assert (load["rate"], load["route"], load["p99_s"]) == (14.0, f"/test1?seconds={SLEEP_S}", 1.0)
+    checks = {c["profile"]: c for c in load["checks"]}
+    assert set(checks) == {"uvicorn-1-offload", "uvicorn-1-sync"}, load
+    # The offload profile runs one sleep at a time (limiter 1): it answers at most 10/s whatever the machine's
+    # spread, and a 5 s step of the knee search passes only if answers keep up with 0.9x its rate.
+    offload = checks["uvicorn-1-offload"]
+    assert not offload["carried"], offload
+    assert offload["knee"] is not None and offload["knee"] <= 1 / SLEEP_S / KEEP_UP, offload
+    # The sync profile sleeps in a thread pool of 40: 14/s of 0.1 s sleeps is 1.4 at a time.
+    sync = checks["uvicorn-1-sync"]
+    assert sync["carried"], sync
+    assert sync["requests"] >= 50 and sync["seconds"] >= 20 and sync["errors"] == 0
+    assert sync["demo_clicks"] >= 4 and sync["demo_failures"] == 0
+    assert sync["knee"] is not None and sync["knee"] >= 14
+    assert load["chosen"] == "uvicorn-1-sync"
+    assert "Recommended for 14/s: uvicorn-1-sync" in done.stdout
+    assert "uvicorn-1-offload: does not carry 14/s" in done.stdout
+
+
+@pytest.mark.e2e
+def test_no_fit_profile_carrying_the_rate_is_exit_9_with_the_closest_knee(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    done = _probe("--profiles", "uvicorn-1-offload", "--target-rate", "20/s", out=out)
+    assert done.returncode == ExitCode.TARGET_NOT_CARRIED, done.stdout[-3000:] + done.stderr[-3000:]
+    load = json.loads(out.read_text())["load"]
+    assert load["chosen"] is None
+    (offload,) = load["checks"]
+    assert not offload["carried"] and offload["knee"] is not None and offload["knee"] <= 1 / SLEEP_S / KEEP_UP
+    assert "closest: uvicorn-1-offload" in load["why"] and "a split profile with workers =" in load["why"]
+    assert "No fit profile carries the target" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target-rate", "5/day"], "unreadable rate '5/day'"),
+        (["--target-rate", "5/s", "--p99", "soon"], "unreadable duration 'soon'"),
+        (["--target-rate", "5/s", "--route", "/admin"], "--route '/admin': expected one of"),
+        (["--route", "/test1"], "--route and --p99 go with --target-rate RATE"),
+        (["--target-rate", "5/s", "--app", "examples.shop:app"], "--target-rate is not available with --app yet"),
+    ],
+)
+def test_a_target_it_cannot_use_is_one_line_with_exit_2_before_any_start(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["probe", "--profiles", "uvicorn-1-offload", *args])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
