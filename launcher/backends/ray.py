@@ -428,11 +428,15 @@ class RayServe:
 
 
 def _caused_by_stop(exc: BaseException) -> bool:
-    """True if ``exc`` was raised while handling (or because of) our :class:`_Stop`."""
+    """True if ``exc`` was raised while handling (or because of) our :class:`_Stop`.
+
+    Any ``KeyboardInterrupt`` in the chain counts: our handlers own SIGINT and SIGTERM while Ray starts, and
+    Ray turns the :class:`_Stop` it honours into a ``KeyboardInterrupt`` of its own.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, _Stop):
+        if isinstance(current, KeyboardInterrupt):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__

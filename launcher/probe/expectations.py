@@ -212,21 +212,27 @@ def check_serial_makespan(result: ScenarioResult) -> Verdict:
     )
 
 
-def check_health_blocked(result: ScenarioResult) -> Verdict:
-    """Async: a /health sent while its worker was blocked is answered only after that work ended."""
+def checks_during_work(result: ScenarioResult) -> tuple[int, int]:
+    """Health checks sent while their worker had work running, and how many of them it answered before that ended."""
     work_by_pid = metrics.by_pid(metrics.work_records(result.records))
-    blocked = early = 0
+    reached = early = 0
     for check in result.records:
         if check.kind != Kind.HEALTH or not check.ok or check.pid is None:
             continue
         for work in work_by_pid.get(check.pid, []):
             start, end = metrics.interval(work)
             if start + BLOCK_EPSILON_NS < check.sent_ns < end - BLOCK_EPSILON_NS:
-                blocked += 1
+                reached += 1
                 answered = check.end_ns if check.end_ns is not None else check.received_ns
                 if answered < end - BLOCK_EPSILON_NS:
                     early += 1
                 break
+    return reached, early
+
+
+def check_health_blocked(result: ScenarioResult) -> Verdict:
+    """Async: a /health sent while its worker was blocked is answered only after that work ended."""
+    blocked, early = checks_during_work(result)
     observed = f"{blocked} health check(s) reached a blocked worker, {early} answered before its work ended"
     return _verdict(
         result.scenario,
@@ -251,19 +257,7 @@ def check_health_answered_during_work(result: ScenarioResult) -> Verdict:
     while its work runs is answered before that work ends, which a blocked loop
     never does (:func:`check_health_blocked`).
     """
-    work_by_pid = metrics.by_pid(metrics.work_records(result.records))
-    reached = early = 0
-    for check in result.records:
-        if check.kind != Kind.HEALTH or not check.ok or check.pid is None:
-            continue
-        for work in work_by_pid.get(check.pid, []):
-            start, end = metrics.interval(work)
-            if start + BLOCK_EPSILON_NS < check.sent_ns < end - BLOCK_EPSILON_NS:
-                reached += 1
-                answered = check.end_ns if check.end_ns is not None else check.received_ns
-                if answered < end - BLOCK_EPSILON_NS:
-                    early += 1
-                break
+    reached, early = checks_during_work(result)
     failed = len([r for r in result.records if r.kind == Kind.HEALTH and not r.ok])
     latencies = metrics.health_latencies(result.records)
     p50 = metrics.percentile(latencies, 50) or 0.0
