@@ -31,7 +31,7 @@ import aiohttp
 
 from launcher import interrupts
 from launcher.capacity.model import Sample, allowed_misses, schedule
-from launcher.probe.client import error_class, raise_fd_limit
+from launcher.probe.client import error_class, header_attribution, raise_fd_limit
 
 LEAD_NS = 20_000_000
 """The first request is due this long after the step is set up (the session exists, the loop is idle)."""
@@ -74,7 +74,8 @@ async def _request(session: aiohttp.ClientSession, url: str, *, index: int, due_
                 received_ns=received,
                 status=response.status,
                 error=None if response.status < 400 else f"http_{response.status}",
-                **_attribution(raw),
+                # The body's (the reference service's work interval), else the launcher's headers (any app).
+                **(_attribution(raw) or header_attribution(response.headers)),
             )
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return Sample(

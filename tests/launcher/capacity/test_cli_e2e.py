@@ -92,6 +92,10 @@ def test_capacity_finds_the_knee_of_a_users_app(tmp_path: Path) -> None:
     # The event loop is blocked for each call: at most 1 / 50 ms = 20/s, served or not.
     assert profile["knee"] is not None and 4 <= profile["knee"] <= 1 / SLEEP_S / 0.9, profile["steps"]
     assert any(not s["passed"] for s in profile["steps"])
+    # The app's work intervals come from the launcher's attribution headers (the app's body has none).
+    at_knee = next(s for s in profile["steps"] if s["rate"] == profile["knee"])
+    (busy,) = at_knee["utilisation"].values()
+    assert busy >= 0.9 * profile["knee"] * SLEEP_S, at_knee
     assert "knee" in done.stdout
 
 
