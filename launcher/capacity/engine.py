@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from launcher import interrupts
-from launcher.capacity.model import Sample, allowed_misses, schedule
+from launcher.capacity.model import Sample, StepResult, allowed_misses, schedule, summarize_step
 from launcher.probe.client import error_class, header_attribution, raise_fd_limit
 
 LEAD_NS = 20_000_000
@@ -49,6 +50,30 @@ class StepRun:
     stopped_early: bool
     cpu_seconds: float
     """The generator's own CPU time (this process) during the step."""
+
+    def summary(
+        self,
+        *,
+        rate: float,
+        seconds: float,
+        target_s: float,
+        worker_pids: Iterable[int] = (),
+        gpu_busy: float | None = None,
+        gpu_memory_mib: Mapping[str, float] | None = None,
+    ) -> StepResult:
+        """The step judged at ``target_s`` (:func:`launcher.capacity.model.summarize_step`)."""
+        return summarize_step(
+            self.samples,
+            rate=rate,
+            seconds=seconds,
+            scheduled=self.scheduled,
+            started_ns=self.started_ns,
+            target_s=target_s,
+            stopped_early=self.stopped_early,
+            worker_pids=worker_pids,
+            gpu_busy=gpu_busy,
+            gpu_memory_mib=gpu_memory_mib,
+        )
 
 
 def _attribution(raw: bytes) -> dict[str, int]:

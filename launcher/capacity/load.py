@@ -33,7 +33,7 @@ from pathlib import Path
 
 from launcher import interrupts
 from launcher.capacity.engine import StepRun, open_loop, wait_idle
-from launcher.capacity.model import SearchPolicy, StepResult, knee, next_rate, summarize_step
+from launcher.capacity.model import SearchPolicy, StepResult, knee, next_rate
 from launcher.capacity.runner import ROUTES
 from launcher.child import DEFAULT_START_TIMEOUT, ServerProcess
 from launcher.errors import ConfigError, StartupError
@@ -145,19 +145,6 @@ async def _hold_with_clicks(server: ServerProcess, url: str, goal: LoadGoal) -> 
     return run, [r for r in records if r.kind == Kind.DEMO]
 
 
-def _step(server: ServerProcess, run: StepRun, rate: float, seconds: float, goal: LoadGoal) -> StepResult:
-    return summarize_step(
-        run.samples,
-        rate=rate,
-        seconds=seconds,
-        scheduled=run.scheduled,
-        started_ns=run.started_ns,
-        target_s=goal.p99_s,
-        stopped_early=run.stopped_early,
-        worker_pids=server.worker_pids_now(),
-    )
-
-
 def check_profile(
     result: ProfileResult,
     goal: LoadGoal,
@@ -196,7 +183,7 @@ def check_profile(
         seconds = goal.hold_seconds
         progress(f"{profile.name}: {goal.rate:g}/s of {goal.route} for {seconds:g} s, the demo clicked meanwhile")
         run, clicks = interrupts.run(_hold_with_clicks(server, url(), goal))
-        step = _step(server, run, goal.rate, seconds, goal)
+        step = run.summary(rate=goal.rate, seconds=seconds, target_s=goal.p99_s, worker_pids=server.worker_pids_now())
         ok, why = carried(step, clicks, goal)
         progress(f"{profile.name}: {'carries' if ok else 'does not carry'} {goal.rate:g}/s: {why}")
         history = [(goal.rate, step.passed and ok)]
@@ -206,7 +193,9 @@ def check_profile(
             knee_run = interrupts.run(
                 open_loop(url(), rate, KNEE_STEP_SECONDS, timeout=goal.request_timeout, target_s=goal.p99_s)
             )
-            knee_step = _step(server, knee_run, rate, KNEE_STEP_SECONDS, goal)
+            knee_step = knee_run.summary(
+                rate=rate, seconds=KNEE_STEP_SECONDS, target_s=goal.p99_s, worker_pids=server.worker_pids_now()
+            )
             history.append((rate, knee_step.passed))
             progress(f"{profile.name}: knee search: {rate:g}/s {'PASS' if knee_step.passed else 'MISS'}")
         if not server.alive():

@@ -29,7 +29,6 @@ from launcher.capacity.model import (
     knee,
     next_rate,
     size,
-    summarize_step,
 )
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
@@ -173,14 +172,10 @@ def sweep_profile(
                         target_s=options.target_s,
                     )
                 )
-            step = summarize_step(
-                run.samples,
+            step = run.summary(
                 rate=rate,
                 seconds=options.step_seconds,
-                scheduled=run.scheduled,
-                started_ns=run.started_ns,
                 target_s=options.target_s,
-                stopped_early=run.stopped_early,
                 worker_pids=server.worker_pids_now(),
                 gpu_busy=sampler.mean if sampler is not None else None,
                 gpu_memory_mib=gpu.process_memory_mib(server.worker_pids_now()) if gpu is not None else None,
