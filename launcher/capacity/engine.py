@@ -232,3 +232,31 @@ async def wait_idle(base_url: str, *, workers: int, timeout: float) -> bool:
                 return True
             await asyncio.sleep(IDLE_POLL_S)
     return False
+
+
+def settle(
+    base_url: str,
+    run: StepRun,
+    *,
+    workers: int,
+    in_flight_known: bool,
+    request_timeout: float,
+    idle_timeout: float,
+) -> str | None:
+    """Before the next step: wait until the server has worked off what the last one left; a note when it had to.
+
+    ``in_flight_known``: the server is the reference service, whose ``/health`` counts the requests in its
+    handlers (:func:`wait_idle`). A user's app has no such count: a request the client gave up on may still
+    hold a worker for as long again as the client waited at most, so that long is waited after a step that
+    abandoned any. KeyboardInterrupt passes (:func:`launcher.interrupts.run`).
+    """
+    if in_flight_known:
+        if not interrupts.run(wait_idle(base_url, workers=workers, timeout=idle_timeout)):
+            return f"still busy {idle_timeout:g} s after the step; going on"
+        return None
+    abandoned = sum(1 for sample in run.samples if sample.status is None)
+    if not abandoned:
+        return None
+    wait = min(request_timeout, idle_timeout)
+    interrupts.run(asyncio.sleep(wait))
+    return f"{abandoned} request(s) abandoned; waited {wait:g} s for the app to finish them"

@@ -32,14 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher import interrupts
-from launcher.capacity.engine import StepRun, open_loop, wait_idle
+from launcher.capacity.engine import StepRun, open_loop, settle
 from launcher.capacity.model import SearchPolicy, StepResult, knee, next_rate
 from launcher.capacity.runner import ROUTES
 from launcher.child import DEFAULT_START_TIMEOUT, ServerProcess
 from launcher.errors import ConfigError, StartupError
+from launcher.probe.appprobe import demo_path_of
 from launcher.probe.client import RequestSpec, run_burst
-from launcher.probe.model import Kind, LoadCheck, LoadDecision, ProbeRun, ProfileResult, RequestRecord
+from launcher.probe.model import Kind, LoadCheck, LoadDecision, ProbeRun, RequestRecord
 from launcher.probe.recommend import recommend_for_load, rejection
+from launcher.probe.scenario_file import ScenarioFile
+from launcher.userapp import AppShape, AppSpec
+from profiles.model import Profile
 
 HOLD_MIN_SECONDS = 20.0
 HOLD_MIN_REQUESTS = 50
@@ -60,19 +64,52 @@ IDLE_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
+class DemoClicks:
+    """What the hold clicks in the demo, a person using it beside the API traffic."""
+
+    path: str = ""
+    """Where the app mounts the demo ("" for the root)."""
+    api_name: str = "/sleep"
+    args: tuple[object, ...] = (CLICK_WORK_S,)
+
+
+REFERENCE_CLICKS = DemoClicks()
+"""The reference service's demo: its sleep event, :data:`CLICK_WORK_S` each."""
+
+
+def demo_clicks(scenario: ScenarioFile, shape: AppShape, app: AppSpec, scenario_path: Path) -> DemoClicks | None:
+    """A user's app: its scenario file's first ``[[gradio]]`` event, at the demo's mount path.
+
+    None without one: the launcher cannot guess an event's inputs, so the hold then clicks nothing.
+    """
+    if not scenario.gradio:
+        return None
+    entry = scenario.gradio[0]
+    return DemoClicks(
+        path=demo_path_of(entry, 0, shape, app, scenario_path), api_name=entry.api_name, args=tuple(entry.inputs)
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class LoadGoal:
     """The user's load: a rate of GETs of one route of the reference service, at a p99 target."""
 
     rate: float
     route: str = "/generate"
     p99_s: float = 2.0
+    app: bool = False
+    """The route is a user's app's: any GET path it serves, checked against the app before any start (not one
+    of the reference service's :data:`~launcher.capacity.runner.ROUTES`)."""
 
     def __post_init__(self) -> None:
         if not (self.rate > 0 and math.isfinite(self.rate)):
             raise ConfigError(f"--target-rate {self.rate:g}/s: expected a rate above zero")
         if not (self.p99_s > 0 and math.isfinite(self.p99_s)):
             raise ConfigError(f"--p99 {self.p99_s:g} s: expected a duration above zero")
-        if self.route.split("?", 1)[0] not in ROUTES:
+        if self.app:
+            if not self.route.startswith("/"):
+                raise ConfigError(f"--route {self.route!r}: expected a path of the app, starting with /")
+        elif self.route.split("?", 1)[0] not in ROUTES:
             raise ConfigError(f"--route {self.route!r}: expected one of {', '.join(ROUTES)} (with any query)")
 
     @property
@@ -116,45 +153,58 @@ def carried(step: StepResult, clicks: Sequence[RequestRecord], goal: LoadGoal) -
     return True, f"{figures}, {len(clicks)} of {len(clicks)} demo clicks done"
 
 
-def _clicks(seconds: float) -> list[RequestSpec]:
+def _clicks(seconds: float, clicks: DemoClicks) -> list[RequestSpec]:
     count = max(1, math.floor(seconds / CLICK_INTERVAL_S))
     return [
         RequestSpec(
             kind=Kind.DEMO,
-            work="sleep",
-            api_name="/sleep",
-            args=(CLICK_WORK_S,),
+            work="click",
+            api_name=clicks.api_name,
+            args=clicks.args,
             delay_s=(i + 0.5) * CLICK_INTERVAL_S,
         )
         for i in range(count)
     ]
 
 
-async def _hold_with_clicks(server: ServerProcess, url: str, goal: LoadGoal) -> tuple[StepRun, list[RequestRecord]]:
+async def _hold_with_clicks(
+    server: ServerProcess, url: str, goal: LoadGoal, clicks: DemoClicks | None
+) -> tuple[StepRun, list[RequestRecord]]:
     seconds = goal.hold_seconds
     load = open_loop(url, goal.rate, seconds, timeout=goal.request_timeout, target_s=goal.p99_s)
-    clicks = run_burst(
-        server.url,
-        _clicks(seconds),
+    if clicks is None:
+        return await load, []
+    demo = run_burst(
+        server.url + clicks.path.rstrip("/"),
+        _clicks(seconds, clicks),
         timeout=goal.request_timeout + CLICK_WORK_S,
         workers=server.profile.processes,
         health=False,
         phase="step",
     )
-    run, records = await asyncio.gather(load, clicks)
+    run, records = await asyncio.gather(load, demo)
     return run, [r for r in records if r.kind == Kind.DEMO]
 
 
 def check_profile(
-    result: ProfileResult,
+    profile: Profile,
     goal: LoadGoal,
     *,
-    cpu_rate: float | None,
+    source: str | None = None,
+    profiles_files: tuple[Path, ...] = (),
+    app: AppSpec | None = None,
+    health_path: str | None = None,
+    clicks: DemoClicks | None = REFERENCE_CLICKS,
+    cpu_rate: float | None = None,
     start_timeout: float = DEFAULT_START_TIMEOUT,
     progress: Callable[[str], None] = lambda _: None,
 ) -> LoadCheck:
-    """Start ``result``'s profile, hold the goal's rate with demo clicks, search its knee, stop it."""
-    profile = result.profile.replace(host="127.0.0.1")
+    """Start ``profile``, hold the goal's rate with demo clicks, search its knee, stop it.
+
+    It serves ``app``, else the reference service. ``clicks`` None: no demo is clicked (the user's scenario
+    file names no demo event to click).
+    """
+    profile = profile.replace(host="127.0.0.1")
     blank = LoadCheck(
         profile=profile.name,
         backend=profile.backend,
@@ -164,15 +214,17 @@ def check_profile(
     )
     server = ServerProcess(
         profile=profile,
-        profiles_files=(Path(result.source),) if result.source else (),
+        profiles_files=(Path(source),) if source else profiles_files,
         # The probe's CPU loop calibration: /test2's work is the same amount as in the matrix.
         env={"LAUNCH_CPU_RATE": repr(cpu_rate)} if cpu_rate else {},
         log_level="warning",
+        app=app,
+        health_path=health_path,
     )
 
     def url() -> str:
-        # A split profile's API is under its prefix (Ray's); the demo stays at the root.
-        return server.url + profile.api_prefix + goal.route
+        # A user's app is served whole; the reference service's API is under a split's prefix (Ray's).
+        return server.url + (profile.api_prefix if app is None else "") + goal.route
 
     try:
         progress(f"{profile.name}: starting")
@@ -182,15 +234,25 @@ def check_profile(
             return dataclasses.replace(blank, error=str(exc), why=f"did not start: {exc}")
         seconds = goal.hold_seconds
         progress(f"{profile.name}: {goal.rate:g}/s of {goal.route} for {seconds:g} s, the demo clicked meanwhile")
-        run, clicks = interrupts.run(_hold_with_clicks(server, url(), goal))
+        run, clicked = interrupts.run(_hold_with_clicks(server, url(), goal, clicks))
         step = run.summary(rate=goal.rate, seconds=seconds, target_s=goal.p99_s, worker_pids=server.worker_pids_now())
-        ok, why = carried(step, clicks, goal)
+        ok, why = carried(step, clicked, goal)
         progress(f"{profile.name}: {'carries' if ok else 'does not carry'} {goal.rate:g}/s: {why}")
         history = [(goal.rate, step.passed and ok)]
         policy = goal.search()
+        last = run
         while server.alive() and (rate := next_rate(history, policy)) is not None:
-            interrupts.run(wait_idle(server.url, workers=profile.workers, timeout=IDLE_TIMEOUT_S))
-            knee_run = interrupts.run(
+            note = settle(
+                server.url,
+                last,
+                workers=profile.workers,
+                in_flight_known=app is None,
+                request_timeout=goal.request_timeout,
+                idle_timeout=IDLE_TIMEOUT_S,
+            )
+            if note is not None:
+                progress(f"{profile.name}: {note}")
+            knee_run = last = interrupts.run(
                 open_loop(url(), rate, KNEE_STEP_SECONDS, timeout=goal.request_timeout, target_s=goal.p99_s)
             )
             knee_step = knee_run.summary(
@@ -209,8 +271,8 @@ def check_profile(
             errors=step.errors,
             achieved_rate=step.achieved_rate,
             p99_s=step.p99_s,
-            demo_clicks=len(clicks),
-            demo_failures=sum(1 for c in clicks if not c.ok),
+            demo_clicks=len(clicked),
+            demo_failures=sum(1 for c in clicked if not c.ok),
             knee=found,
             knee_capped=found is not None and all(passed for _, passed in history),
             why=why,
@@ -234,5 +296,42 @@ def check_load(
     fit = [r for r in run.profiles if rejection(r) is None]
     cpu_rate = run.machine.get("cpu_rate")
     calibrated = float(cpu_rate) if isinstance(cpu_rate, int | float) else None
-    checks = [check_profile(r, goal, cpu_rate=calibrated, start_timeout=start_timeout, progress=progress) for r in fit]
+    checks = [
+        check_profile(
+            r.profile, goal, source=r.source, cpu_rate=calibrated, start_timeout=start_timeout, progress=progress
+        )
+        for r in fit
+    ]
+    return recommend_for_load(checks, rate=goal.rate, route=goal.route, p99_s=goal.p99_s, cores=cores)
+
+
+def check_app_load(
+    profiles: Sequence[Profile],
+    goal: LoadGoal,
+    *,
+    app: AppSpec,
+    health_path: str,
+    clicks: DemoClicks | None,
+    cores: int,
+    profiles_files: tuple[Path, ...] = (),
+    start_timeout: float = DEFAULT_START_TIMEOUT,
+    progress: Callable[[str], None] = lambda _: None,
+) -> LoadDecision:
+    """Hold each of ``profiles`` serving ``app`` at the goal's rate, one at a time; decide as for the reference.
+
+    ``profiles``: those the app's probe found fit (:func:`launcher.probe.appprobe.qualifying`), and only those.
+    """
+    checks = [
+        check_profile(
+            profile,
+            goal,
+            profiles_files=profiles_files,
+            app=app,
+            health_path=health_path,
+            clicks=clicks,
+            start_timeout=start_timeout,
+            progress=progress,
+        )
+        for profile in profiles
+    ]
     return recommend_for_load(checks, rate=goal.rate, route=goal.route, p99_s=goal.p99_s, cores=cores)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.errors import ConfigError
-from launcher.probe.metrics import percentile
+from launcher.probe.metrics import covered_ns, percentile
 from launcher.probe.model import Status
 from profiles.model import Profile, ProfileError
 
@@ -133,20 +133,7 @@ def busy_fraction(intervals: Iterable[tuple[int, int]], window: tuple[int, int])
     lo, hi = window
     if hi <= lo:
         return 0.0
-    clipped = sorted((max(a, lo), min(b, hi)) for a, b in intervals if b > lo and a < hi and b > a)
-    covered = 0
-    current_start: int | None = None
-    current_end = 0
-    for a, b in clipped:
-        if current_start is None or a > current_end:
-            if current_start is not None:
-                covered += current_end - current_start
-            current_start, current_end = a, b
-        else:
-            current_end = max(current_end, b)
-    if current_start is not None:
-        covered += current_end - current_start
-    return covered / (hi - lo)
+    return covered_ns((max(a, lo), min(b, hi)) for a, b in intervals if b > lo and a < hi) / (hi - lo)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,6 @@ given time to work off whatever the previous step left in its handlers.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import os
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher import interrupts
-from launcher.capacity.engine import open_loop, wait_idle
+from launcher.capacity.engine import open_loop, settle
 from launcher.capacity.gpu import BusySampler, Gpu, open_gpu
 from launcher.capacity.model import (
     CapacityRun,
@@ -34,7 +33,7 @@ from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.model import Status
 from launcher.probe.runner import machine_info as probe_machine_info
-from launcher.userapp import AppSpec
+from launcher.userapp import AppShape, AppSpec
 from launcher.userapp import check as check_app
 from profiles.model import Profile
 
@@ -192,16 +191,16 @@ def sweep_profile(
             if not server.alive():
                 status, error = Status.DIED, f"the server stopped during the {rate:g}/s step: {server.cause()}"
                 break
-            if options.app is None:
-                idle = interrupts.run(wait_idle(server.url, workers=profile.workers, timeout=options.idle_timeout))
-                if not idle:
-                    progress(f"{profile.name}: still busy {options.idle_timeout:g} s after the step; going on")
-            elif abandoned := sum(1 for sample in run.samples if sample.status is None):
-                # A user's app has no in-flight count to poll (the reference service's /health has): a request
-                # the client gave up on may still hold a worker, for as long again as the client waited at most.
-                settle = min(options.request_timeout, options.idle_timeout)
-                progress(f"{profile.name}: {abandoned} request(s) abandoned; {settle:g} s for the app to finish them")
-                interrupts.run(asyncio.sleep(settle))
+            note = settle(
+                server.url,
+                run,
+                workers=profile.workers,
+                in_flight_known=options.app is None,
+                request_timeout=options.request_timeout,
+                idle_timeout=options.idle_timeout,
+            )
+            if note is not None:
+                progress(f"{profile.name}: {note}")
             interrupts.raise_if_stopped()
     except KeyboardInterrupt:
         status = Status.INTERRUPTED
@@ -226,13 +225,14 @@ def sweep_profile(
     )
 
 
-def check_route(app: AppSpec, route: str) -> None:
+def check_route(app: AppSpec, route: str, shape: AppShape | None = None) -> None:
     """Before any server starts: ``app`` loads, and serves ``route`` if it lists its routes.
 
     An app that lists none (a bare ASGI callable) is judged by its first answers instead (:func:`sweep_profile`).
-    Raises :class:`launcher.userapp.AppLoadError` or :class:`RouteError`.
+    ``shape``: what checking the app found already (else it is checked here). Raises
+    :class:`launcher.userapp.AppLoadError` or :class:`RouteError`.
     """
-    shape = check_app(app)
+    shape = shape if shape is not None else check_app(app)
     path = route.split("?", 1)[0]
     if shape.routes_known and not shape.has_route(path):
         # The app's own routes first: FastAPI adds its documentation's before them.

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.cli._common import console, fail, fail_with
 from launcher.cli.compare import finish
 from launcher.errors import ExitCode, LaunchError
 from profiles import Catalog
 
 if TYPE_CHECKING:
+    from launcher.capacity.load import LoadGoal
     from launcher.compare.load import Loaded
     from launcher.userapp import AppSpec
 
@@ -31,9 +35,17 @@ def probe_user_app(
     baseline: Loaded | None = None,
     fail_on: str = "verdict",
     allow_different_machine: bool = False,
+    goal: LoadGoal | None = None,
+    start_timeout: float = DEFAULT_START_TIMEOUT,
 ) -> None:
-    """Check the app and the scenario file, probe every selected profile, print the per-route table."""
-    from launcher.probe.appprobe import describe, print_stderr, probe_app, run_to_json
+    """Check the app and the scenario file, probe every selected profile, print the per-route table.
+
+    With ``goal``, every fit profile is then held at the user's rate (:func:`launcher.capacity.load.check_app_load`).
+    """
+    from launcher.capacity.load import check_app_load, demo_clicks
+    from launcher.capacity.runner import check_route
+    from launcher.probe.appprobe import describe, print_stderr, probe_app, qualifying, run_to_json
+    from launcher.probe.report import load_text
     from launcher.probe.scenario_file import load_scenario_file
     from launcher.userapp import check
 
@@ -45,17 +57,28 @@ def probe_user_app(
         scenario_path = Path(scenarios)
         scenario = load_scenario_file(scenario_path)
         chosen = catalog.select(spec)
-        # Once, here: a bad --app is one line before any server starts.
+        # Once, here: a bad --app, or a --route it does not serve, is one line before any server starts.
         shape = check(app)
-        run = probe_app(
-            chosen,
-            app,
-            scenario,
-            scenario_path,
-            shape=shape,
-            profiles_files=profiles_files,
-            say=(lambda line: None) if quiet else print_stderr,
-        )
+        if goal is not None:
+            check_route(app, goal.route, shape)
+        say = (lambda line: None) if quiet else print_stderr
+        run = probe_app(chosen, app, scenario, scenario_path, shape=shape, profiles_files=profiles_files, say=say)
+        if goal is not None:
+            fit = {r.profile for r in qualifying(run.profiles, serves_demo=shape.serves_demo)}
+            run = dataclasses.replace(
+                run,
+                load=check_app_load(
+                    [p for p in chosen if p.name in fit],
+                    goal,
+                    app=app,
+                    health_path=scenario.health,
+                    clicks=demo_clicks(scenario, shape, app, scenario_path),
+                    cores=len(os.sched_getaffinity(0)),
+                    profiles_files=profiles_files,
+                    start_timeout=start_timeout,
+                    progress=lambda line: say(f"load: {line}"),
+                ),
+            )
     except LaunchError as exc:
         fail_with(exc)
     except KeyboardInterrupt:
@@ -87,6 +110,8 @@ def probe_user_app(
     else:
         tied = f" (tied with {', '.join(recommendation.tied_with)})" if recommendation.tied_with else ""
         out.print(f"recommendation: {recommendation.profile}{tied}: {recommendation.reason}")
+    if run.load is not None:
+        out.print(load_text(run.load))
     if baseline is not None:
         finish(
             baseline,
@@ -97,6 +122,8 @@ def probe_user_app(
         )
     if recommendation.profile is None:
         sys.exit(ExitCode.NONE_FIT)
+    if run.load is not None and run.load.chosen is None:
+        sys.exit(ExitCode.TARGET_NOT_CARRIED)
 
 
 def _severity(name: str) -> int:

@@ -81,7 +81,8 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--route",
-    help="With --target-rate: the path and query to load: /generate (the default), /test1, /test2 or /ping.",
+    help="With --target-rate: the path and query to load: /generate (the default), /test1, /test2 or /ping; "
+    "with --app, a GET route of your app (required).",
 )
 @click.option("--p99", "p99", help="With --target-rate: the p99 latency target (ms or s; default 2s).")
 @click.option(
@@ -142,6 +143,11 @@ def probe(
     catalog = catalog_from(ctx)
     user_app = user_app_from(app_target, factory, app_dir)
     goal = load_goal(target_rate, route, p99, app=user_app is not None)
+    if goal is not None and claims_only:
+        fail(
+            "--target-rate does not go with --claims: the claims are the write-up's, the target is yours",
+            ExitCode.USAGE,
+        )
     baseline = read_baseline(baseline_path, ResultKind.APP if user_app is not None else ResultKind.PROBE)
     if user_app is not None:
         from launcher.cli._appprobe import probe_user_app
@@ -157,6 +163,8 @@ def probe(
             baseline=baseline,
             fail_on=fail_on,
             allow_different_machine=allow_different_machine,
+            goal=goal,
+            start_timeout=start_timeout,
         )
         return
     done: tuple[ProfileResult, ...] = ()
@@ -304,13 +312,14 @@ def load_goal(target_rate: str | None, route: str | None, p99: str | None, *, ap
         if route is not None or p99 is not None:
             fail("--route and --p99 go with --target-rate RATE", ExitCode.USAGE)
         return None
-    if app:
-        fail("--target-rate is not available with --app yet: use launch capacity --app", ExitCode.USAGE)
+    if app and route is None:
+        fail("--target-rate with --app needs --route PATH: the GET route of your app to load", ExitCode.USAGE)
     try:
         return LoadGoal(
             rate=parse_rate(target_rate),
             route=route or "/generate",
             p99_s=parse_duration(p99) if p99 is not None else 2.0,
+            app=app,
         )
     except LaunchError as exc:
         fail_with(exc)

@@ -394,6 +394,7 @@ def compare_app(base: Loaded, new: Loaded, *, notes: list[str]) -> Comparison:
         routes_only_a += ra
         routes_only_b += rb
     changes += _recommendation(a.recommendation.profile, b.recommendation.profile, b.recommendation.rejected)
+    changes += _load(a.load, b.load, notes)
     return Comparison(
         kind=ResultKind.APP,
         base=base.path,

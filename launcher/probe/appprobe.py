@@ -30,27 +30,34 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pydantic
 
 from launcher import procs
 from launcher.asgi import LAG_FIELD
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
-from launcher.probe.client import RequestSpec, error_class, header_attribution, raise_fd_limit, run_burst
-from launcher.probe.metrics import within_noise
-from launcher.probe.model import Figure, Kind, ResultFileError
-from launcher.probe.recommend import BACKEND_ORDER
-from launcher.probe.routes import ADVICE, BLOCKS, FAILS, LABELS, BurstFacts, BurstVerdict, Call, classify_burst
+from launcher.probe.assess import FORCED_STOP, count_processes
+from launcher.probe.client import RequestSpec, run_burst
+from launcher.probe.model import Figure, Kind, LoadDecision, ResultFileError
+from launcher.probe.recommend import Candidate, choose
+from launcher.probe.routes import ADVICE, BLOCKS, FAILS, LABELS, BurstFacts, BurstVerdict, classify_burst
 from launcher.probe.routes import route_class as overall_class
 from launcher.probe.scenario_file import Burst, GradioEndpoint, ScenarioFile
 from launcher.userapp import AppShape, AppSpec
 from profiles.model import Profile, demo_processes
 
 SCHEMA = "launch.appprobe"
-SCHEMA_VERSION = 1
-"""Written since ``launch compare``; files written before carry no header (read as version 0: no
-``created``, ``machine`` or per-route ``n``)."""
+SCHEMA_VERSION = 2
+"""2: each profile's ``server_processes`` (the tie-break's count) and the recommendation's ``rule``, from the
+one rule shared with the reference probe; ``load``, the ``--target-rate`` check. 1: since ``launch compare``.
+Files written before carry no header (read as version 0: no ``created``, ``machine`` or per-route ``n``).
+Older versions load with the newer fields empty."""
+
+QUEUE_SPLIT_ADVICE = (
+    "The demo's clicks reached different processes, each with its own Gradio queue: serve the demo from one "
+    "process (a 1-worker profile, or a split profile: the demo in one process, the API in N)."
+)
+"""A click that failed as ``queue_split`` fails by the set-up, not by the code: the advice says which set-up."""
 
 LAG_SETTLE_S = 0.25
 """Wait after a burst for the workers' last lag reports (sent every 100 ms) to arrive."""
@@ -107,6 +114,8 @@ class AppProfileResult:
     stop_seconds: float
     stop_forced: bool
     topology: str = "single"
+    server_processes: int = 0
+    """Server processes it ran (its workers and their supervisor), counted at its start; 0: not recorded."""
 
     @property
     def demo_processes(self) -> int:
@@ -114,19 +123,33 @@ class AppProfileResult:
         return demo_processes(self.backend, self.workers, self.topology)
 
     @property
-    def makespan_s(self) -> float:
-        """Sum over the routes of their median makespan."""
-        return sum(r.makespan_s for r in self.routes)
+    def processes(self) -> int:
+        """Server processes, as the reference counts them.
+
+        Counted at the start when recorded, else the workers and, for several, their supervisor.
+        """
+        if self.server_processes:
+            return self.server_processes
+        return self.workers + 1 if self.workers > 1 else self.workers
 
     @property
-    def spread_s(self) -> float:
-        """Sum over the routes of their spread."""
-        return sum(r.spread_s for r in self.routes)
+    def makespan_s(self) -> float:
+        """The median total makespan: the sum over the routes of their makespan, per repeat."""
+        return self.figure.median
 
     @property
     def figure(self) -> Figure:
-        """The total for the noise rule: the sum of the routes' medians, with the sum of their spreads."""
-        median, spread = self.makespan_s, self.spread_s
+        """The total makespan per repeat (the routes' makespans of repeat i, summed), as the reference's total.
+
+        Routes with different repeat counts have no common repeat: then the sum of their medians, with the
+        sum of their spreads.
+        """
+        counts = {len(r.repeats) for r in self.routes}
+        if len(counts) == 1:
+            totals = [sum(r.repeats[i].makespan_s for r in self.routes) for i in range(counts.pop())]
+            return Figure(median=statistics.median(totals), low=min(totals), high=max(totals), samples=len(totals))
+        median = sum(r.makespan_s for r in self.routes)
+        spread = sum(r.spread_s for r in self.routes)
         samples = min((len(r.repeats) for r in self.routes), default=0)
         return Figure(median=median, low=median - spread / 2, high=median + spread / 2, samples=samples)
 
@@ -139,6 +162,8 @@ class AppRecommendation:
     tied_with: tuple[str, ...]
     rejected: dict[str, str]
     reason: str
+    rule: str = ""
+    """How the winner was chosen, in words (empty in files written before the one rule)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,6 +179,8 @@ class AppProbeRun:
     created: str = ""
     machine: dict[str, Any] = field(default_factory=dict)
     """As :func:`launcher.probe.runner.machine_info` (empty in a file of version 0)."""
+    load: LoadDecision | None = None
+    """With ``--target-rate``: every fit profile held at the user's rate, and the decision (as the reference's)."""
 
 
 def server_key(profile: Profile) -> tuple[object, ...]:
@@ -171,37 +198,6 @@ def dedupe(profiles: Sequence[Profile]) -> list[tuple[Profile, tuple[str, ...]]]
         else:
             groups[key] = (profile, [])
     return [(profile, tuple(names)) for profile, names in groups.values()]
-
-
-async def _http_burst(url: str, burst: Burst) -> list[Call]:
-    raise_fd_limit(4 * burst.n + 256)
-    # A connection per request, as separate users: the kernel spreads them over workers.
-    connector = aiohttp.TCPConnector(force_close=True, limit=0)
-    timeout = aiohttp.ClientTimeout(total=burst.timeout)
-
-    async def one(session: aiohttp.ClientSession, t0: float) -> Call:
-        await asyncio.sleep(max(0.0, t0 - time.monotonic()))
-        sent = time.monotonic_ns()
-        try:
-            async with session.request(
-                burst.method, url + burst.url_path, json=burst.json_body, timeout=timeout
-            ) as response:
-                await response.read()
-                received = time.monotonic_ns()
-                found = header_attribution(response.headers)
-                return Call(
-                    start_ns=found.get("start_ns", sent),
-                    end_ns=found.get("end_ns", received),
-                    pid=found.get("pid"),
-                    ok=response.status < 400,
-                    status=response.status,
-                )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return Call(start_ns=sent, end_ns=time.monotonic_ns(), pid=None, ok=False, error=error_class(exc))
-
-    async with aiohttp.ClientSession(connector=connector) as session:
-        t0 = time.monotonic() + 0.05
-        return list(await asyncio.gather(*(one(session, t0) for _ in range(burst.n))))
 
 
 def demo_path_of(endpoint: GradioEndpoint, index: int, shape: AppShape, app: AppSpec, scenario_path: Path) -> str:
@@ -235,24 +231,23 @@ def demo_path_of(endpoint: GradioEndpoint, index: int, shape: AppShape, app: App
     return demo.path
 
 
-def _gradio_burst(url: str, endpoint: GradioEndpoint, workers: int) -> list[Call]:
-    specs = [
-        RequestSpec(kind=Kind.DEMO, work=endpoint.label, api_name=endpoint.api_name, args=tuple(endpoint.inputs))
-        for _ in range(endpoint.n)
-    ]
-    records = asyncio.run(run_burst(url, specs, timeout=endpoint.timeout, workers=workers, health=False))
+def specs_of(entry: Burst | GradioEndpoint) -> list[RequestSpec]:
+    """One scenario-file entry as the probe client's requests: an HTTP burst, or a demo's clicks."""
+    if isinstance(entry, Burst):
+        return [
+            RequestSpec(
+                kind=Kind.API,
+                work=entry.label,
+                path=entry.url_path,
+                method=entry.method,
+                json_body=entry.json_body,
+                body_attribution=False,
+            )
+            for _ in range(entry.n)
+        ]
     return [
-        Call(
-            start_ns=r.start_ns or r.sent_ns,
-            end_ns=r.end_ns or r.received_ns,
-            # The worker that ran the click's event stream is the one that ran the event.
-            pid=r.pid or r.steps.get("stream") or r.steps.get("join"),
-            ok=r.ok,
-            status=r.status,
-            error=r.error,
-        )
-        for r in records
-        if r.kind == Kind.DEMO
+        RequestSpec(kind=Kind.DEMO, work=entry.label, api_name=entry.api_name, args=tuple(entry.inputs))
+        for _ in range(entry.n)
     ]
 
 
@@ -280,16 +275,18 @@ def _fire(
     pids = server.worker_pids_now()
     cpu_before = {pid: procs.cpu_seconds(pid) for pid in pids}
     since = time.monotonic()
-    if isinstance(entry, Burst):
-        calls = asyncio.run(_http_burst(server.url, entry))
-        if any(c.status == 404 for c in calls):
-            raise AppProbeError(
-                f"{scenario_path}: burst[{index}].path = {entry.path!r}: {entry.method} {entry.url_path} "
-                f"answered 404 under {profile.name}: no such route in the app"
-            )
-    else:
-        # The demo's mount path (resolved before the run): gradio_client fetches the config there.
-        calls = _gradio_burst(server.url + (entry.path or "").rstrip("/"), entry, profile.workers)
+    # A Gradio entry's clicks go to its demo's mount path (resolved before the run): gradio_client fetches
+    # the demo's config there.
+    base = server.url if isinstance(entry, Burst) else server.url + (entry.path or "").rstrip("/")
+    records = asyncio.run(
+        run_burst(base, specs_of(entry), timeout=entry.timeout, workers=profile.workers, health=False)
+    )
+    calls = [r for r in records if r.kind in (Kind.API, Kind.DEMO)]
+    if isinstance(entry, Burst) and any(c.status == 404 for c in calls):
+        raise AppProbeError(
+            f"{scenario_path}: burst[{index}].path = {entry.path!r}: {entry.method} {entry.url_path} "
+            f"answered 404 under {profile.name}: no such route in the app"
+        )
     time.sleep(LAG_SETTLE_S)
     stall, blocked = _lag(server, since, time.monotonic())
     cpu: dict[int, float] = {}
@@ -309,7 +306,7 @@ def _route_result(entry: Burst | GradioEndpoint, verdicts: list[BurstVerdict]) -
         route_class=name,
         blocks_event_loop=any(v.route_class == BLOCKS for v in verdicts),
         longest_stall_ms=max(v.longest_stall_ms for v in verdicts),
-        advice=ADVICE[name],
+        advice=QUEUE_SPLIT_ADVICE if any("queue_split" in v.errors for v in verdicts) else ADVICE[name],
         repeats=tuple(verdicts),
         n=entry.n,
     )
@@ -361,14 +358,34 @@ def probe_app_profile(
         stop_seconds=round(stopped.seconds, 3),
         stop_forced=stopped.forced,
         topology=profile.topology,
+        server_processes=count_processes(server.pids, server.pid, profile.workers),
     )
 
 
-def recommend(results: Sequence[AppProfileResult], *, serves_demo: bool = False) -> AppRecommendation:
-    """The reference service's rules, over what a user's app showed (see the module's docstring).
+def rejection(result: AppProfileResult, *, serves_demo: bool, failing_everywhere: set[str]) -> str | None:
+    """Why ``result`` cannot be recommended (the reference's fitness rules, over routes), or None.
 
-    ``serves_demo``: the app mounts a Gradio demo, so a profile holding it in several processes never qualifies.
+    ``failing_everywhere``: routes that fail under every profile (the code's own failure rejects none).
     """
+    split = [r for r in result.routes for v in r.repeats if "queue_split" in v.errors]
+    failing = [r for r in result.routes if r.route_class == FAILS and r.route not in failing_everywhere]
+    if serves_demo and result.demo_processes > 1:
+        # By structure, not by luck: clicks that happened to land in one process do not make the queue one.
+        return (
+            f"serves the Gradio demo from {result.demo_processes} processes, each with its own queue "
+            "(a click's join and event stream can land in different ones)"
+        )
+    if split:
+        return f"{split[0].route}: Gradio clicks split over {result.workers} worker processes"
+    if failing:
+        return f"{failing[0].route} fails under this profile only"
+    if result.stop_forced:
+        return FORCED_STOP
+    return None
+
+
+def candidates(results: Sequence[AppProfileResult], *, serves_demo: bool) -> list[Candidate]:
+    """Each result as the one rule's :class:`~launcher.probe.recommend.Candidate`, with its :func:`rejection`."""
     failing_everywhere = (
         {
             route.route
@@ -378,42 +395,36 @@ def recommend(results: Sequence[AppProfileResult], *, serves_demo: bool = False)
         if results
         else set()
     )
-    rejected: dict[str, str] = {}
-    for result in results:
-        split = [r for r in result.routes for v in r.repeats if "queue_split" in v.errors]
-        failing = [r for r in result.routes if r.route_class == FAILS and r.route not in failing_everywhere]
-        if serves_demo and result.demo_processes > 1:
-            # By structure, not by luck: clicks that happened to land in one process do not make the queue one.
-            rejected[result.profile] = (
-                f"serves the Gradio demo from {result.demo_processes} processes, each with its own queue "
-                "(a click's join and event stream can land in different ones)"
-            )
-        elif split:
-            rejected[result.profile] = f"{split[0].route}: Gradio clicks split over {result.workers} worker processes"
-        elif failing:
-            rejected[result.profile] = f"{failing[0].route} fails under this profile only"
-        elif result.stop_forced:
-            rejected[result.profile] = "did not stop cleanly (SIGKILL needed)"
-    candidates = [r for r in results if r.profile not in rejected]
-    if not candidates:
-        return AppRecommendation(profile=None, tied_with=(), rejected=rejected, reason="no profile qualifies")
-    best = min(candidates, key=lambda r: r.makespan_s)
-    tied = [r for r in candidates if within_noise(r.figure, best.figure)]
-
-    def order(r: AppProfileResult) -> tuple[int, int, str]:
-        rank = BACKEND_ORDER.index(r.backend) if r.backend in BACKEND_ORDER else len(BACKEND_ORDER)
-        return (r.workers, rank, r.profile)
-
-    tied.sort(key=order)
-    chosen = tied[0]
-    reason = f"fastest median total {chosen.makespan_s:.2f} s over {len(chosen.routes)} bursts"
-    if len(tied) > 1:
-        reason = (
-            f"tie on the median total ({', '.join(f'{r.profile} {r.makespan_s:.2f} s' for r in tied)}): "
-            "fewest processes, then the simplest backend"
+    return [
+        Candidate(
+            name=r.profile,
+            backend=r.backend,
+            processes=r.processes,
+            makespan=r.figure if r.routes else None,
+            rejection=rejection(r, serves_demo=serves_demo, failing_everywhere=failing_everywhere),
         )
+        for r in results
+    ]
+
+
+def qualifying(results: Sequence[AppProfileResult], *, serves_demo: bool) -> list[AppProfileResult]:
+    """The results fit to serve the app (no :func:`rejection`): the only ones a load check holds."""
+    found = candidates(results, serves_demo=serves_demo)
+    return [r for r, c in zip(results, found, strict=True) if c.rejection is None]
+
+
+def recommend(results: Sequence[AppProfileResult], *, serves_demo: bool = False) -> AppRecommendation:
+    """The reference service's one rule (:func:`launcher.probe.recommend.choose`) over what a user's app showed.
+
+    ``serves_demo``: the app mounts a Gradio demo, so a profile holding it in several processes never qualifies.
+    """
+    choice = choose(candidates(results, serves_demo=serves_demo))
     return AppRecommendation(
-        profile=chosen.profile, tied_with=tuple(r.profile for r in tied[1:]), rejected=rejected, reason=reason
+        profile=choice.best,
+        tied_with=tuple(name for name in choice.tied if name != choice.best),
+        rejected=choice.rejected,
+        reason=choice.why,
+        rule=choice.rule,
     )
 
 

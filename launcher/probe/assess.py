@@ -10,7 +10,8 @@ serve* one model per worker with its demo:
   can reach different ones -- evidence even in a run where every click
   happened to succeed);
 - liveness is ``fast`` (see :func:`liveness`);
-- model access is serialized per worker.
+- model access is serialized per worker;
+- the server stopped within its grace period (no SIGKILL needed).
 
 Every rule is stated so that it holds whatever the kernel's spread of
 connections over workers: per pid, or structural.
@@ -259,12 +260,20 @@ def total_makespans(result: ProfileResult) -> list[float]:
     return [totals[k] for k in sorted(totals)]
 
 
+def count_processes(pids: Sequence[int], launcher_pid: int | None, workers: int) -> int:
+    """Server processes: the worker ``pids`` seen (else ``workers``).
+
+    The launcher that supervises them counts too, when it is a separate process.
+    """
+    count = len(pids) or workers
+    if launcher_pid is not None and launcher_pid in pids:
+        return count
+    return count + 1 if count > 1 or launcher_pid is not None else count
+
+
 def processes(result: ProfileResult) -> int:
     """Server processes the profile runs: its workers and, when separate, the launcher that supervises them."""
-    workers = len(result.pids) or result.profile.workers
-    if result.launcher_pid is not None and result.launcher_pid in result.pids:
-        return workers
-    return workers + 1 if workers > 1 or result.launcher_pid is not None else workers
+    return count_processes(result.pids, result.launcher_pid, result.profile.workers)
 
 
 def server_defect(
@@ -283,6 +292,10 @@ def server_defect(
     if relayed.server_defect is None:
         return f"{defect}; disconnect_relay = true passes the check"
     return f"{defect}; disconnect_relay = true does not help"
+
+
+FORCED_STOP = "did not stop cleanly: SIGKILL needed after the grace period (a deploy or restart cuts in-flight work)"
+"""The unfit reason of a server that had to be killed to stop: the same words for the reference and a user's app."""
 
 
 def unfit_reasons(
@@ -315,6 +328,8 @@ def unfit_reasons(
                 break
     if has_demo(result) and not any(s.scenario == "mixed" for s in result.scenarios):
         reasons.append("demo not exercised (no mixed scenario)")
+    if result.stop_forced:
+        reasons.append(FORCED_STOP)
     return reasons
 
 

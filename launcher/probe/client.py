@@ -46,6 +46,14 @@ class RequestSpec:
     work: str
     path: str = ""
     """API: path and query, e.g. ``/test1?seconds=1``."""
+    method: str = "GET"
+    """API: the HTTP method (a user's scenario file may name any)."""
+    json_body: Any = None
+    """API: a JSON body to send (None: no body)."""
+    body_attribution: bool = True
+    """API: read the work interval from the answer's JSON body when it carries one (the reference service
+    reports its model's own interval there). Off for a user's app: its body is its own, and only the
+    launcher's headers are attribution."""
     api_name: str = ""
     """Demo: the event's api_name, e.g. ``/sleep``."""
     args: tuple[Any, ...] = ()
@@ -199,13 +207,17 @@ async def _api_request(
     await asyncio.sleep(max(0.0, t0 + spec.delay_s - time.monotonic()))
     sent = time.monotonic_ns()
     try:
-        async with session.get(base_url + spec.path, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+        async with session.request(
+            spec.method, base_url + spec.path, json=spec.json_body, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as response:
             raw = await response.read()
             received = time.monotonic_ns()
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
+            body = None
+            if spec.body_attribution:
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    pass
             error = None if response.status < 400 else f"http_{response.status}"
             return RequestRecord(
                 kind=Kind.API,

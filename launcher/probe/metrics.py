@@ -8,7 +8,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from launcher.probe.model import WORK_KINDS, Figure, Kind, RequestRecord
-from launcher.probe.routes import BLOCK_FLOOR_MS
+
+BLOCK_FLOOR_MS = 50.0
+"""A stall or a difference of durations shorter than this is scheduling noise (a busy machine, GC, GIL
+hand-offs), not a blocked loop or a slower route."""
 
 OVERLAP_EPSILON_NS = 1_000_000
 """Intervals that merely touch (one ends, the next starts within 1 ms) do not overlap."""
@@ -76,6 +79,25 @@ def max_overlap(intervals: Iterable[tuple[int, int]]) -> int:
         current += delta
         best = max(best, current)
     return best
+
+
+def covered_ns(intervals: Iterable[tuple[int, int]]) -> int:
+    """The length of the union of ``intervals`` (ns).
+
+    A worker running three requests at once on three threads is busy once, not three times.
+    """
+    covered = 0
+    current: tuple[int, int] | None = None
+    for a, b in sorted((a, b) for a, b in intervals if b > a):
+        if current is None or a > current[1]:
+            if current is not None:
+                covered += current[1] - current[0]
+            current = (a, b)
+        else:
+            current = (current[0], max(current[1], b))
+    if current is not None:
+        covered += current[1] - current[0]
+    return covered
 
 
 def by_pid(records: Iterable[RequestRecord]) -> dict[int, list[RequestRecord]]:

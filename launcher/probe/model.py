@@ -239,6 +239,22 @@ class RequestRecord:
         """True when the server reported when the work ran."""
         return self.start_ns is not None and self.end_ns is not None and self.pid is not None
 
+    @property
+    def interval_ns(self) -> tuple[int, int]:
+        """When the work ran (monotonic ns): the server's interval when it reported one, else send to answer."""
+        return (
+            self.start_ns if self.start_ns is not None else self.sent_ns,
+            self.end_ns if self.end_ns is not None else self.received_ns,
+        )
+
+    @property
+    def served_by(self) -> int | None:
+        """The worker pid that ran it.
+
+        A demo click without a result pid: the one that ran its event stream (where the event ran), else its join.
+        """
+        return self.pid or self.steps.get("stream") or self.steps.get("join")
+
 
 @dataclass(frozen=True, kw_only=True)
 class LogEvent:

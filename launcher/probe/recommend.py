@@ -22,10 +22,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from launcher.probe.assess import assess
 from launcher.probe.metrics import NOISE_FLOOR_S, TIE_REL, within_noise
-from launcher.probe.model import Assessment, LoadCheck, LoadDecision, ProfileResult, Recommendation, Status
+from launcher.probe.model import (
+    Assessment,
+    Figure,
+    LoadCheck,
+    LoadDecision,
+    ProfileResult,
+    Recommendation,
+    Status,
+)
 
 BACKEND_ORDER: tuple[str, ...] = ("uvicorn", "hypercorn", "gunicorn", "gunicorn-asgi", "granian", "ray")
 """The tie-break's backend order: the simplest deployment first (one process, fewest moving parts)."""
@@ -46,82 +55,124 @@ def rejection(result: ProfileResult) -> str | None:
     return None
 
 
-def makespan(result: ProfileResult) -> float:
-    """Median total makespan over the repeats."""
-    figure = _assessment(result).makespan
-    return figure.median if figure is not None else float("inf")
-
-
-def ties(a: ProfileResult, b: ProfileResult) -> bool:
-    """Whether two candidates' medians are within the measured spread (or :data:`TIE_REL`)."""
-    fa, fb = _assessment(a).makespan, _assessment(b).makespan
-    if fa is None or fb is None:
-        return False
-    return within_noise(fa, fb)
-
-
 def backend_rank(backend: str) -> int:
     """``backend``'s place in :data:`BACKEND_ORDER` (others after it)."""
     return BACKEND_ORDER.index(backend) if backend in BACKEND_ORDER else len(BACKEND_ORDER)
 
 
-def stable_key(result: ProfileResult) -> tuple[int, int, str]:
+@dataclass(frozen=True, kw_only=True)
+class Candidate:
+    """One profile as the recommendation sees it, from a reference probe or a user app's probe alike."""
+
+    name: str
+    backend: str
+    processes: int
+    """Server processes it runs: the tie-break's first key (less memory)."""
+    makespan: Figure | None
+    """Median total makespan over the repeats, with their spread (None: nothing measured)."""
+    rejection: str | None
+    """Why it cannot be recommended (None: it qualifies)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Choice:
+    """The one rule's answer: the winner (None: none qualifies), its ties, and why each other one lost."""
+
+    best: str | None
+    tied: tuple[str, ...]
+    """Every candidate tied with the winner, the winner first (empty when there was no tie)."""
+    rejected: dict[str, str]
+    why: str
+    rule: str
+
+
+def candidate_key(candidate: Candidate) -> tuple[int, int, str]:
     """The tie-break: fewer processes, then the backend order, then the name."""
-    return (_assessment(result).processes, backend_rank(result.profile.backend), result.name)
+    return (candidate.processes, backend_rank(candidate.backend), candidate.name)
+
+
+def choose(candidates: Sequence[Candidate]) -> Choice:
+    """The rules of the module's docstring over any kind of result.
+
+    The fastest qualifying candidate wins; ties (:func:`launcher.probe.metrics.within_noise`) go to the first
+    by :func:`candidate_key`.
+    """
+    rejected = {c.name: c.rejection for c in candidates if c.rejection is not None}
+    qualifying = [c for c in candidates if c.rejection is None and c.makespan is not None]
+    for c in candidates:
+        if c.rejection is None and c.makespan is None:
+            rejected[c.name] = "nothing measured"
+    if not qualifying:
+        return Choice(best=None, tied=(), rejected=rejected, why="no profile qualifies", rule="")
+
+    def figure_of(c: Candidate) -> Figure:
+        assert c.makespan is not None
+        return c.makespan
+
+    fastest = min(qualifying, key=lambda c: (figure_of(c).median, candidate_key(c)))
+    tied = sorted((c for c in qualifying if within_noise(figure_of(c), figure_of(fastest))), key=candidate_key)
+    best = tied[0]
+    best_figure = figure_of(best)
+    for other in qualifying:
+        if other is best:
+            continue
+        figure = figure_of(other)
+        shown = f"{figure.median:.2f}s (spread {figure.spread:.2f}s)"
+        if other in tied:
+            rejected[other.name] = (
+                f"tie with {best.name} (total makespan {shown} vs {best_figure.median:.2f}s); "
+                f"lost the tie-break: {other.processes} process(es), backend {other.backend}"
+            )
+        else:
+            rejected[other.name] = f"fit, but slower: total makespan {shown} vs {best_figure.median:.2f}s"
+    rule = (
+        f"smallest median total makespan over {best_figure.samples} repeat(s) among {len(qualifying)} fit "
+        f"profile(s); ties within max(spread, {TIE_REL:.0%}, {NOISE_FLOOR_S * 1000:.0f} ms) broken by fewer "
+        "processes, then backend order"
+    )
+    if len(tied) > 1:
+        why = (
+            f"tie between {', '.join(c.name for c in tied)} (median total makespans "
+            f"{', '.join(f'{figure_of(c).median:.2f}s' for c in tied)}); {best.name} runs the fewest processes "
+            f"({best.processes}) and comes first in the backend order"
+        )
+    else:
+        why = f"fit to serve, and the smallest median total makespan ({best_figure.median:.2f}s)"
+    return Choice(
+        best=best.name,
+        tied=tuple(c.name for c in tied) if len(tied) > 1 else (),
+        rejected=rejected,
+        why=why,
+        rule=rule,
+    )
+
+
+def candidate(result: ProfileResult) -> Candidate:
+    """A reference probe's profile as a :class:`Candidate`."""
+    verdict = _assessment(result)
+    return Candidate(
+        name=result.name,
+        backend=result.profile.backend,
+        processes=verdict.processes,
+        makespan=verdict.makespan,
+        rejection=rejection(result),
+    )
 
 
 def recommend(results: Sequence[ProfileResult]) -> Recommendation | None:
     """The best qualifying profile, with the reason each other one lost; None if none qualifies."""
-    rejected: dict[str, str] = {}
-    candidates: list[ProfileResult] = []
-    for result in results:
-        reason = rejection(result)
-        if reason is None:
-            candidates.append(result)
-        else:
-            rejected[result.name] = reason
-    if not candidates:
+    choice = choose([candidate(r) for r in results])
+    if choice.best is None:
         return None
-    fastest = min(candidates, key=lambda r: (makespan(r), stable_key(r)))
-    tied = sorted((r for r in candidates if ties(r, fastest)), key=stable_key)
-    best = tied[0]
-    best_figure = _assessment(best).makespan
-    assert best_figure is not None
-    for other in candidates:
-        if other is best:
-            continue
-        figure = _assessment(other).makespan
-        shown = f"{figure.median:.2f}s (spread {figure.spread:.2f}s)" if figure else "?"
-        if other in tied:
-            rejected[other.name] = (
-                f"tie with {best.name} (total makespan {shown} vs {best_figure.median:.2f}s); "
-                f"lost the tie-break: {_assessment(other).processes} process(es), "
-                f"backend {other.profile.backend}"
-            )
-        else:
-            rejected[other.name] = f"fit, but slower: total makespan {shown} vs {best_figure.median:.2f}s"
-    repeats = best_figure.samples
-    rule = (
-        f"smallest median total makespan over {repeats} repeat(s) among {len(candidates)} fit profile(s); "
-        f"ties within max(spread, {TIE_REL:.0%}, {NOISE_FLOOR_S * 1000:.0f} ms) broken by fewer processes, "
-        "then backend order"
-    )
-    if len(tied) > 1:
-        why = (
-            f"tie between {', '.join(r.name for r in tied)} (median total makespans "
-            f"{', '.join(f'{makespan(r):.2f}s' for r in tied)}); {best.name} runs the fewest processes "
-            f"({_assessment(best).processes}) and comes first in the backend order"
-        )
-    else:
-        why = f"fit to serve, and the smallest median total makespan ({best_figure.median:.2f}s)"
+    best = next(r for r in results if r.name == choice.best)
     return Recommendation(
         profile=best.profile,
         source=best.source,
         ready_seconds=best.ready_seconds,
-        why=why,
-        rejected=rejected,
-        tied=tuple(r.name for r in tied) if len(tied) > 1 else (),
-        rule=rule,
+        why=choice.why,
+        rejected=choice.rejected,
+        tied=choice.tied,
+        rule=choice.rule,
     )
 
 
@@ -132,7 +183,7 @@ LOAD_RULE = (
 
 
 def load_key(check: LoadCheck) -> tuple[int, int, str]:
-    """The load decision's order: fewer processes, then the backend order, then the name (as :func:`stable_key`)."""
+    """The load decision's order: fewer processes, then the backend order, then the name (as :func:`candidate_key`)."""
     return (check.processes, backend_rank(check.backend), check.profile)
 
 

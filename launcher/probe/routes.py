@@ -32,6 +32,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from launcher.probe.metrics import BLOCK_FLOOR_MS, covered_ns, max_overlap
+from launcher.probe.model import RequestRecord
+
 FAILS = "fails"
 BLOCKS = "blocks_event_loop"
 CPU_THREADS = "cpu_bound_threads"
@@ -40,8 +43,6 @@ CONCURRENT = "runs_concurrently"
 CLASSES: tuple[str, ...] = (FAILS, BLOCKS, CPU_THREADS, SERIALIZED, CONCURRENT)
 """Most severe first: a route's class over repeats is the most severe one seen."""
 
-BLOCK_FLOOR_MS = 50.0
-"""A stall shorter than this is scheduling noise (a busy machine, GC, GIL hand-offs), not a blocked loop."""
 CPU_SHARE = 0.3
 """Worker CPU seconds per second busy above which overlapping requests are CPU-bound (a sleeping route uses ~0)."""
 
@@ -71,22 +72,11 @@ LABELS: dict[str, str] = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class Call:
-    """One request (or Gradio click) of a burst: who served it and when (monotonic ns)."""
-
-    start_ns: int
-    end_ns: int
-    pid: int | None
-    ok: bool
-    status: int | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
 class BurstFacts:
     """What one burst of one route showed."""
 
-    calls: tuple[Call, ...]
+    calls: tuple[RequestRecord, ...]
+    """The burst's requests (or Gradio clicks), as the one probe client records them."""
     stall_ms: dict[int, float] = field(default_factory=dict)
     """Longest event-loop stall per worker pid during the burst."""
     blocked_ms: dict[int, float] = field(default_factory=dict)
@@ -113,56 +103,36 @@ class BurstVerdict:
     """CPU seconds per second busy, on the busiest worker."""
 
 
-def _overlap(calls: Sequence[Call]) -> int:
-    edges = sorted([(c.start_ns, 1) for c in calls] + [(c.end_ns, -1) for c in calls], key=lambda e: (e[0], e[1]))
-    running = most = 0
-    for _, step in edges:
-        running += step
-        most = max(most, running)
-    return most
-
-
-def _busy_s(calls: Sequence[Call]) -> float:
-    total, end = 0, None
-    for call in sorted(calls, key=lambda c: c.start_ns):
-        if end is None or call.start_ns > end:
-            total += call.end_ns - call.start_ns
-            end = call.end_ns
-        elif call.end_ns > end:
-            total += call.end_ns - end
-            end = call.end_ns
-    return total / 1e9
-
-
 def classify_burst(facts: BurstFacts) -> BurstVerdict:
     """The class of one burst (see the module's docstring for the rules)."""
     calls = facts.calls
-    by_pid: dict[int | None, list[Call]] = {}
+    by_pid: dict[int | None, list[RequestRecord]] = {}
     for call in calls:
-        by_pid.setdefault(call.pid, []).append(call)
+        by_pid.setdefault(call.served_by, []).append(call)
     pids = [pid for pid in by_pid if pid is not None]
     failed = [c for c in calls if not c.ok]
     errors = tuple(sorted({c.error or f"http_{c.status}" for c in failed}))
     stall = max((facts.stall_ms.get(pid, 0.0) for pid in pids), default=max(facts.stall_ms.values(), default=0.0))
     blocked = sum(facts.blocked_ms.get(pid, 0.0) for pid in pids) if pids else sum(facts.blocked_ms.values())
-    makespan = (max(c.end_ns for c in calls) - min(c.start_ns for c in calls)) / 1e9 if calls else 0.0
-    durations = [(c.end_ns - c.start_ns) / 1e6 for c in calls]
-    median_ms = statistics.median(durations) if durations else 0.0
-    overlap = max((_overlap(group) for group in by_pid.values()), default=0)
+    intervals = [c.interval_ns for c in calls]
+    makespan = (max(b for _, b in intervals) - min(a for a, _ in intervals)) / 1e9 if calls else 0.0
+    median_ms = statistics.median((b - a) / 1e6 for a, b in intervals) if calls else 0.0
+    overlap = max((max_overlap(c.interval_ns for c in group) for group in by_pid.values()), default=0)
     ratios: list[float] = []
     shares: list[float] = []
     serial = False
     for pid, group in by_pid.items():
         if len(group) < 2:
             continue
-        first_start = min(c.start_ns for c in group)
-        first_end = min(c.end_ns for c in group)
-        last_end = max(c.end_ns for c in group)
+        spans = [c.interval_ns for c in group]
+        first_start = min(a for a, _ in spans)
+        first_end = min(b for _, b in spans)
+        last_end = max(b for _, b in spans)
         ratio = (last_end - first_start) / max(1, first_end - first_start)
         ratios.append(ratio)
         # Half-way to fully one-after-another (k times the first) counts as serialized.
         serial = serial or ratio >= 1 + 0.5 * (len(group) - 1)
-        busy = _busy_s(group)
+        busy = covered_ns(spans) / 1e9
         if pid is not None and busy > 0 and pid in facts.cpu_s:
             shares.append(facts.cpu_s[pid] / busy)
     cpu_share = max(shares, default=0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from launcher.probe.appprobe import AppProfileResult, RouteResult, recommend
+from launcher.probe.model import Kind, RequestRecord
 from launcher.probe.routes import (
     BLOCKS,
     CONCURRENT,
@@ -16,7 +18,6 @@ from launcher.probe.routes import (
     FAILS,
     SERIALIZED,
     BurstFacts,
-    Call,
     classify_burst,
     route_class,
 )
@@ -26,8 +27,23 @@ from launcher.userapp import AppLoadError, AppSpec, is_asgi_app, load
 MS = 1_000_000
 
 
-def calls(*intervals: tuple[int, int], pid: int = 7, ok: bool = True) -> tuple[Call, ...]:
-    return tuple(Call(start_ns=a * MS, end_ns=b * MS, pid=pid, ok=ok, status=200 if ok else 500) for a, b in intervals)
+def calls(*intervals: tuple[int, int], pid: int = 7, ok: bool = True) -> tuple[RequestRecord, ...]:
+    """Requests of one burst as the probe client records them, each with the server's work interval."""
+    return tuple(
+        RequestRecord(
+            kind=Kind.API,
+            work="route",
+            index=i,
+            sent_ns=a * MS,
+            received_ns=b * MS + 1,
+            start_ns=a * MS,
+            end_ns=b * MS,
+            pid=pid,
+            status=200 if ok else 500,
+            error=None if ok else "http_500",
+        )
+        for i, (a, b) in enumerate(intervals)
+    )
 
 
 def test_side_by_side_is_concurrent() -> None:
@@ -265,7 +281,7 @@ def test_an_app_with_a_demo_is_never_recommended_or_tied_on_several_processes(
     assert "from " + str(workers) + " processes" in rec.rejected[multi.profile]
     assert rec.profile in {"uvicorn-1-sync", f"ray-split-{workers}-sync"}
     without = recommend([multi, single], serves_demo=False)
-    assert multi.profile not in without.rejected
+    assert "each with its own queue" not in without.rejected.get(multi.profile, "")
 
 
 @pytest.mark.parametrize(
@@ -294,3 +310,16 @@ def test_a_demo_at_the_root_serves_every_path_and_a_bare_app_lists_none() -> Non
 
     assert AppShape(demos=(DemoMount(path="/"),), api_paths=("/health",)).has_route("/anything")
     assert not AppShape().routes_known
+
+
+def test_a_split_queue_is_advised_as_a_set_up_to_change_not_as_broken_code() -> None:
+    from launcher.probe.appprobe import QUEUE_SPLIT_ADVICE, _route_result
+    from launcher.probe.routes import ADVICE
+    from launcher.probe.scenario_file import GradioEndpoint
+
+    endpoint = GradioEndpoint(api_name="/echo", inputs=["hi"], n=3)
+    split = classify_burst(BurstFacts(calls=calls((0, 5), (0, 6), ok=False)))
+    split = dataclasses.replace(split, errors=("queue_split",))
+    assert _route_result(endpoint, [split]).advice == QUEUE_SPLIT_ADVICE
+    broken = classify_burst(BurstFacts(calls=calls((0, 5), ok=False)))
+    assert _route_result(endpoint, [broken]).advice == ADVICE[FAILS]

@@ -83,11 +83,16 @@ class TestCarried:
             ({"rate": 0}, "--target-rate"),
             ({"rate": 1, "p99_s": 0}, "--p99"),
             ({"rate": 1, "route": "/admin"}, "--route '/admin': expected one of"),
+            ({"rate": 1, "route": "admin", "app": True}, "--route 'admin': expected a path of the app"),
         ],
     )
     def test_a_goal_it_cannot_hold_is_a_config_error(self, kwargs: dict[str, object], message: str) -> None:
         with pytest.raises(ConfigError, match=message):
             LoadGoal(**kwargs)  # type: ignore[arg-type]
+
+    def test_a_users_app_takes_any_of_its_paths(self) -> None:
+        """Not the reference service's routes: which paths the app serves is checked against the app itself."""
+        assert LoadGoal(rate=1, route="/admin?x=1", app=True).route == "/admin?x=1"
 
 
 class TestDecision:

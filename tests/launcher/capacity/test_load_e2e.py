@@ -16,6 +16,8 @@ from launcher.cli import main
 from launcher.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[3]
+SHOP_TOML = str(REPO / "examples" / "shop.toml")
+STUDIO_TOML = str(REPO / "examples" / "studio.toml")
 SLEEP_S = 0.1
 """Each request's sleep: one offload worker (limiter 1) serves at most 1 / 0.1 s = 10 of them a second."""
 
@@ -76,10 +78,77 @@ def test_no_fit_profile_carrying_the_rate_is_exit_9_with_the_closest_knee(tmp_pa
         (["--target-rate", "5/s", "--p99", "soon"], "unreadable duration 'soon'"),
         (["--target-rate", "5/s", "--route", "/admin"], "--route '/admin': expected one of"),
         (["--route", "/test1"], "--route and --p99 go with --target-rate RATE"),
-        (["--target-rate", "5/s", "--app", "examples.shop:app"], "--target-rate is not available with --app yet"),
+        (["--target-rate", "5/s", "--app", "examples.shop:app"], "--target-rate with --app needs --route PATH"),
+        (["--target-rate", "5/s", "--claims"], "--target-rate does not go with --claims"),
+        (["--target-rate", "5/s", "--route", "nope", "--app", "examples.shop:app"], "expected a path of the app"),
     ],
 )
 def test_a_target_it_cannot_use_is_one_line_with_exit_2_before_any_start(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["probe", "--profiles", "uvicorn-1-offload", *args])
     assert result.exit_code == ExitCode.USAGE, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def _probe_app(*args: str, out: Path) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "launcher", "probe", "--p99", "1s", "--json", str(out), *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GRADIO_ANALYTICS_ENABLED": "False", "COLUMNS": "200"}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=400, env=env, cwd=REPO, check=False)
+
+
+@pytest.mark.e2e
+def test_a_users_app_is_held_at_its_rate_with_its_demo_clicked_at_its_mount_path(tmp_path: Path) -> None:
+    """examples/studio.py mounts its demo at /demo: the hold clicks the scenario file's event there."""
+    out = tmp_path / "studio.json"
+    done = _probe_app(
+        "--app", "examples.studio:app", "--scenarios", STUDIO_TOML, "--profiles", "uvicorn-1-sync",
+        "--target-rate", "5/s", "--route", "/caption?seconds=0.05", out=out,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert (data["schema"], data["schema_version"]) == ("launch.appprobe", 2)
+    load = data["load"]
+    assert (load["rate"], load["route"], load["p99_s"]) == (5.0, "/caption?seconds=0.05", 1.0)
+    (check,) = load["checks"]
+    # 5/s of 50 ms sleeps in a thread pool of 40 is a quarter of one thread: carried on any machine that runs it.
+    assert check["profile"] == "uvicorn-1-sync" and check["carried"], check
+    assert check["requests"] >= 50 and check["seconds"] >= 20 and check["errors"] == 0
+    assert check["demo_clicks"] >= 4 and check["demo_failures"] == 0, check
+    assert check["knee"] is not None and check["knee"] >= 5
+    assert load["chosen"] == "uvicorn-1-sync"
+    assert "Recommended for 5/s: uvicorn-1-sync" in done.stdout
+
+
+@pytest.mark.e2e
+def test_a_users_app_that_no_fit_profile_carries_is_exit_9(tmp_path: Path) -> None:
+    """An ``async def`` route that calls time.sleep runs one request at a time per process: 0.3 s each is at
+    most 3.3/s on one worker, whatever the machine, so 10/s is not carried."""
+    scenario = tmp_path / "blocking.toml"
+    scenario.write_text(
+        'health = "/health"\n\n[[burst]]\nname = "lookup-blocking"\npath = "/lookup-blocking"\n'
+        "query = { seconds = 0.3 }\nn = 2\n"
+    )
+    out = tmp_path / "shop.json"
+    done = _probe_app(
+        "--app", "examples.shop:app", "--scenarios", str(scenario), "--profiles", "uvicorn-1-sync",
+        "--target-rate", "10/s", "--route", "/lookup-blocking?seconds=0.3", out=out,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.TARGET_NOT_CARRIED, done.stdout[-3000:] + done.stderr[-3000:]
+    load = json.loads(out.read_text())["load"]
+    (check,) = load["checks"]
+    assert not check["carried"] and load["chosen"] is None
+    assert check["demo_clicks"] == 0  # the scenario file names no demo event
+    assert check["knee"] is None or check["knee"] <= 1 / 0.3 / KEEP_UP, check
+    assert "No fit profile carries the target" in done.stdout
+
+
+@pytest.mark.e2e
+def test_a_route_the_app_does_not_serve_is_one_line_with_exit_2_before_any_start(tmp_path: Path) -> None:
+    out = tmp_path / "nope.json"
+    done = _probe_app(
+        "--app", "examples.shop:app", "--scenarios", SHOP_TOML, "--profiles", "uvicorn-1-sync",
+        "--target-rate", "5/s", "--route", "/nope", out=out,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.USAGE, done.stdout[-3000:] + done.stderr[-3000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert "--route /nope: examples.shop:app has no route /nope (its routes: /health, /lookup-blocking" in line
+    assert not out.exists()

@@ -26,6 +26,8 @@ from launcher.compare.model import Direction, FailOn, NotComparableError, Result
 from launcher.compare.render import dump, html_page
 from launcher.compare.rules import KNEE_RULE, compare, knee_figure
 from launcher.errors import ExitCode
+from launcher.probe.appprobe import SCHEMA_VERSION as APP_SCHEMA_VERSION
+from launcher.probe.appprobe import run_from_json as app_from_json
 from launcher.probe.appprobe import run_to_json as app_to_json
 from launcher.probe.metrics import NOISE_FLOOR_S, TIE_REL, within_noise
 from launcher.probe.model import Figure, Liveness, ProbeRun, ResultFileError, Status
@@ -174,8 +176,15 @@ def test_routes_and_profiles_of_one_run_only_are_listed(tmp_path: Path) -> None:
 
 
 def test_the_app_result_round_trips() -> None:
-    loaded = read(SHOP)
-    assert json.loads(json.dumps(app_to_json(loaded.run))) == json.loads(SHOP.read_text())  # type: ignore[arg-type]
+    """A file of version 1 loads with every field it had, and what this launch writes reads back unchanged."""
+    old = json.loads(SHOP.read_text())
+    written = json.loads(json.dumps(app_to_json(read(SHOP).run)))  # type: ignore[arg-type]
+    assert (old["schema_version"], written["schema_version"]) == (1, APP_SCHEMA_VERSION)
+    for before, after in zip(old["profiles"], written["profiles"], strict=True):
+        assert before == {k: v for k, v in after.items() if k != "server_processes"}
+        assert after["server_processes"] == 0  # not recorded in version 1
+    assert old["recommendation"] == {k: v for k, v in written["recommendation"].items() if k != "rule"}
+    assert json.loads(json.dumps(app_to_json(app_from_json(written)))) == written
 
 
 # --- refusals: one line, exit 2 ---------------------------------------------------------------

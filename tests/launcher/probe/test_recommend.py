@@ -7,6 +7,7 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from launcher.probe.appprobe import AppProfileResult
 from launcher.probe.assess import assess, liveness, liveness_by_scenario, worst_liveness
 from launcher.probe.metrics import TIE_REL
 from launcher.probe.model import (
@@ -71,6 +72,13 @@ class TestFitToServe:
         assert rejection(_fit("uvicorn-1-offload")) is None
         verdict = assess(_fit("uvicorn-1-offload"))
         assert verdict.fit and verdict.predicted and verdict.liveness == Liveness.FAST
+
+    def test_a_server_that_had_to_be_killed_to_stop_is_not_fit(self) -> None:
+        from launcher.probe.assess import FORCED_STOP
+
+        forced = _fit("uvicorn-1-offload", stop_forced=True)
+        assert assess(forced).unfit == (FORCED_STOP,)
+        assert rejection(forced) == FORCED_STOP
 
     def test_did_not_start(self) -> None:
         assert rejection(result("uvicorn-1-sync", status="did_not_start", error="port in use")) == (
@@ -312,3 +320,122 @@ class TestServerDefect:
 
     def test_a_server_that_passes_is_no_reason(self) -> None:
         assert assess(_fit("gunicorn-asgi-1-offload"), self._check(passed=True)).fit
+
+
+ONE_RULE_PROFILES = (
+    "uvicorn-1-offload",
+    "hypercorn-1-offload",
+    "gunicorn-1-offload",
+    "granian-1-offload",
+    "gunicorn-asgi-1-offload",
+    "uvicorn-3-offload",
+    "gunicorn-3-offload",
+)
+
+
+@st.composite
+def one_rule_runs(draw: st.DrawFn) -> list[tuple[str, tuple[float, ...], bool, bool]]:
+    """Profiles of one run: name, makespan per repeat (the same count for all), a lost click, a forced stop."""
+    names = draw(st.lists(st.sampled_from(ONE_RULE_PROFILES), min_size=1, max_size=5, unique=True))
+    repeats = draw(st.integers(1, 3))
+    runs = [
+        (
+            name,
+            tuple(draw(st.lists(st.floats(0.5, 3.0), min_size=repeats, max_size=repeats))),
+            draw(st.booleans()),
+            draw(st.booleans()),
+        )
+        for name in names
+    ]
+    # A route that fails under every profile is the app's own code (it rejects none there): not this test.
+    if all(lost for _, _, lost, _ in runs):
+        runs[0] = (*runs[0][:2], False, runs[0][3])
+    return runs
+
+
+def _reference(name: str, makespans: tuple[float, ...], lost: bool, forced: bool) -> ProfileResult:
+    found = _fit(name, makespans=makespans, stop_forced=forced)
+    if not lost:
+        return found
+    first = found.scenarios[0]
+    lost_click = click(101, 0.0, 0.1, index=9, error="disconnected")
+    return dataclasses.replace(
+        found, scenarios=(dataclasses.replace(first, records=(*first.records, lost_click)), *found.scenarios[1:])
+    )
+
+
+def _as_app(reference: ProfileResult, lost: bool) -> AppProfileResult:
+    """The same facts as a user app's result: one demo route whose repeats took the reference's totals."""
+    from launcher.probe.appprobe import RouteResult
+    from launcher.probe.assess import total_makespans
+    from launcher.probe.routes import ADVICE, CONCURRENT, FAILS, BurstVerdict
+
+    cls = FAILS if lost else CONCURRENT
+    repeats = tuple(
+        BurstVerdict(
+            route_class=cls,
+            longest_stall_ms=0.0,
+            blocked_ms=0.0,
+            makespan_s=total,
+            failed=int(lost),
+            errors=("disconnected",) if lost else (),
+            workers_used=1,
+            max_overlap=1,
+            serial_ratio=2.0,
+            cpu_share=0.0,
+        )
+        for total in total_makespans(reference)
+    )
+    route = RouteResult(
+        route="gradio /sleep",
+        request="gradio /sleep",
+        route_class=cls,
+        blocks_event_loop=False,
+        longest_stall_ms=0.0,
+        advice=ADVICE[cls],
+        repeats=repeats,
+    )
+    assessed = assess(reference)
+    return AppProfileResult(
+        profile=reference.name,
+        same_as=(),
+        backend=reference.profile.backend,
+        workers=reference.profile.workers,
+        ready_seconds=1.0,
+        routes=(route,),
+        stop_seconds=0.1,
+        stop_forced=reference.stop_forced,
+        server_processes=assessed.processes,
+    )
+
+
+@given(one_rule_runs())
+@settings(max_examples=80, deadline=None)
+def test_one_rule_decides_for_the_reference_service_and_a_users_app_alike(
+    runs: list[tuple[str, tuple[float, ...], bool, bool]],
+) -> None:
+    """The same facts, as a reference probe's results and as a user app's (with a demo): the same winner, the
+    same ties, the same profiles rejected; never a profile that lost a click, stopped only by SIGKILL or holds
+    the demo in several processes."""
+    from launcher.probe.appprobe import recommend as recommend_app
+    from launcher.probe.recommend import candidate, candidate_key
+
+    references = [_reference(*run) for run in runs]
+    apps = [_as_app(ref, lost) for ref, (_, _, lost, _) in zip(references, runs, strict=True)]
+    by_reference = recommend(references)
+    by_app = recommend_app(apps, serves_demo=True)
+    assert (by_reference.profile.name if by_reference else None) == by_app.profile
+    assert (by_reference.tied if by_reference else ()) == (
+        (by_app.profile, *by_app.tied_with) if by_app.tied_with else ()
+    )
+    assert set(by_reference.rejected if by_reference else {}) <= set(by_app.rejected)
+    qualifying = {name for name, _, lost, forced in runs if not lost and not forced and name.split("-")[-2] == "1"}
+    if by_reference is None:
+        assert not qualifying
+        return
+    assert by_reference.profile.name in qualifying
+    assert set(by_reference.tied) <= qualifying
+    # The winner comes first among those tied, by the one tie-break.
+    tied = [candidate(r) for r in references if r.name in (by_reference.tied or (by_reference.profile.name,))]
+    winner = next(c for c in tied if c.name == by_reference.profile.name)
+    assert candidate_key(winner) == min(candidate_key(c) for c in tied)
