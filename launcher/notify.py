@@ -12,9 +12,12 @@ sends to systemd with them too, so they are re-exported here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import stat
 import tempfile
+import time
 from pathlib import Path
 
 from app.notify import format_message, send
@@ -43,12 +46,61 @@ def take_systemd_socket() -> str | None:
     return os.environ.pop("NOTIFY_SOCKET", None) or None
 
 
+FOLDER_PREFIX = "launch-ctl-"
+SOCKET_NAME = "notify.sock"
+STALE_AFTER_S = 60.0
+"""A listener's folder younger than this is never taken for stale: it may be between its creation and its bind."""
+
+
+def _receiving(path: Path) -> bool:
+    """Whether a socket is bound at ``path`` and open.
+
+    Connecting a datagram socket sends nothing, and is refused when no one holds the address any more.
+    """
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def remove_stale(root: Path, *, now: float | None = None) -> list[Path]:
+    """Remove the listener folders under ``root`` that a SIGKILLed launcher left: nothing else can.
+
+    A folder is stale when it is ours (same uid), older than :data:`STALE_AFTER_S`, holds nothing but its
+    socket, and no one receives on that socket. Returns the folders removed.
+    """
+    removed: list[Path] = []
+    now = time.time() if now is None else now
+    uid = os.getuid()
+    for folder in root.glob(FOLDER_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            info = folder.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or now - info.st_mtime < STALE_AFTER_S:
+                continue
+            entries = list(folder.iterdir())
+            if any(entry.name != SOCKET_NAME for entry in entries):
+                continue
+            if entries and _receiving(entries[0]):
+                continue
+            for entry in entries:
+                entry.unlink()
+            folder.rmdir()
+            removed.append(folder)
+    return removed
+
+
 class Listener:
     """A bound Unix datagram socket in a private folder, receiving notify messages."""
 
     def __init__(self) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="launch-ctl-"))
-        self.path = str(self._dir / "notify.sock")
+        # The folders of launchers that were SIGKILLed (their close never ran) go with the next listener.
+        remove_stale(Path(tempfile.gettempdir()))
+        self._dir = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))
+        self.path = str(self._dir / SOCKET_NAME)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self._sock.bind(self.path)
 

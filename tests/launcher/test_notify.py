@@ -211,3 +211,52 @@ def test_launcher_tells_systemd_ready_then_stopping(tmp_path: Path) -> None:
             except ProcessLookupError:
                 pass
             proc.wait()
+
+
+def _folder(root: Path, name: str, *, bound: bool, age_s: float, extra: str | None = None) -> socket.socket | None:
+    """A listener's folder under ``root``, its mtime ``age_s`` in the past.
+
+    ``bound``: its socket bound and held open; else as a SIGKILLed launcher leaves it (the file, no one receiving).
+    """
+    folder = root / f"{notify.FOLDER_PREFIX}{name}"
+    folder.mkdir()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(folder / notify.SOCKET_NAME))
+    if extra is not None:
+        (folder / extra).write_text("not ours to remove")
+    if not bound:
+        sock.close()
+    at = time.time() - age_s
+    os.utime(folder, (at, at))
+    return sock if bound else None
+
+
+def test_a_sigkilled_launchers_folder_goes_with_the_next_listener_and_nothing_else_does(tmp_path: Path) -> None:
+    live = _folder(tmp_path, "live", bound=True, age_s=3600)
+    _folder(tmp_path, "stale", bound=False, age_s=3600)
+    _folder(tmp_path, "young", bound=False, age_s=1)  # maybe between its creation and its bind
+    _folder(tmp_path, "foreign", bound=False, age_s=3600, extra="notes.txt")
+    (tmp_path / f"{notify.FOLDER_PREFIX}file").write_text("a file, not a folder")
+    try:
+        removed = notify.remove_stale(tmp_path)
+    finally:
+        assert live is not None
+        live.close()
+    assert removed == [tmp_path / f"{notify.FOLDER_PREFIX}stale"]
+    left = sorted(p.name.removeprefix(notify.FOLDER_PREFIX) for p in tmp_path.iterdir())
+    assert left == ["file", "foreign", "live", "young"]
+
+
+def test_a_listener_removes_stale_folders_where_it_makes_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    _folder(tmp_path, "stale", bound=False, age_s=3600)
+    listener = notify.Listener()
+    try:
+        assert [p.name for p in tmp_path.iterdir()] == [Path(listener.path).parent.name]
+    finally:
+        listener.close()
+    assert list(tmp_path.iterdir()) == []
