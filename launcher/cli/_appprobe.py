@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
 from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.cli._common import console, fail, fail_with
 from launcher.cli.compare import finish
@@ -30,6 +28,7 @@ def probe_user_app(
     app: AppSpec,
     scenarios: str | None,
     json_path: Path | None,
+    html_path: Path | None = None,
     profiles_files: tuple[Path, ...],
     quiet: bool,
     baseline: Loaded | None = None,
@@ -44,15 +43,18 @@ def probe_user_app(
     """
     from launcher.capacity.load import check_app_load, demo_clicks
     from launcher.capacity.runner import check_route
-    from launcher.probe.appprobe import describe, print_stderr, probe_app, qualifying, run_to_json
-    from launcher.probe.report import load_text
+    from launcher.probe.appprobe import print_stderr, probe_app, qualifying, run_to_json
+    from launcher.probe.html import render_app_html
+    from launcher.probe.report import render_app_run
     from launcher.probe.scenario_file import load_scenario_file
+    from launcher.probe.store import ResultWriteError, write_atomically
     from launcher.userapp import check
 
     if not scenarios:
         fail("--app needs --scenarios FILE (a TOML scenario file: see examples/shop.toml)", ExitCode.USAGE)
-    if json_path is not None and json_path.parent and not json_path.parent.is_dir():
-        fail(f"--json: folder {str(json_path.parent)!r} does not exist", ExitCode.USAGE)
+    for option, path in (("--json", json_path), ("--html", html_path)):
+        if path is not None and path.parent and not path.parent.is_dir():
+            fail(f"{option}: folder {str(path.parent)!r} does not exist", ExitCode.USAGE)
     try:
         scenario_path = Path(scenarios)
         scenario = load_scenario_file(scenario_path)
@@ -84,34 +86,16 @@ def probe_user_app(
     except KeyboardInterrupt:
         fail("interrupted", ExitCode.INTERRUPTED)
     if json_path is not None:
-        from launcher.probe.store import ResultWriteError, write_atomically
-
         try:  # atomically, as the reference probe writes: a reader never sees half a file
             write_atomically(json_path, json.dumps(run_to_json(run), indent=2) + "\n")
         except ResultWriteError as exc:
             fail_with(exc, "--json: ")
-    out = console()
-    table = Table(title=f"{run.app}: per-route verdicts")
-    table.add_column("route")
-    table.add_column("request")
-    for result in run.profiles:
-        table.add_column(result.profile + (f" (= {', '.join(result.same_as)})" if result.same_as else ""))
-    table.add_column("advice")
-    for index, route in enumerate(run.profiles[0].routes if run.profiles else ()):
-        cells = [describe(result.routes[index]) for result in run.profiles]
-        worst = min((r.routes[index] for r in run.profiles), key=lambda r: _severity(r.route_class))
-        table.add_row(route.route, route.request, *cells, worst.advice)
-    out.print(table)
-    recommendation = run.recommendation
-    for name, why in recommendation.rejected.items():
-        out.print(f"not recommended: {name}: {why}")
-    if recommendation.profile is None:
-        out.print("recommendation: none (no profile qualifies)")
-    else:
-        tied = f" (tied with {', '.join(recommendation.tied_with)})" if recommendation.tied_with else ""
-        out.print(f"recommendation: {recommendation.profile}{tied}: {recommendation.reason}")
-    if run.load is not None:
-        out.print(load_text(run.load))
+    render_app_run(run, console())
+    if html_path is not None:
+        try:
+            write_atomically(html_path, render_app_html(run))
+        except ResultWriteError as exc:
+            fail_with(exc, "--html: ")
     if baseline is not None:
         finish(
             baseline,
@@ -119,14 +103,9 @@ def probe_user_app(
             label=str(json_path) if json_path else "this run",
             fail_on=fail_on,
             allow_different_machine=allow_different_machine,
+            html_path=html_path,
         )
-    if recommendation.profile is None:
+    if run.recommendation.profile is None:
         sys.exit(ExitCode.NONE_FIT)
     if run.load is not None and run.load.chosen is None:
         sys.exit(ExitCode.TARGET_NOT_CARRIED)
-
-
-def _severity(name: str) -> int:
-    from launcher.probe.routes import CLASSES
-
-    return CLASSES.index(name)

@@ -100,14 +100,20 @@ def finish(
 
 def _write_html_with(run: Run, html_path: Path, comparison: Comparison, level: FailOn) -> None:
     from launcher.compare.render import html_section
-    from launcher.probe.html import render_html
+    from launcher.probe.appprobe import AppProbeRun
+    from launcher.probe.html import render_app_html, render_html
     from launcher.probe.model import ProbeRun
     from launcher.probe.store import write_atomically
 
-    if not isinstance(run, ProbeRun):
-        return  # only the reference probe's report takes the section
+    section = html_section(comparison, fail_on=level)
+    if isinstance(run, ProbeRun):
+        page = render_html(run, comparison=section)
+    elif isinstance(run, AppProbeRun):
+        page = render_app_html(run, comparison=section)
+    else:
+        return  # a capacity run's HTML is written by its own command
     try:
-        write_atomically(html_path, render_html(run, comparison=html_section(comparison, fail_on=level)))
+        write_atomically(html_path, page)
     except LaunchError as exc:
         fail_with(exc, "--html: ")
 

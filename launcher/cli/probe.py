@@ -152,12 +152,24 @@ def probe(
     if user_app is not None:
         from launcher.cli._appprobe import probe_user_app
 
+        # Rejected, never dropped: the scenario file decides what these decide for the reference service.
+        given = [
+            param.opts[0] for param in ctx.command.params if param.name in REFERENCE_ONLY and _given(ctx, param.name)
+        ]
+        if given:
+            fail(
+                f"{', '.join(given)}: not with --app (the reference service's probe options; your scenario file sets "
+                "each burst's n and repeats)",
+                ExitCode.USAGE,
+            )
+
         probe_user_app(
             catalog,
             spec=spec,
             app=user_app,
             scenarios=scenarios,
             json_path=json_path,
+            html_path=html_path,
             profiles_files=tuple(ctx.find_root().params.get("profiles_file") or ()),
             quiet=quiet,
             baseline=baseline,
@@ -301,6 +313,30 @@ def probe(
         sys.exit(ExitCode.NONE_FIT)
     if run.load is not None and run.load.chosen is None:
         sys.exit(ExitCode.TARGET_NOT_CARRIED)
+
+
+REFERENCE_ONLY = (
+    "requests",
+    "seconds",
+    "seed_durations",
+    "repeat",
+    "details",
+    "steps",
+    "concurrency_limit",
+    "keep_going",
+    "resume_path",
+    "force",
+    "claims_only",
+)
+"""``launch probe`` options of the reference service's scenarios only: given with ``--app``, one line and exit 2."""
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (
+        click.core.ParameterSource.DEFAULT,
+        click.core.ParameterSource.DEFAULT_MAP,
+    )
 
 
 def load_goal(target_rate: str | None, route: str | None, p99: str | None, *, app: bool) -> LoadGoal | None:

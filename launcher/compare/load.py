@@ -58,7 +58,9 @@ def read(path: Path) -> Loaded:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ResultFileError(f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from None
+        raise ResultFileError(
+            f"not valid JSON (line {exc.lineno}, column {exc.colno}, byte {exc.pos}): {exc.msg}"
+        ) from None
     except RecursionError:
         raise ResultFileError("not a launch result (nested too deeply)") from None
     kind = kind_of(data)

@@ -19,6 +19,7 @@ fewer processes, the backend order, then the name.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import functools
 import json
@@ -39,7 +40,7 @@ from launcher.errors import ConfigError, StartupError
 from launcher.probe.assess import FORCED_STOP, count_processes
 from launcher.probe.client import RequestSpec, run_burst
 from launcher.probe.model import Figure, Kind, LoadDecision, ResultFileError
-from launcher.probe.recommend import Candidate, choose
+from launcher.probe.recommend import Candidate, choose, narrow_load
 from launcher.probe.routes import ADVICE, BLOCKS, FAILS, LABELS, BurstFacts, BurstVerdict, classify_burst
 from launcher.probe.routes import route_class as overall_class
 from launcher.probe.scenario_file import Burst, GradioEndpoint, ScenarioFile
@@ -425,6 +426,18 @@ def recommend(results: Sequence[AppProfileResult], *, serves_demo: bool = False)
         rejected=choice.rejected,
         reason=choice.why,
         rule=choice.rule,
+    )
+
+
+def select_app_profiles(run: AppProbeRun, keep: set[str]) -> AppProbeRun:
+    """The run narrowed to the profiles in ``keep``, in file order, its recommendation and load decided again."""
+    profiles = tuple(p for p in run.profiles if p.profile in keep)
+    cores = run.machine.get("cores")
+    return dataclasses.replace(
+        run,
+        profiles=profiles,
+        recommendation=recommend(profiles, serves_demo=bool(run.demo_paths)),
+        load=narrow_load(run.load, keep, cores=cores if isinstance(cores, int) and cores > 0 else 1),
     )
 
 

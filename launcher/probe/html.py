@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from launcher.probe import metrics
+from launcher.probe.appprobe import AppProbeRun, RouteResult
+from launcher.probe.appprobe import describe as describe_route
 from launcher.probe.model import (
     Kind,
     LoadDecision,
@@ -55,6 +57,7 @@ from launcher.probe.model import (
     Verdict,
 )
 from launcher.probe.report import load_check_line
+from launcher.probe.routes import CLASSES, FAILS
 
 # Geometry of a timeline, in SVG pixels.
 LABEL_WIDTH = 190
@@ -1004,5 +1007,80 @@ def render_html(run: ProbeRun, *, comparison: str = "") -> str:
     )
     out.append(legend_svg())
     out.extend(profile_html(result, p_index) for p_index, result in enumerate(run.profiles))
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _route_cell(route: RouteResult) -> str:
+    """One route under one profile: its class in words, on fit's colours only when it fails."""
+    failed = route.route_class == FAILS
+    return f'<td class="cell{" fail" if failed else ""}">{esc(describe_route(route))}</td>'
+
+
+def app_matrix(run: AppProbeRun) -> str:
+    """A user app's probe: one row per route, one column per profile, the advice of the worst class seen."""
+    head = "".join(
+        f"<th>{esc(r.profile)}"
+        + (f'<br/><span class="meta">= {esc(", ".join(r.same_as))}</span>' if r.same_as else "")
+        + "</th>"
+        for r in run.profiles
+    )
+    rows = []
+    for index, route in enumerate(run.profiles[0].routes if run.profiles else ()):
+        worst = min((r.routes[index] for r in run.profiles), key=lambda r: CLASSES.index(r.route_class))
+        cells = "".join(_route_cell(result.routes[index]) for result in run.profiles)
+        rows.append(
+            f'<tr><th class="name">{esc(route.route)}</th><td>{esc(route.request)}</td>{cells}'
+            f"<td>{esc(worst.advice)}</td></tr>"
+        )
+    figures = "".join(
+        f'<td class="num">ready {r.ready_seconds:.1f} s · stopped {r.stop_seconds:.1f} s'
+        + (" (forced)" if r.stop_forced else "")
+        + f" · {r.processes} process(es) · total {r.makespan_s:.2f} s</td>"
+        for r in run.profiles
+    )
+    return (
+        f'<table class="matrix"><thead><tr><th>route</th><th>request</th>{head}<th>advice</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody>"
+        f'<tfoot><tr><th class="name">server</th><td></td>{figures}<td></td></tr></tfoot></table>'
+    )
+
+
+def render_app_html(run: AppProbeRun, *, comparison: str = "") -> str:
+    """A user app's probe (``launch probe --app``, ``launch report``) as one self-contained HTML page.
+
+    ``comparison``: a section comparing the run with a baseline (``--baseline``), shown first.
+    """
+    rec = run.recommendation
+    if rec.profile is None:
+        chosen = "<p><strong>No profile qualifies.</strong></p>"
+    else:
+        tied = f" (tied with {esc(', '.join(rec.tied_with))})" if rec.tied_with else ""
+        chosen = f"<p><strong>Recommended: {esc(rec.profile)}</strong>{tied} — {esc(rec.reason)}.</p>"
+    rejected = "".join(f"<li><strong>{esc(name)}</strong>: {esc(why)}</li>" for name, why in rec.rejected.items())
+    machine = run.machine
+    parts = [f"{key} {machine[key]}" for key in ("cores", "python", "platform") if key in machine]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"/>',
+        '<meta name="viewport" content="width=device-width, initial-scale=1"/>',
+        f"<title>launch probe --app {esc(run.app)} — {esc(run.created)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>launch probe --app {esc(run.app)}</h1>",
+        comparison,
+        '<h2 class="summary">Recommendation</h2>',
+        f'<div class="recommendation">{chosen}' + (f"<ul>{rejected}</ul>" if rejected else ""),
+        f'<p class="meta">Rule: {esc(rec.rule)}.</p></div>' if rec.rule else "</div>",
+    ]
+    if run.load is not None:
+        out.append(f"<h2>Load: {run.load.rate:g}/s of {esc(run.load.route)} at p99 &le; {run.load.p99_s:g} s</h2>")
+        out.append(load_html(run.load))
+    out.append("<h2>Routes</h2>")
+    out.append(app_matrix(run))
+    demo = ", ".join(run.demo_paths) or "none"
+    out.append(
+        f'<p class="meta">scenario file {esc(run.scenario_file)} · Gradio demo at {esc(demo)} · '
+        f"run {esc(run.created)} · {esc(' · '.join(parts))}</p>"
+    )
     out.append("</body></html>")
     return "\n".join(out) + "\n"

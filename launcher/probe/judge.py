@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from launcher.errors import ConfigError
 from launcher.probe.claims import judge_claims
 from launcher.probe.model import Claim, ProbeRun, ProfileResult, Recommendation
-from launcher.probe.recommend import recommend
+from launcher.probe.recommend import narrow_load, recommend
 
 
 def judge(profiles: Sequence[ProfileResult], *, cores: int) -> tuple[tuple[Claim, ...], Recommendation | None]:
@@ -23,16 +23,11 @@ def judge(profiles: Sequence[ProfileResult], *, cores: int) -> tuple[tuple[Claim
     return tuple(judge_claims(profiles, cores=cores, recommendation=recommendation)), recommendation
 
 
-def select_profiles(run: ProbeRun, spec: str | None) -> ProbeRun:
-    """The run narrowed to the profiles ``spec`` names: comma-separated names or globs (fnmatch), in file order.
+def select_names(names: Sequence[str], spec: str) -> set[str]:
+    """The ``names`` that ``spec`` names: comma-separated names or globs (fnmatch).
 
-    The claims and the recommendation are judged again over the profiles
-    kept, so that every part of the report speaks of the same profiles.
-    :class:`ConfigError` names a part that matches no profile of the run.
+    :class:`ConfigError` names a part that matches none of them.
     """
-    if not spec:
-        return run
-    names = [p.name for p in run.profiles]
     keep: set[str] = set()
     for part in (part.strip() for part in spec.split(",")):
         if not part:
@@ -45,8 +40,28 @@ def select_profiles(run: ProbeRun, spec: str | None) -> ProbeRun:
         keep.update(matches)
     if not keep:
         raise ConfigError(f"no profile named in {spec!r}")
+    return keep
+
+
+def select_profiles(run: ProbeRun, spec: str | None) -> ProbeRun:
+    """The run narrowed to the profiles ``spec`` names (:func:`select_names`), in file order.
+
+    The claims and the recommendation are judged again over the profiles
+    kept, so that every part of the report speaks of the same profiles.
+    :class:`ConfigError` names a part that matches no profile of the run.
+    """
+    if not spec:
+        return run
+    keep = select_names([p.name for p in run.profiles], spec)
     profiles = tuple(p for p in run.profiles if p.name in keep)
     cores = run.machine.get("cores")
     # The reader checked each profile like a profiles file's: judging needs nothing more.
-    claims, recommendation = judge(profiles, cores=cores if isinstance(cores, int) and cores > 0 else 1)
-    return dataclasses.replace(run, profiles=profiles, claims=tuple(claims), recommendation=recommendation)
+    known = cores if isinstance(cores, int) and cores > 0 else 1
+    claims, recommendation = judge(profiles, cores=known)
+    return dataclasses.replace(
+        run,
+        profiles=profiles,
+        claims=tuple(claims),
+        recommendation=recommendation,
+        load=narrow_load(run.load, keep, cores=known),
+    )

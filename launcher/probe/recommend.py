@@ -226,3 +226,19 @@ def recommend_for_load(
                 f"in one process, the API in {needed}: `launch profiles` lists split-*){cores_note}"
             )
     return LoadDecision(rate=rate, route=route, p99_s=p99_s, checks=tuple(checks), chosen=None, why=why, rule=LOAD_RULE)
+
+
+def narrow_load(decision: LoadDecision | None, keep: set[str], *, cores: int) -> LoadDecision | None:
+    """The load decision over the checks of the profiles in ``keep`` only, decided again.
+
+    For ``launch report --profiles``: every part of a narrowed report speaks of the same profiles.
+    """
+    if decision is None:
+        return None
+    return recommend_for_load(
+        [c for c in decision.checks if c.profile in keep],
+        rate=decision.rate,
+        route=decision.route,
+        p99_s=decision.p99_s,
+        cores=cores,
+    )

@@ -11,6 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from launcher.probe import metrics
+from launcher.probe.appprobe import AppProbeRun
+from launcher.probe.appprobe import describe as describe_route
 from launcher.probe.model import (
     ClaimVerdict,
     Liveness,
@@ -21,6 +23,7 @@ from launcher.probe.model import (
     ScenarioResult,
     Status,
 )
+from launcher.probe.routes import CLASSES
 
 _VERDICT_STYLE = {
     ClaimVerdict.CONFIRMED: "green",
@@ -273,3 +276,33 @@ def render_run(run: ProbeRun, console: Console, *, claims: bool = True, details:
         console.print(load_text(run.load))
     if not run.complete:
         console.print(Text("INCOMPLETE: the run was interrupted; results so far are shown.", style="bold yellow"))
+
+
+def app_table(run: AppProbeRun) -> Table:
+    """A user app's probe: one row per route, one column per profile, the advice of the worst class seen."""
+    table = Table(title=f"{run.app}: per-route verdicts")
+    table.add_column("route", no_wrap=True)
+    table.add_column("request")
+    for result in run.profiles:
+        table.add_column(result.profile + (f" (= {', '.join(result.same_as)})" if result.same_as else ""))
+    table.add_column("advice")
+    for index, route in enumerate(run.profiles[0].routes if run.profiles else ()):
+        cells = [describe_route(result.routes[index]) for result in run.profiles]
+        worst = min((r.routes[index] for r in run.profiles), key=lambda r: CLASSES.index(r.route_class))
+        table.add_row(route.route, route.request, *cells, worst.advice)
+    return table
+
+
+def render_app_run(run: AppProbeRun, console: Console) -> None:
+    """Print a user app's probe: the per-route table, why each other profile lost, the recommendation, the load."""
+    console.print(app_table(run))
+    recommendation = run.recommendation
+    for name, why in recommendation.rejected.items():
+        console.print(f"not recommended: {name}: {why}", highlight=False)
+    if recommendation.profile is None:
+        console.print("recommendation: none (no profile qualifies)", highlight=False)
+    else:
+        tied = f" (tied with {', '.join(recommendation.tied_with)})" if recommendation.tied_with else ""
+        console.print(f"recommendation: {recommendation.profile}{tied}: {recommendation.reason}", highlight=False)
+    if run.load is not None:
+        console.print(load_text(run.load))

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from launcher.cli import main
+from launcher.errors import ExitCode
 from profiles import Profile, builtin_profiles
 
 pytestmark = pytest.mark.usefixtures("clean_cwd")  # never pick up a stray ./launch.toml
@@ -275,3 +276,21 @@ def test_every_command_taking_an_app_declares_the_same_options(runner: CliRunner
     assert result.exit_code == 0
     for option in ("--app MODULE:ATTR", "--factory", "--app-dir DIRECTORY"):
         assert option in result.output, (command, option)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["-n", "5", "-r", "3"], "--requests, --repeat"),
+        (["--claims"], "--claims"),
+        (["--resume", "old.json", "--force"], "--resume, --force"),
+    ],
+)
+def test_reference_only_probe_options_with_app_are_rejected_not_dropped(args: list[str], named: str) -> None:
+    """The scenario file decides what these decide for the reference service: one line, exit 2, before any start."""
+    result = CliRunner().invoke(
+        main, ["probe", "--app", "examples.shop:app", "--scenarios", "examples/shop.toml", *args]
+    )
+    assert result.exit_code == ExitCode.USAGE, result.output
+    (line,) = result.output.strip().splitlines()
+    assert f"{named}: not with --app" in line

@@ -88,7 +88,7 @@ class TestReport:
     @pytest.mark.parametrize("text", ["{}", "[1, 2]", '{"schema": "something.else", "schema_version": 1}', "null"])
     def test_foreign_file(self, runner: CliRunner, saved: Path, text: str) -> None:
         saved.write_text(text)
-        assert_one_line_error(invoke(runner, "report", str(saved)), "not a launch probe result")
+        assert_one_line_error(invoke(runner, "report", str(saved)), "not a launch result")
 
     def test_binary_file(self, runner: CliRunner, saved: Path) -> None:
         saved.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
@@ -285,3 +285,54 @@ class TestProbeOutput:
         result = invoke(runner, "probe", "--profiles", "uvicorn-1-sync", "--html", str(tmp_path / "no" / "r.html"))
         assert_one_line_error(result, "--html", "does not exist")
         assert sent == [], "checked before anything runs"
+
+
+SHOP = Path(__file__).parent / "compare" / "data" / "shop-base.json"
+"""A saved ``launch probe --app examples.shop:app`` result (schema ``launch.appprobe`` version 1)."""
+
+
+class TestReportOtherKinds:
+    """`launch report` reads every result `launch` writes: an app's probe and a capacity sweep too."""
+
+    def test_an_apps_probe_is_shown_again(self, runner: CliRunner) -> None:
+        result = invoke(runner, "report", str(SHOP))
+        assert result.exit_code == 0, result.output
+        assert "shop:app: per-route verdicts" in result.output
+        assert "lookup-threaded" in result.output and "runs concurrently" in result.output
+        assert "recommendation: uvicorn-1-sync" in result.output
+
+    def test_an_apps_probe_as_json_is_the_current_schema_and_reads_back(self, runner: CliRunner) -> None:
+        from launcher.probe.appprobe import SCHEMA_VERSION as APP_VERSION
+        from launcher.probe.appprobe import run_from_json
+
+        result = invoke(runner, "report", str(SHOP), "--json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.output)
+        assert (data["schema"], data["schema_version"]) == ("launch.appprobe", APP_VERSION)
+        assert run_from_json(data).recommendation.profile == "uvicorn-1-sync"
+
+    def test_an_apps_probe_as_html(self, runner: CliRunner, tmp_path: Path) -> None:
+        page = tmp_path / "shop.html"
+        result = invoke(runner, "report", str(SHOP), "--html", str(page))
+        assert result.exit_code == 0, result.output
+        text = page.read_text()
+        assert text.startswith("<!DOCTYPE html>") and "launch probe --app shop:app" in text
+        assert "Recommended: uvicorn-1-sync" in text and "lookup-async" in text
+
+    def test_profiles_narrow_an_apps_probe_and_a_name_it_lacks_is_one_line(self, runner: CliRunner) -> None:
+        assert invoke(runner, "report", str(SHOP), "--profiles", "uvicorn-*").exit_code == 0
+        assert_one_line_error(invoke(runner, "report", str(SHOP), "--profiles", "gunicorn-3-sync"), "gunicorn-3-sync")
+
+    def test_a_capacity_sweep_is_shown_whole(self, runner: CliRunner, tmp_path: Path) -> None:
+        from launcher.capacity.model import dump_run as dump_capacity
+        from tests.launcher.compare.test_compare import _capacity
+
+        saved = tmp_path / "cap.json"
+        saved.write_text(dump_capacity(_capacity(10.0)))
+        result = invoke(runner, "report", str(saved))
+        assert result.exit_code == 0, result.output
+        assert "uvicorn-1-offload" in result.output
+        page = tmp_path / "cap.html"
+        assert invoke(runner, "report", str(saved), "--html", str(page)).exit_code == 0
+        assert page.read_text().startswith("<!DOCTYPE html>")
+        assert_one_line_error(invoke(runner, "report", str(saved), "--profiles", "uvicorn-*"), "shown whole")

@@ -101,9 +101,11 @@ def test_a_users_app_is_held_at_its_rate_with_its_demo_clicked_at_its_mount_path
     out = tmp_path / "studio.json"
     done = _probe_app(
         "--app", "examples.studio:app", "--scenarios", STUDIO_TOML, "--profiles", "uvicorn-1-sync",
-        "--target-rate", "5/s", "--route", "/caption?seconds=0.05", out=out,
+        "--target-rate", "5/s", "--route", "/caption?seconds=0.05", "--html", str(tmp_path / "studio.html"), out=out,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    page = (tmp_path / "studio.html").read_text()
+    assert "Load: 5/s of /caption?seconds=0.05" in page and "Recommended for 5/s: uvicorn-1-sync" in page
     data = json.loads(out.read_text())
     assert (data["schema"], data["schema_version"]) == ("launch.appprobe", 2)
     load = data["load"]
