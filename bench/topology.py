@@ -63,7 +63,8 @@ def run(*, reps: int, duration: float, say: Callable[[str], None] = print) -> Me
         front_pids = tree_pids(front.pid)
         pids = {
             "uvicorn-1": group_pids(reference.pid),
-            "split": group_pids(split.pid),
+            # Ray's head runs under the launcher's reaper, in a process group of its own: the whole tree counts.
+            "split": tree_pids(split.pid),
             "front": front_pids,
             "direct": front_pids,  # the front idles meanwhile: only the member's CPU moves
         }
@@ -168,6 +169,9 @@ def front_member(server: ServerProcess) -> str:
 
 
 def tree_pids(pid: int) -> list[int]:
-    """``pid`` and its descendants: a split's members and Caddy run in process groups of their own."""
+    """``pid`` and its descendants.
+
+    A split's members and Caddy, and Ray's head under the launcher's reaper, run in process groups of their own.
+    """
     root = psutil.Process(pid)
     return sorted([pid, *(p.pid for p in root.children(recursive=True))])
