@@ -33,7 +33,7 @@ from pathlib import Path
 
 from launcher import interrupts
 from launcher.capacity.engine import StepRun, open_loop, settle
-from launcher.capacity.model import SearchPolicy, StepResult, knee, next_rate
+from launcher.capacity.model import SearchPolicy, StepResult, knee, next_rate, parse_duration, parse_rate
 from launcher.capacity.runner import ROUTES
 from launcher.child import DEFAULT_START_TIMEOUT, ServerProcess
 from launcher.errors import ConfigError, StartupError
@@ -41,7 +41,7 @@ from launcher.probe.appprobe import demo_path_of
 from launcher.probe.client import RequestSpec, run_burst
 from launcher.probe.model import Kind, LoadCheck, LoadDecision, ProbeRun, RequestRecord
 from launcher.probe.recommend import recommend_for_load, rejection
-from launcher.probe.scenario_file import ScenarioFile
+from launcher.probe.scenario_file import ScenarioFile, Target
 from launcher.userapp import AppShape, AppSpec
 from profiles.model import Profile
 
@@ -133,10 +133,55 @@ class LoadGoal:
         )
 
 
+def goal_from(
+    rate: str | None,
+    route: str | None,
+    p99: str | None,
+    *,
+    app: bool,
+    file_target: Target | None = None,
+    file_label: str = "",
+) -> LoadGoal | None:
+    """The user's load from ``--target-rate``, ``--route`` and ``--p99``; None when no rate is stated.
+
+    Each falls back on the scenario file's ``[target]`` (``file_label`` names it in errors).
+    :class:`ConfigError` (one line, naming where the value came from) when it is unusable.
+    """
+    sources: dict[str, str | None] = {"rate": rate, "route": route, "p99": p99}
+    taken: dict[str, str | None] = dict(sources)
+    where = dict.fromkeys(sources, "")
+    if file_target is not None:
+        found = {"rate": str(file_target.rate), "route": file_target.route, "p99": str(file_target.p99)}
+        for key, value in sources.items():
+            if value is None:
+                taken[key], where[key] = found[key], f"{file_label} [target]: "
+    if taken["rate"] is None:
+        if route is not None or p99 is not None:
+            raise ConfigError("--route and --p99 go with --target-rate RATE")
+        return None
+    if app and taken["route"] is None:
+        raise ConfigError("--target-rate with --app needs --route PATH: the GET route of your app to load")
+
+    def read(key: str, parse: Callable[[str], float]) -> float:
+        try:
+            return parse(str(taken[key]))
+        except ConfigError as exc:
+            raise ConfigError(f"{where[key]}{exc}") from None
+
+    goal_rate = read("rate", parse_rate)
+    goal_p99 = read("p99", parse_duration) if taken["p99"] is not None else 2.0
+    try:
+        return LoadGoal(rate=goal_rate, route=taken["route"] or "/generate", p99_s=goal_p99, app=app)
+    except ConfigError as exc:
+        raise ConfigError(f"{where['route']}{exc}") from None
+
+
 def carried(step: StepResult, clicks: Sequence[RequestRecord], goal: LoadGoal) -> tuple[bool, str]:
     """Whether the hold carried the rate, and the check in words (the first failure, else the figures)."""
     failed_clicks = [c for c in clicks if not c.ok]
     figures = f"p99 {step.p99_s:.2f} s" if step.p99_s is not None else "no answer"
+    if step.p50_s is not None and step.p99_s is not None:
+        figures = f"p50 {step.p50_s:.2f} s, {figures}"
     figures += f", {step.achieved_rate:.3g}/s answered of {goal.rate:g}/s"
     if step.errors:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(step.error_kinds.items()))
@@ -270,6 +315,7 @@ def check_profile(
             requests=step.scheduled,
             errors=step.errors,
             achieved_rate=step.achieved_rate,
+            p50_s=step.p50_s,
             p99_s=step.p99_s,
             demo_clicks=len(clicked),
             demo_failures=sum(1 for c in clicked if not c.ok),

@@ -16,7 +16,6 @@ from launcher.errors import ExitCode, LaunchError
 from profiles import Catalog
 
 if TYPE_CHECKING:
-    from launcher.capacity.load import LoadGoal
     from launcher.compare.load import Loaded
     from launcher.userapp import AppSpec
 
@@ -34,14 +33,15 @@ def probe_user_app(
     baseline: Loaded | None = None,
     fail_on: str = "verdict",
     allow_different_machine: bool = False,
-    goal: LoadGoal | None = None,
+    target: tuple[str | None, str | None, str | None] = (None, None, None),
     start_timeout: float = DEFAULT_START_TIMEOUT,
 ) -> None:
     """Check the app and the scenario file, probe every selected profile, print the per-route table.
 
-    With ``goal``, every fit profile is then held at the user's rate (:func:`launcher.capacity.load.check_app_load`).
+    With a target (``--target-rate``, ``--route``, ``--p99``, each else from the scenario file's ``[target]``),
+    every fit profile is then held at the user's rate (:func:`launcher.capacity.load.check_app_load`).
     """
-    from launcher.capacity.load import check_app_load, demo_clicks
+    from launcher.capacity.load import check_app_load, demo_clicks, goal_from
     from launcher.capacity.runner import check_route
     from launcher.probe.appprobe import print_stderr, probe_app, qualifying, run_to_json
     from launcher.probe.html import render_app_html
@@ -58,6 +58,8 @@ def probe_user_app(
     try:
         scenario_path = Path(scenarios)
         scenario = load_scenario_file(scenario_path)
+        rate, route, p99 = target
+        goal = goal_from(rate, route, p99, app=True, file_target=scenario.target, file_label=str(scenario_path))
         chosen = catalog.select(spec)
         # Once, here: a bad --app, or a --route it does not serve, is one line before any server starts.
         shape = check(app)

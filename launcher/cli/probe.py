@@ -142,7 +142,8 @@ def probe(
 
     catalog = catalog_from(ctx)
     user_app = user_app_from(app_target, factory, app_dir)
-    goal = load_goal(target_rate, route, p99, app=user_app is not None)
+    # With --app, the scenario file's [target] may state the load: read with it (launcher.cli._appprobe).
+    goal = load_goal(target_rate, route, p99, app=False) if user_app is None else None
     if goal is not None and claims_only:
         fail(
             "--target-rate does not go with --claims: the claims are the write-up's, the target is yours",
@@ -175,7 +176,7 @@ def probe(
             baseline=baseline,
             fail_on=fail_on,
             allow_different_machine=allow_different_machine,
-            goal=goal,
+            target=(target_rate, route, p99),
             start_timeout=start_timeout,
         )
         return
@@ -341,22 +342,10 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 def load_goal(target_rate: str | None, route: str | None, p99: str | None, *, app: bool) -> LoadGoal | None:
     """The user's load from ``--target-rate``, ``--route`` and ``--p99``; one line and exit 2 when it is unusable."""
-    from launcher.capacity.load import LoadGoal
-    from launcher.capacity.model import parse_duration, parse_rate
+    from launcher.capacity.load import goal_from
 
-    if target_rate is None:
-        if route is not None or p99 is not None:
-            fail("--route and --p99 go with --target-rate RATE", ExitCode.USAGE)
-        return None
-    if app and route is None:
-        fail("--target-rate with --app needs --route PATH: the GET route of your app to load", ExitCode.USAGE)
     try:
-        return LoadGoal(
-            rate=parse_rate(target_rate),
-            route=route or "/generate",
-            p99_s=parse_duration(p99) if p99 is not None else 2.0,
-            app=app,
-        )
+        return goal_from(target_rate, route, p99, app=app)
     except LaunchError as exc:
         fail_with(exc)
 

@@ -447,6 +447,8 @@ class LoadCheck:
     """Requests the schedule held."""
     errors: int = 0
     achieved_rate: float = 0.0
+    p50_s: float | None = None
+    """The hold's median latency (from the scheduled send, as the p99)."""
     p99_s: float | None = None
     demo_clicks: int = 0
     demo_failures: int = 0

@@ -20,6 +20,12 @@
     n = 2
     path = "/demo"              # which demo, only when the app mounts several (found by itself otherwise)
 
+    [target]                    # optional: the load to carry (launch probe --target-rate), after the matrix
+    rate = "5/s"                # or 300/min, or a number (per second)
+    route = "/search?limit=5"   # a GET route of the app
+    p99 = "2s"                  # default 2s
+
+The command line's ``--target-rate``, ``--route`` and ``--p99`` override the file's, key by key.
 Every mistake is one line naming the file, the key and the value (:class:`ScenarioFileError`).
 """
 
@@ -103,6 +109,19 @@ class GradioEndpoint(_Strict):
         return self.name or f"gradio {self.api_name}"
 
 
+class Target(_Strict):
+    """The load the app must carry (``[target]``), checked after the matrix as ``--target-rate`` is.
+
+    The rate and the p99 are read as the command line's options are (:func:`launcher.capacity.load.goal_from`).
+    """
+
+    rate: str | float
+    route: str
+    p99: str | float = "2s"
+
+    _check_route = field_validator("route")(_path)
+
+
 class ScenarioFile(_Strict):
     """A whole scenario file."""
 
@@ -110,6 +129,7 @@ class ScenarioFile(_Strict):
     health_timeout: float = Field(default=30.0, gt=0, le=MAX_TIMEOUT_S)
     burst: list[Burst] = Field(default_factory=list)
     gradio: list[GradioEndpoint] = Field(default_factory=list)
+    target: Target | None = None
 
     _check_health = field_validator("health")(_path)
 

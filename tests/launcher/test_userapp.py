@@ -99,6 +99,13 @@ def test_scenario_file_reads_bursts_and_gradio(tmp_path: Path) -> None:
     assert scenario.burst[0].url_path == "/a?x=1&y=true"
     assert scenario.burst[1].json_body == {"k": "v"}
     assert scenario.labels == ["GET /a", "POST /b", "gradio /predict"]
+    assert scenario.target is None
+
+
+def test_scenario_file_states_a_target(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[burst]]\npath = "/a"\n[target]\nrate = 4.5\nroute = "/a?x=1"\n')
+    target = load_scenario_file(path).target
+    assert target is not None and (target.rate, target.route, target.p99) == (4.5, "/a?x=1", "2s")
 
 
 @pytest.mark.parametrize(
@@ -111,6 +118,9 @@ def test_scenario_file_reads_bursts_and_gradio(tmp_path: Path) -> None:
         ("[[burst]]\nn = 2\n", "burst[0].path: Field required"),
         ('health = "/h"\n', "no [[burst]] or [[gradio]] entry"),
         ("[[burst]\n", "not valid TOML"),
+        ('[[burst]]\npath = "/a"\n[target]\nrate = "5/s"\nroute = "a"\n', "target.route = 'a': expected a path"),
+        ('[[burst]]\npath = "/a"\n[target]\nrate = "5/s"\n', "target.route: Field required"),
+        ('[[burst]]\npath = "/a"\n[target]\nrate = 5\nroute = "/a"\nburst = 3\n', "target.burst = 3: Extra inputs"),
     ],
 )
 def test_scenario_file_errors_name_file_key_and_value(tmp_path: Path, text: str, expected: str) -> None:

@@ -6,11 +6,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from launcher.capacity.load import ACHIEVED_SHARE, HOLD_MIN_REQUESTS, HOLD_MIN_SECONDS, LoadGoal, carried
+from launcher.capacity.load import (
+    ACHIEVED_SHARE,
+    HOLD_MIN_REQUESTS,
+    HOLD_MIN_SECONDS,
+    LoadGoal,
+    carried,
+    goal_from,
+)
 from launcher.capacity.model import StepResult
 from launcher.errors import ConfigError
 from launcher.probe.model import Kind, LoadCheck, RequestRecord
 from launcher.probe.recommend import recommend_for_load
+from launcher.probe.scenario_file import Target
 
 GOAL = LoadGoal(rate=4.5, route="/test2?seconds=0.25", p99_s=2.0)
 
@@ -41,6 +49,7 @@ def step(*, p99: float | None = 0.8, achieved: float = 4.5, errors: int = 0, sen
         errors=errors,
         error_kinds={"http_500": errors} if errors else {},
         achieved_rate=achieved,
+        p50_s=None if p99 is None else 0.3,
         p99_s=p99,
         passed=True,
     )
@@ -56,7 +65,7 @@ def click(ok: bool = True) -> RequestRecord:
 class TestCarried:
     def test_a_hold_within_every_bound_carries_the_rate(self) -> None:
         ok, why = carried(step(), [click(), click()], GOAL)
-        assert ok and why == "p99 0.80 s, 4.5/s answered of 4.5/s, 2 of 2 demo clicks done"
+        assert ok and why == "p50 0.30 s, p99 0.80 s, 4.5/s answered of 4.5/s, 2 of 2 demo clicks done"
 
     @pytest.mark.parametrize(
         ("hold", "clicks", "reason"),
@@ -159,3 +168,33 @@ class TestDecision:
         else:
             chosen = next(c for c in checks if c.profile == decision.chosen)
             assert chosen.carried and chosen.processes == min(c.processes for c in carrying)
+
+
+class TestGoalFrom:
+    """The load from the command line, each key falling back on the scenario file's [target]."""
+
+    FILE = Target(rate="5/s", route="/search?q=1", p99="500ms")
+
+    def test_none_without_a_rate(self) -> None:
+        assert goal_from(None, None, None, app=False) is None
+        with pytest.raises(ConfigError, match="go with --target-rate"):
+            goal_from(None, "/test1", None, app=False)
+
+    def test_the_files_target_alone(self) -> None:
+        goal = goal_from(None, None, None, app=True, file_target=self.FILE, file_label="s.toml")
+        assert goal == LoadGoal(rate=5.0, route="/search?q=1", p99_s=0.5, app=True)
+
+    def test_the_command_line_wins_key_by_key(self) -> None:
+        goal = goal_from("300/min", None, "2s", app=True, file_target=self.FILE, file_label="s.toml")
+        assert goal == LoadGoal(rate=5.0, route="/search?q=1", p99_s=2.0, app=True)
+
+    def test_an_error_names_where_the_value_came_from(self) -> None:
+        bad = Target(rate="5/day", route="/a")
+        with pytest.raises(ConfigError, match=r"^s\.toml \[target\]: unreadable rate '5/day'"):
+            goal_from(None, None, None, app=True, file_target=bad, file_label="s.toml")
+        with pytest.raises(ConfigError, match=r"^unreadable rate '5/week'"):
+            goal_from("5/week", None, None, app=True, file_target=self.FILE, file_label="s.toml")
+
+    def test_an_app_needs_a_route(self) -> None:
+        with pytest.raises(ConfigError, match="needs --route PATH"):
+            goal_from("5/s", None, None, app=True)

@@ -78,9 +78,15 @@ def test_no_fit_profile_carrying_the_rate_is_exit_9_with_the_closest_knee(tmp_pa
         (["--target-rate", "5/s", "--p99", "soon"], "unreadable duration 'soon'"),
         (["--target-rate", "5/s", "--route", "/admin"], "--route '/admin': expected one of"),
         (["--route", "/test1"], "--route and --p99 go with --target-rate RATE"),
-        (["--target-rate", "5/s", "--app", "examples.shop:app"], "--target-rate with --app needs --route PATH"),
+        (
+            ["--target-rate", "5/s", "--app", "examples.shop:app", "--scenarios", SHOP_TOML],
+            "--target-rate with --app needs --route PATH",
+        ),
         (["--target-rate", "5/s", "--claims"], "--target-rate does not go with --claims"),
-        (["--target-rate", "5/s", "--route", "nope", "--app", "examples.shop:app"], "expected a path of the app"),
+        (
+            ["--target-rate", "5/s", "--route", "nope", "--app", "examples.shop:app", "--scenarios", SHOP_TOML],
+            "expected a path of the app",
+        ),
     ],
 )
 def test_a_target_it_cannot_use_is_one_line_with_exit_2_before_any_start(args: list[str], message: str) -> None:
@@ -97,11 +103,16 @@ def _probe_app(*args: str, out: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.e2e
 def test_a_users_app_is_held_at_its_rate_with_its_demo_clicked_at_its_mount_path(tmp_path: Path) -> None:
-    """examples/studio.py mounts its demo at /demo: the hold clicks the scenario file's event there."""
+    """examples/studio.py mounts its demo at /demo: the hold clicks the scenario file's event there. The target is
+    the scenario file's [target], the command line's --p99 overriding its p99."""
     out = tmp_path / "studio.json"
+    scenario = tmp_path / "studio.toml"
+    scenario.write_text(
+        Path(STUDIO_TOML).read_text() + '\n[target]\nrate = "5/s"\nroute = "/caption?seconds=0.05"\np99 = "3s"\n'
+    )
     done = _probe_app(
-        "--app", "examples.studio:app", "--scenarios", STUDIO_TOML, "--profiles", "uvicorn-1-sync",
-        "--target-rate", "5/s", "--route", "/caption?seconds=0.05", "--html", str(tmp_path / "studio.html"), out=out,
+        "--app", "examples.studio:app", "--scenarios", str(scenario), "--profiles", "uvicorn-1-sync",
+        "--html", str(tmp_path / "studio.html"), out=out,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     page = (tmp_path / "studio.html").read_text()
