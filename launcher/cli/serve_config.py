@@ -42,6 +42,16 @@ def config_for(profile: Profile) -> dict[str, Any]:
     return deploy_config(profile, env=env)
 
 
+def ray_version() -> str:
+    """The Ray version the manifest names: the one installed here (the version the profile was probed on)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ray")
+    except PackageNotFoundError:
+        fail("--kuberay names the Ray version installed here, and Ray is not: pip install -e '.[ray]'", ExitCode.USAGE)
+
+
 def render(config: dict[str, Any], fmt: str) -> str:
     """``config`` as text in ``fmt`` (``json`` or ``yaml``)."""
     if fmt == "yaml":
@@ -60,21 +70,51 @@ def render(config: dict[str, Any], fmt: str) -> str:
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write here (default: standard output)."
 )
 @click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json", show_default=True)
+@click.option(
+    "--kuberay",
+    is_flag=True,
+    help="Write a KubeRay RayService manifest (kubectl apply -f) that embeds the Serve config.",
+)
+@click.option("--image", metavar="IMAGE", help="With --kuberay: a container image with this project and Ray installed.")
+@click.option("--name", metavar="NAME", help="With --kuberay: the RayService's name (default: the profile's).")
 @click.pass_context
-def serve_config(ctx: click.Context, profile_name: str, output: Path | None, fmt: str) -> None:
+def serve_config(
+    ctx: click.Context,
+    profile_name: str,
+    output: Path | None,
+    fmt: str,
+    kuberay: bool,
+    image: str | None,
+    name: str | None,
+) -> None:
     """Write the Ray Serve config file (for `serve deploy`) of a ray profile.
 
     \b
     launch serve-config --profile ray-split-3-offload -o serve.json
     serve deploy serve.json        # on the cluster, with this project installed
+    launch serve-config --profile ray-split-3-offload --kuberay --image REGISTRY/launch:TAG -o rayservice.json
+    kubectl apply -f rayservice.json   # a cluster with the KubeRay operator
     """
+    if not kuberay and (image is not None or name is not None):
+        fail("--image and --name go with --kuberay", ExitCode.USAGE)
+    if kuberay and image is None:
+        fail("--kuberay needs --image IMAGE: a container image with this project and Ray installed", ExitCode.USAGE)
     try:
         profile = catalog_from(ctx).get_profile(profile_name)
     except LaunchError as exc:
         fail_with(exc)
     if profile.backend not in RAY_BACKENDS:
         fail(f"{profile.name} runs on {profile.backend}; serve-config is for the ray backends", ExitCode.USAGE)
-    text = render(config_for(profile), fmt)
+    config = config_for(profile)
+    if kuberay:
+        from launcher import kuberay as kube
+
+        assert image is not None
+        try:
+            config = kube.manifest(profile, config, image=image, ray_version=ray_version(), name=name)
+        except LaunchError as exc:
+            fail_with(exc)
+    text = render(config, fmt)
     if output is None:
         click.echo(text, nl=False)
     else:
