@@ -39,7 +39,8 @@ from bench.common import (
     tree_env,
 )
 from launcher.probe.model import ProbeRun
-from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent, run_probe
+from launcher.probe.runner import ProgressEvent, run_probe
+from launcher.probe.scenarios import ProbeOptions, ProfileTarget
 from profiles import builtin_profiles
 
 MEASURE = "5 matrix"

@@ -18,7 +18,7 @@ from profiles import Profile, builtin_profiles
 
 if TYPE_CHECKING:
     from launcher.probe.model import ProbeRun
-    from launcher.probe.runner import ProbeOptions
+    from launcher.probe.scenarios import ProbeOptions
 
 # Every test that starts a process carries @pytest.mark.e2e, so that `pytest -m "not e2e"` stays a
 # seconds-long inner loop. The guard below makes that true rather than hoped for: while an unmarked test
@@ -120,7 +120,8 @@ def probe_killing_one(
     import threading
     import time
 
-    from launcher.probe.runner import ProfileTarget, ProgressEvent, run_probe
+    from launcher.probe.runner import ProgressEvent, run_probe
+    from launcher.probe.scenarios import ProfileTarget
 
     killed: list[int] = []
 

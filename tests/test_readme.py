@@ -21,7 +21,7 @@ import launcher.probe.runner
 from launcher.cli import main
 from launcher.errors import ExitCode
 from launcher.probe.limits import OPT_IN_BACKENDS
-from launcher.probe.runner import EXTRA_SCENARIOS, ProbeOptions, ProfileTarget
+from launcher.probe.scenarios import EXTRA_SCENARIOS, ProbeOptions, ProfileTarget
 from profiles import builtin_profiles
 
 ROOT = Path(__file__).resolve().parent.parent

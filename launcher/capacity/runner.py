@@ -31,8 +31,8 @@ from launcher.capacity.model import (
 )
 from launcher.child import ServerProcess
 from launcher.errors import ConfigError, StartupError
+from launcher.probe.machine import machine_info as probe_machine_info
 from launcher.probe.model import Status
-from launcher.probe.runner import machine_info as probe_machine_info
 from launcher.userapp import AppShape, AppSpec
 from launcher.userapp import check as check_app
 from profiles.model import Profile

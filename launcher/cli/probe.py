@@ -21,7 +21,7 @@ from launcher.probe.limits import DEFAULT_REPEATS, MAX_REPEATS, MAX_REQUESTS, in
 if TYPE_CHECKING:
     from launcher.capacity.load import LoadGoal
     from launcher.probe.model import ProbeRun, ProfileResult
-    from launcher.probe.runner import ProbeOptions
+    from launcher.probe.scenarios import ProbeOptions
 
 
 @click.command()
@@ -137,7 +137,8 @@ def probe(
     from launcher.probe.model import Status
     from launcher.probe.progress import ProbeProgress
     from launcher.probe.report import claims_table, recommendation_text, render_run
-    from launcher.probe.runner import SCENARIOS, ProbeOptions, ProfileTarget, deferred_plan, run_probe
+    from launcher.probe.runner import run_probe
+    from launcher.probe.scenarios import SCENARIOS, ProbeOptions, ProfileTarget, deferred_plan
     from launcher.probe.store import ResultWriteError
 
     catalog = catalog_from(ctx)

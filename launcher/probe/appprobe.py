@@ -179,7 +179,7 @@ class AppProbeRun:
     recommendation: AppRecommendation
     created: str = ""
     machine: dict[str, Any] = field(default_factory=dict)
-    """As :func:`launcher.probe.runner.machine_info` (empty in a file of version 0)."""
+    """As :func:`launcher.probe.machine.machine_info` (empty in a file of version 0)."""
     load: LoadDecision | None = None
     """With ``--target-rate``: every fit profile held at the user's rate, and the decision (as the reference's)."""
 
@@ -465,7 +465,7 @@ def probe_app(
         probe_app_profile(profile, same_as, app, scenario, scenario_path, profiles_files=profiles_files, say=say)
         for profile, same_as in dedupe(profiles)
     ]
-    from launcher.probe.runner import machine_info
+    from launcher.probe.machine import machine_info
 
     return AppProbeRun(
         app=app.target,

@@ -252,7 +252,7 @@ class ProbeProgress:
         self._live: Live | None = None
         self._ticker: threading.Thread | None = None
         self._stopping = threading.Event()
-        # What the run will do at its end (launcher.probe.runner.DeferredPlan), for the estimate.
+        # What the run will do at its end (launcher.probe.scenarios.DeferredPlan), for the estimate.
         self._deferred, self._deferred_seconds, self._cores = deferred, deferred_seconds, cores
         self.state = self._fresh_state()
 

@@ -21,7 +21,8 @@ from launcher import procs
 from launcher.backends import BACKEND_NAMES
 from launcher.child import ServerProcess, launch_command
 from launcher.probe import metrics
-from launcher.probe.runner import ProbeOptions, ProfileTarget, run_probe
+from launcher.probe.runner import run_probe
+from launcher.probe.scenarios import ProbeOptions, ProfileTarget
 from launcher.procs import group_alive
 from profiles.model import RAY_BACKENDS
 from tests.conftest import builtin, probe_killing_one

@@ -110,7 +110,8 @@ def test_probe_reports_a_profile_that_does_not_start(runner: CliRunner, tmp_path
 def test_timeout_scenarios_side_by_side_and_stops_beside_the_next_start() -> None:
     # Issue 14: the timeout scenarios are waits, fired together on fresh servers of their profiles once every
     # CPU-measuring burst is done; a stop overlaps the next start only; all of it is recorded.
-    from launcher.probe.runner import ProbeOptions, ProfileTarget, run_probe
+    from launcher.probe.runner import run_probe
+    from launcher.probe.scenarios import ProbeOptions, ProfileTarget
     from tests.conftest import builtin
 
     names = ("gunicorn-1-async", "gunicorn-1-sync", "uvicorn-1-sync", "hypercorn-1-sync")

@@ -24,7 +24,7 @@ from launcher.child import ServerProcess
 from launcher.cli import main
 from launcher.errors import ExitCode, StartupError
 from launcher.probe.client import RequestSpec, run_burst
-from launcher.probe.runner import ProbeOptions, plan
+from launcher.probe.scenarios import ProbeOptions, plan
 from profiles.model import SPLIT_API_PREFIX
 from tests.conftest import builtin, probe_killing_one
 from tests.http import get, get_json
@@ -413,7 +413,7 @@ def test_a_head_that_does_not_start_is_one_error_line_with_rays_reason_and_leave
 def test_a_replica_killed_mid_burst_is_named_replaced_and_the_probe_goes_on() -> None:
     from launcher import procs
     from launcher.probe import metrics
-    from launcher.probe.runner import ProbeOptions
+    from launcher.probe.scenarios import ProbeOptions
 
     def a_replica() -> int | None:
         # The probe's own launcher: the module's split server is a child of this process too.

@@ -15,7 +15,8 @@ import launcher.probe.runner
 from launcher.cli import main
 from launcher.errors import ExitCode
 from launcher.probe.model import SCHEMA_VERSION, ProbeRun, ProfileResult, dump_run, load_run, read_run
-from launcher.probe.runner import ProbeOptions, ProfileTarget, ProgressEvent
+from launcher.probe.runner import ProgressEvent
+from launcher.probe.scenarios import ProbeOptions, ProfileTarget
 from tests.launcher.probe.sample_run import RUN_V1, sample_run
 
 pytestmark = pytest.mark.usefixtures("clean_cwd")  # never pick up a stray ./launch.toml

@@ -416,7 +416,7 @@ def test_the_estimate_of_a_recorded_default_run_is_within_a_factor_of_2_at_every
     replayed event by event at the times they came: at each profile's end the estimate is within a factor of 2
     of the time that was really left, the batch still to come included."""
     from launcher.probe.limits import in_default_run
-    from launcher.probe.runner import SCENARIOS, ProfileTarget, deferred_plan
+    from launcher.probe.scenarios import SCENARIOS, ProfileTarget, deferred_plan
     from profiles import builtin_profiles
 
     recorded = json.loads(DEFAULT_RUN.read_text())
