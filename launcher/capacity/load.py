@@ -34,7 +34,7 @@ from pathlib import Path
 from launcher import interrupts
 from launcher.capacity.engine import StepRun, open_loop, settle
 from launcher.capacity.model import SearchPolicy, StepResult, knee, next_rate, parse_duration, parse_rate
-from launcher.capacity.runner import ROUTES
+from launcher.capacity.runner import ROUTES, check_answers
 from launcher.child import DEFAULT_START_TIMEOUT, ServerProcess
 from launcher.errors import ConfigError, StartupError
 from launcher.probe.appprobe import demo_path_of
@@ -280,6 +280,8 @@ def check_profile(
         seconds = goal.hold_seconds
         progress(f"{profile.name}: {goal.rate:g}/s of {goal.route} for {seconds:g} s, the demo clicked meanwhile")
         run, clicked = interrupts.run(_hold_with_clicks(server, url(), goal, clicks))
+        if app is not None:
+            check_answers(run, goal.route, profile.name)
         step = run.summary(rate=goal.rate, seconds=seconds, target_s=goal.p99_s, worker_pids=server.worker_pids_now())
         ok, why = carried(step, clicked, goal)
         progress(f"{profile.name}: {'carries' if ok else 'does not carry'} {goal.rate:g}/s: {why}")

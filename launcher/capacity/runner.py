@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher import interrupts
-from launcher.capacity.engine import open_loop, settle
+from launcher.capacity.engine import StepRun, open_loop, settle
 from launcher.capacity.gpu import BusySampler, Gpu, open_gpu
 from launcher.capacity.model import (
     CapacityRun,
@@ -179,12 +179,8 @@ def sweep_profile(
                 gpu_busy=sampler.mean if sampler is not None else None,
                 gpu_memory_mib=gpu.process_memory_mib(server.worker_pids_now()) if gpu is not None else None,
             )
-            if not steps and run.samples and all(sample.status in NOT_A_ROUTE for sample in run.samples):
-                # A user's app that lists no routes (a bare ASGI callable): the first answers are the check.
-                raise RouteError(
-                    f"--route {options.route}: {profile.name} answered HTTP {run.samples[0].status} to "
-                    f"GET {options.path} (capacity loads a GET route of the app)"
-                )
+            if not steps:
+                check_answers(run, options.route, profile.name)
             steps.append(step)
             history.append((rate, step.passed))
             progress(f"{profile.name}: {rate:g}/s {'PASS' if step.passed else 'MISS'}: {step.why}")
@@ -223,6 +219,18 @@ def sweep_profile(
         error=error,
         gpu_memory_mib=gpu_memory,
     )
+
+
+def check_answers(run: StepRun, route: str, profile: str) -> None:
+    """A user's app that lists no routes (a bare ASGI callable): its first step's answers are the route check.
+
+    :class:`RouteError` when every answer was a 404 or a 405 (the load sends GETs).
+    """
+    if run.samples and all(sample.status in NOT_A_ROUTE for sample in run.samples):
+        raise RouteError(
+            f"--route {route}: {profile} answered HTTP {run.samples[0].status} to GET {route.split('?', 1)[0]} "
+            "(the load sends GETs to a route of the app)"
+        )
 
 
 def check_route(app: AppSpec, route: str, shape: AppShape | None = None) -> None:

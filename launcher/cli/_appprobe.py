@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.cli._common import console, fail, fail_with
 from launcher.cli.compare import finish
-from launcher.errors import ExitCode, LaunchError
+from launcher.errors import ExitCode, LaunchError, one_line
 from profiles import Catalog
 
 if TYPE_CHECKING:
     from launcher.compare.load import Loaded
+    from launcher.probe.appprobe import AppProbeRun
     from launcher.userapp import AppSpec
 
 
@@ -55,6 +56,18 @@ def probe_user_app(
     for option, path in (("--json", json_path), ("--html", html_path)):
         if path is not None and path.parent and not path.parent.is_dir():
             fail(f"{option}: folder {str(path.parent)!r} does not exist", ExitCode.USAGE)
+    run: AppProbeRun | None = None
+
+    def keep() -> str:
+        """Write what was measured before a failure or Ctrl-C (the matrix, without the load check)."""
+        if run is None or json_path is None:
+            return ""
+        try:  # atomically, as the reference probe writes: a reader never sees half a file
+            write_atomically(json_path, json.dumps(run_to_json(run), indent=2) + "\n")
+        except ResultWriteError:
+            return ""
+        return f"; the probe's results written to {json_path}"
+
     try:
         scenario_path = Path(scenarios)
         scenario = load_scenario_file(scenario_path)
@@ -69,24 +82,23 @@ def probe_user_app(
         run = probe_app(chosen, app, scenario, scenario_path, shape=shape, profiles_files=profiles_files, say=say)
         if goal is not None:
             fit = {r.profile for r in qualifying(run.profiles, serves_demo=shape.serves_demo)}
-            run = dataclasses.replace(
-                run,
-                load=check_app_load(
-                    [p for p in chosen if p.name in fit],
-                    goal,
-                    app=app,
-                    health_path=scenario.health,
-                    clicks=demo_clicks(scenario, shape, app, scenario_path),
-                    cores=len(os.sched_getaffinity(0)),
-                    profiles_files=profiles_files,
-                    start_timeout=start_timeout,
-                    progress=lambda line: say(f"load: {line}"),
-                ),
+            decision = check_app_load(
+                [p for p in chosen if p.name in fit],
+                goal,
+                app=app,
+                health_path=scenario.health,
+                clicks=demo_clicks(scenario, shape, app, scenario_path),
+                cores=len(os.sched_getaffinity(0)),
+                profiles_files=profiles_files,
+                start_timeout=start_timeout,
+                progress=lambda line: say(f"load: {line}"),
             )
+            run = dataclasses.replace(run, load=decision)
     except LaunchError as exc:
-        fail_with(exc)
+        fail(f"{one_line(str(exc))}{keep()}", exc.exit_code)
     except KeyboardInterrupt:
-        fail("interrupted", ExitCode.INTERRUPTED)
+        fail(f"interrupted{keep()}", ExitCode.INTERRUPTED)
+    assert run is not None
     if json_path is not None:
         try:  # atomically, as the reference probe writes: a reader never sees half a file
             write_atomically(json_path, json.dumps(run_to_json(run), indent=2) + "\n")

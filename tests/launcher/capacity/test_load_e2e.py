@@ -165,3 +165,22 @@ def test_a_route_the_app_does_not_serve_is_one_line_with_exit_2_before_any_start
     (line,) = done.stderr.strip().splitlines()
     assert "--route /nope: examples.shop:app has no route /nope (its routes: /health, /lookup-blocking" in line
     assert not out.exists()
+
+
+@pytest.mark.e2e
+def test_a_route_a_bare_app_does_not_serve_is_exit_2_at_the_hold_and_the_probe_is_kept(tmp_path: Path) -> None:
+    """A bare ASGI callable lists no routes, so only its answers can tell: all 404 at the hold is exit 2, one line,
+    and the probe's own results (measured before) are written all the same."""
+    scenario = tmp_path / "bare.toml"
+    scenario.write_text('health = "/hello"\n\n[[burst]]\npath = "/hello"\nn = 2\n')
+    out = tmp_path / "bare.json"
+    done = _probe_app(
+        "--app", "tests.launcher.userapps.apps:bare", "--scenarios", str(scenario), "--profiles", "uvicorn-1-sync",
+        "--target-rate", "4/s", "--route", "/nope", "-q", out=out,
+    )  # fmt: skip
+    assert done.returncode == ExitCode.USAGE, done.stdout[-3000:] + done.stderr[-3000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert "--route /nope: uvicorn-1-sync answered HTTP 404 to GET /nope" in line
+    assert f"the probe's results written to {out}" in line
+    data = json.loads(out.read_text())
+    assert data["load"] is None and [r["route"] for r in data["profiles"][0]["routes"]] == ["GET /hello"]
