@@ -65,11 +65,13 @@ import os
 import queue
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -78,7 +80,7 @@ from launcher import procs
 from launcher.backends.base import ServeSpec
 from launcher.backends.ray_config import LOCAL_ONLY_SETTINGS, applications, deployment_options, replica_env
 from launcher.backends.ray_reaper import OWNER_ENV, START_HOOK, START_HOOK_ENV, head_cause, sweep
-from launcher.errors import BackendError
+from launcher.errors import BackendError, ConfigError
 from profiles.model import (
     RAY_HEAD_START_SECONDS,
     RAY_REAPER_WAIT_SECONDS,
@@ -91,6 +93,39 @@ logger = logging.getLogger("launch")
 ADDRESS_ENV = "RAY_ADDRESS"
 """An existing cluster to deploy onto (what ``ray.init`` itself reads; ``launch --ray-address`` sets it)."""
 NOT_INSTALLED = "Ray Serve is not installed: pip install -e '.[ray]'"
+ADDRESS_CHECK_SECONDS = 5.0
+"""How long a ``--ray-address`` gets to accept a connection before the start is refused (``ray.init`` itself
+retries an unreachable GCS for minutes, measured: still waiting after 2 min)."""
+DEFAULT_GCS_PORT = 6379
+
+
+def check_address(address: str, *, timeout: float = ADDRESS_CHECK_SECONDS) -> None:
+    """Refuse, in one line, a cluster address that accepts no connection within ``timeout``.
+
+    ``auto`` and ``local`` are Ray's own lookups of a cluster on this machine (they fail fast by themselves);
+    ``ray://HOST:PORT`` is a Ray Client address; otherwise ``HOST[:PORT]`` is the head's GCS. Raises
+    :class:`ConfigError` (exit 2).
+    """
+    if address in ("auto", "local"):
+        return
+    rest = address.removeprefix("ray://")
+    try:
+        parts = urllib.parse.urlsplit("//" + rest)
+        host, port, extra = parts.hostname, parts.port or DEFAULT_GCS_PORT, parts.path or parts.query
+    except ValueError:  # an unclosed IPv6 bracket, a port out of range, ...
+        host, port, extra = None, None, ""
+    if not host or port is None or extra:
+        raise ConfigError(f"--ray-address {address!r}: expected HOST:PORT (a head's GCS), ray://HOST:PORT or auto")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise ConfigError(
+            f"--ray-address {address}: no Ray cluster reachable at {host}:{port} ({reason} within {timeout:g} s)"
+        ) from None
+
+
 OBJECT_STORE_BYTES = 100 * 1024 * 1024
 """The local instance's object store: the service passes no objects through it (Ray's default is 30% of memory)."""
 LOOPBACK_IP = "127.0.0.1"
@@ -237,6 +272,8 @@ class RayServe:
         # Replicas are the raylet's children: the supervisor pid would make them exit (see ray_config).
         for key in LOCAL_ONLY_SETTINGS:
             os.environ.pop(key, None)
+        if self.address is not None:
+            check_address(self.address)
         cpus: float | None = float(os.cpu_count() or 1) if local else None
         if cpus is not None:
             self._start_head(int(cpus))  # it comes up while we import Ray and Serve
