@@ -78,7 +78,13 @@ from typing import Any
 
 from launcher import procs
 from launcher.backends.base import ServeSpec
-from launcher.backends.ray_config import LOCAL_ONLY_SETTINGS, applications, deployment_options, replica_env
+from launcher.backends.ray_config import (
+    CPU_UNIT,
+    LOCAL_ONLY_SETTINGS,
+    applications,
+    deployment_options,
+    replica_env,
+)
 from launcher.backends.ray_reaper import OWNER_ENV, START_HOOK, START_HOOK_ENV, head_cause, sweep
 from launcher.errors import BackendError, ConfigError
 from profiles.model import (
@@ -97,6 +103,40 @@ ADDRESS_CHECK_SECONDS = 5.0
 """How long a ``--ray-address`` gets to accept a connection before the start is refused (``ray.init`` itself
 retries an unreachable GCS for minutes, measured: still waiting after 2 min)."""
 DEFAULT_GCS_PORT = 6379
+
+
+AUTH_HINT = (
+    "the cluster uses token authentication: set RAY_AUTH_MODE=token, with its token in ~/.ray/auth_token or "
+    "RAY_AUTH_TOKEN"
+)
+
+
+def connect_reason(exc: BaseException) -> str:
+    """Ray's reason for a failed connection to a cluster, in one line (its exceptions carry whole tracebacks)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    text = "\n".join(str(e) for e in chain)
+    if "InvalidAuthToken" in text or "Unauthenticated" in text:
+        return AUTH_HINT
+    lines = [line.strip() for line in str(chain[-1]).splitlines() if line.strip()]
+    return lines[-1] if lines else type(chain[-1]).__name__
+
+
+def check_cluster_cpus(address: str, cpus: float | None, profile: Profile) -> None:
+    """Refuse a cluster whose nodes offer no CPU for the profile's replicas: Serve would wait for them forever.
+
+    Each replica asks for an equal share of the cluster's CPUs (:func:`launcher.backends.ray_config.replica_cpus`),
+    so any CPU at all schedules them; none (a head started with ``--num-cpus 0`` and no worker node) never does.
+    Raises :class:`ConfigError` (exit 2).
+    """
+    if cpus is None or cpus < CPU_UNIT * profile.processes:
+        raise ConfigError(
+            f"--ray-address {address}: the cluster's nodes offer {cpus or 0:g} CPUs, and {profile.name}'s "
+            f"{profile.processes} replicas need some: add a worker node (a head started with --num-cpus 0 runs none)"
+        )
 
 
 def check_address(address: str, *, timeout: float = ADDRESS_CHECK_SECONDS) -> None:
@@ -284,11 +324,20 @@ class RayServe:
             raise BackendError(NOT_INSTALLED) from None
         from launcher.backends.ray_app import LaunchService
 
-        ray.init(
-            address=self._wait_for_head() if local else self.address, namespace="launch", logging_level=logging.WARNING
-        )
+        try:
+            ray.init(
+                address=self._wait_for_head() if local else self.address,
+                namespace="launch",
+                logging_level=logging.WARNING,
+            )
+        except (ConnectionError, RuntimeError) as exc:
+            if local:
+                raise
+            raise ConfigError(f"--ray-address {self.address}: Ray could not connect: {connect_reason(exc)}") from None
         if not local:
             cpus = ray.cluster_resources().get("CPU")  # type: ignore[no-untyped-call]
+            # Before anything is deployed: nothing of ours to remove (Ray disconnects this driver at exit).
+            check_cluster_cpus(self.address or "", cpus, profile)
         self.connected = True
         # ray.init installs its own SIGTERM handlers: a Python one that exits the driver, and the C++ core's
         # failure handler, which logs a stack trace and ends in SIGABRT (measured: exit -6, the graceful stop
