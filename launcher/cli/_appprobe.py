@@ -35,12 +35,15 @@ def probe_user_app(
     fail_on: str = "verdict",
     allow_different_machine: bool = False,
     target: tuple[str | None, str | None, str | None] = (None, None, None),
+    requests: int | None = None,
+    repeat: int | None = None,
     start_timeout: float = DEFAULT_START_TIMEOUT,
 ) -> None:
     """Check the app and the scenario file, probe every selected profile, print the per-route table.
 
     With a target (``--target-rate``, ``--route``, ``--p99``, each else from the scenario file's ``[target]``),
     every fit profile is then held at the user's rate (:func:`launcher.capacity.load.check_app_load`).
+    ``requests`` and ``repeat`` (``-n``, ``-r``), when given, override every entry's ``n`` and ``repeats``.
     """
     from launcher.capacity.load import check_app_load, demo_clicks, goal_from
     from launcher.capacity.runner import check_route
@@ -70,7 +73,7 @@ def probe_user_app(
 
     try:
         scenario_path = Path(scenarios)
-        scenario = load_scenario_file(scenario_path)
+        scenario = load_scenario_file(scenario_path).overridden(n=requests, repeats=repeat)
         rate, route, p99 = target
         goal = goal_from(rate, route, p99, app=True, file_target=scenario.target, file_label=str(scenario_path))
         chosen = catalog.select(spec)

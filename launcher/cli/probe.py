@@ -160,8 +160,8 @@ def probe(
         ]
         if given:
             fail(
-                f"{', '.join(given)}: not with --app (the reference service's probe options; your scenario file sets "
-                "each burst's n and repeats)",
+                f"{', '.join(given)}: not with --app (options of the reference service's scenarios; your scenario "
+                "file describes your app's)",
                 ExitCode.USAGE,
             )
 
@@ -178,6 +178,8 @@ def probe(
             fail_on=fail_on,
             allow_different_machine=allow_different_machine,
             target=(target_rate, route, p99),
+            requests=requests if _given(ctx, "requests") else None,
+            repeat=repeat if _given(ctx, "repeat") else None,
             start_timeout=start_timeout,
         )
         return
@@ -318,10 +320,8 @@ def probe(
 
 
 REFERENCE_ONLY = (
-    "requests",
     "seconds",
     "seed_durations",
-    "repeat",
     "details",
     "steps",
     "concurrency_limit",
@@ -330,7 +330,8 @@ REFERENCE_ONLY = (
     "force",
     "claims_only",
 )
-"""``launch probe`` options of the reference service's scenarios only: given with ``--app``, one line and exit 2."""
+"""``launch probe`` options of the reference service's scenarios only: given with ``--app``, one line and exit 2
+(``-n`` and ``-r`` apply to an app's scenario file: they override every entry's ``n`` and ``repeats``)."""
 
 
 def _given(ctx: click.Context, name: str) -> bool:

@@ -25,7 +25,8 @@
     route = "/search?limit=5"   # a GET route of the app
     p99 = "2s"                  # default 2s
 
-The command line's ``--target-rate``, ``--route`` and ``--p99`` override the file's, key by key.
+The command line's ``--target-rate``, ``--route`` and ``--p99`` override the file's, key by key; ``-n`` and
+``-r`` override every entry's ``n`` and ``repeats``.
 Every mistake is one line naming the file, the key and the value (:class:`ScenarioFileError`).
 """
 
@@ -132,6 +133,18 @@ class ScenarioFile(_Strict):
     target: Target | None = None
 
     _check_health = field_validator("health")(_path)
+
+    def overridden(self, *, n: int | None = None, repeats: int | None = None) -> ScenarioFile:
+        """The file with every entry's ``n`` and ``repeats`` set from the command line (``-n``, ``-r``) where given."""
+        update = {key: value for key, value in (("n", n), ("repeats", repeats)) if value is not None}
+        if not update:
+            return self
+        return self.model_copy(
+            update={
+                "burst": [b.model_copy(update=update) for b in self.burst],
+                "gradio": [g.model_copy(update=update) for g in self.gradio],
+            }
+        )
 
     @property
     def labels(self) -> list[str]:

@@ -281,7 +281,7 @@ def test_every_command_taking_an_app_declares_the_same_options(runner: CliRunner
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (["-n", "5", "-r", "3"], "--requests, --repeat"),
+        (["--seconds", "2", "--steps", "2"], "--seconds, --steps"),
         (["--claims"], "--claims"),
         (["--resume", "old.json", "--force"], "--resume, --force"),
     ],

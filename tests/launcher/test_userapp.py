@@ -102,6 +102,16 @@ def test_scenario_file_reads_bursts_and_gradio(tmp_path: Path) -> None:
     assert scenario.target is None
 
 
+def test_the_command_line_overrides_every_entrys_n_and_repeats(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[[burst]]\npath = "/a"\nn = 2\n[[gradio]]\napi_name = "/p"\nrepeats = 3\n')
+    scenario = load_scenario_file(path)
+    assert scenario.overridden() is scenario
+    once = scenario.overridden(repeats=1)
+    assert [(b.n, b.repeats) for b in once.burst] + [(g.n, g.repeats) for g in once.gradio] == [(2, 1), (4, 1)]
+    wider = scenario.overridden(n=6)
+    assert [(b.n, b.repeats) for b in wider.burst] + [(g.n, g.repeats) for g in wider.gradio] == [(6, 1), (6, 3)]
+
+
 def test_scenario_file_states_a_target(tmp_path: Path) -> None:
     path = _write(tmp_path, '[[burst]]\npath = "/a"\n[target]\nrate = 4.5\nroute = "/a?x=1"\n')
     target = load_scenario_file(path).target
