@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from launcher.probe.appprobe import AppProfileResult, RouteResult, recommend
+from launcher.probe.appprobe import AppProfileResult, recommend
 from launcher.probe.model import Kind, RequestRecord
 from launcher.probe.routes import (
     BLOCKS,
@@ -23,6 +23,7 @@ from launcher.probe.routes import (
 )
 from launcher.probe.scenario_file import ScenarioFileError, load_scenario_file
 from launcher.userapp import AppLoadError, AppSpec, is_asgi_app, load
+from tests.launcher.probe.records import app_result
 
 MS = 1_000_000
 
@@ -248,39 +249,7 @@ def test_the_demo_named_by_path_or_the_only_one_is_chosen(tmp_path: Path) -> Non
 
 
 def _app_result(name: str, backend: str, workers: int, makespan: float) -> AppProfileResult:
-    from launcher.probe.routes import ADVICE, BurstVerdict
-
-    verdict = BurstVerdict(
-        route_class=CONCURRENT,
-        longest_stall_ms=0.0,
-        blocked_ms=0.0,
-        makespan_s=makespan,
-        failed=0,
-        errors=(),
-        workers_used=1,
-        max_overlap=3,
-        serial_ratio=1.0,
-        cpu_share=0.0,
-    )
-    route = RouteResult(
-        route="gradio /echo",
-        request="gradio /echo",
-        route_class=CONCURRENT,
-        blocks_event_loop=False,
-        longest_stall_ms=0.0,
-        advice=ADVICE[CONCURRENT],
-        repeats=(verdict,),
-    )
-    return AppProfileResult(
-        profile=name,
-        same_as=(),
-        backend=backend,
-        workers=workers,
-        ready_seconds=1.0,
-        routes=(route,),
-        stop_seconds=0.1,
-        stop_forced=False,
-    )
+    return app_result(name, backend, workers, (makespan,), max_overlap=3)
 
 
 @given(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from launcher.probe.model import Kind, LogEvent, ProfileResult, RequestRecord, ScenarioResult, Status, Verdict
 from profiles import Profile, builtin_profiles
+
+if TYPE_CHECKING:
+    from launcher.probe.appprobe import AppProfileResult
 
 T0_NS = 1_000_000_000_000
 """Where the synthetic clock's second 0 lies: monotonic_ns values are large, never 0."""
@@ -147,3 +151,58 @@ def passed(name: str = "s") -> Verdict:
 def failed(name: str = "s", expectation: str = "it held") -> Verdict:
     """A verdict that failed."""
     return Verdict(scenario=name, expectation=expectation, observed="no", passed=False, why="synthetic")
+
+
+def app_result(
+    name: str,
+    backend: str,
+    workers: int,
+    makespans: Sequence[float],
+    *,
+    route: str = "gradio /echo",
+    route_class: str = "runs_concurrently",
+    errors: tuple[str, ...] = (),
+    max_overlap: int = 1,
+    serial_ratio: float = 1.0,
+    stop_forced: bool = False,
+    server_processes: int = 0,
+) -> AppProfileResult:
+    """A user app's result under one profile: one route whose repeats took ``makespans``, all of ``route_class``."""
+    from launcher.probe.appprobe import AppProfileResult, RouteResult
+    from launcher.probe.routes import ADVICE, BurstVerdict
+
+    repeats = tuple(
+        BurstVerdict(
+            route_class=route_class,
+            longest_stall_ms=0.0,
+            blocked_ms=0.0,
+            makespan_s=makespan,
+            failed=len(errors),
+            errors=errors,
+            workers_used=1,
+            max_overlap=max_overlap,
+            serial_ratio=serial_ratio,
+            cpu_share=0.0,
+        )
+        for makespan in makespans
+    )
+    result = RouteResult(
+        route=route,
+        request=route,
+        route_class=route_class,
+        blocks_event_loop=False,
+        longest_stall_ms=0.0,
+        advice=ADVICE[route_class],
+        repeats=repeats,
+    )
+    return AppProfileResult(
+        profile=name,
+        same_as=(),
+        backend=backend,
+        workers=workers,
+        ready_seconds=1.0,
+        routes=(result,),
+        stop_seconds=0.1,
+        stop_forced=stop_forced,
+        server_processes=server_processes,
+    )

@@ -21,7 +21,7 @@ from launcher.probe.model import (
 )
 from launcher.probe.recommend import recommend, rejection
 from launcher.probe.report import reason_group as rejection_group
-from tests.launcher.probe.records import back_to_back, failed, health, ns, passed, result, scenario, work
+from tests.launcher.probe.records import app_result, back_to_back, failed, health, ns, passed, result, scenario, work
 
 S = 1.0
 
@@ -366,46 +366,20 @@ def _reference(name: str, makespans: tuple[float, ...], lost: bool, forced: bool
 
 def _as_app(reference: ProfileResult, lost: bool) -> AppProfileResult:
     """The same facts as a user app's result: one demo route whose repeats took the reference's totals."""
-    from launcher.probe.appprobe import RouteResult
     from launcher.probe.assess import total_makespans
-    from launcher.probe.routes import ADVICE, CONCURRENT, FAILS, BurstVerdict
+    from launcher.probe.routes import CONCURRENT, FAILS
 
-    cls = FAILS if lost else CONCURRENT
-    repeats = tuple(
-        BurstVerdict(
-            route_class=cls,
-            longest_stall_ms=0.0,
-            blocked_ms=0.0,
-            makespan_s=total,
-            failed=int(lost),
-            errors=("disconnected",) if lost else (),
-            workers_used=1,
-            max_overlap=1,
-            serial_ratio=2.0,
-            cpu_share=0.0,
-        )
-        for total in total_makespans(reference)
-    )
-    route = RouteResult(
+    return app_result(
+        reference.name,
+        reference.profile.backend,
+        reference.profile.workers,
+        total_makespans(reference),
         route="gradio /sleep",
-        request="gradio /sleep",
-        route_class=cls,
-        blocks_event_loop=False,
-        longest_stall_ms=0.0,
-        advice=ADVICE[cls],
-        repeats=repeats,
-    )
-    assessed = assess(reference)
-    return AppProfileResult(
-        profile=reference.name,
-        same_as=(),
-        backend=reference.profile.backend,
-        workers=reference.profile.workers,
-        ready_seconds=1.0,
-        routes=(route,),
-        stop_seconds=0.1,
+        route_class=FAILS if lost else CONCURRENT,
+        errors=("disconnected",) if lost else (),
+        serial_ratio=2.0,
         stop_forced=reference.stop_forced,
-        server_processes=assessed.processes,
+        server_processes=assess(reference).processes,
     )
 
 
