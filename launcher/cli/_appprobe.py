@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from launcher import interrupts
 from launcher.child import DEFAULT_START_TIMEOUT
 from launcher.cli._common import console, fail, fail_with
 from launcher.cli.compare import finish
@@ -71,36 +72,39 @@ def probe_user_app(
             return ""
         return f"; the probe's results written to {json_path}"
 
-    try:
-        scenario_path = Path(scenarios)
-        scenario = load_scenario_file(scenario_path).overridden(n=requests, repeats=repeat)
-        rate, route, p99 = target
-        goal = goal_from(rate, route, p99, app=True, file_target=scenario.target, file_label=str(scenario_path))
-        chosen = catalog.select(spec)
-        # Once, here: a bad --app, or a --route it does not serve, is one line before any server starts.
-        shape = check(app)
-        if goal is not None:
-            check_route(app, goal.route, shape)
-        say = (lambda line: None) if quiet else print_stderr
-        run = probe_app(chosen, app, scenario, scenario_path, shape=shape, profiles_files=profiles_files, say=say)
-        if goal is not None:
-            fit = {r.profile for r in qualifying(run.profiles, serves_demo=shape.serves_demo)}
-            decision = check_app_load(
-                [p for p in chosen if p.name in fit],
-                goal,
-                app=app,
-                health_path=scenario.health,
-                clicks=demo_clicks(scenario, shape, app, scenario_path),
-                cores=len(os.sched_getaffinity(0)),
-                profiles_files=profiles_files,
-                start_timeout=start_timeout,
-                progress=lambda line: say(f"load: {line}"),
-            )
-            run = dataclasses.replace(run, load=decision)
-    except LaunchError as exc:
-        fail(f"{one_line(str(exc))}{keep()}", exc.exit_code)
-    except KeyboardInterrupt:
-        fail(f"interrupted{keep()}", ExitCode.INTERRUPTED)
+    # Ctrl-C and SIGTERM end the run in any phase, the load check's included (launcher.interrupts, as the
+    # reference probe): the servers stopped, what was measured kept.
+    with interrupts.stop_signals():
+        try:
+            scenario_path = Path(scenarios)
+            scenario = load_scenario_file(scenario_path).overridden(n=requests, repeats=repeat)
+            rate, route, p99 = target
+            goal = goal_from(rate, route, p99, app=True, file_target=scenario.target, file_label=str(scenario_path))
+            chosen = catalog.select(spec)
+            # Once, here: a bad --app, or a --route it does not serve, is one line before any server starts.
+            shape = check(app)
+            if goal is not None:
+                check_route(app, goal.route, shape)
+            say = (lambda line: None) if quiet else print_stderr
+            run = probe_app(chosen, app, scenario, scenario_path, shape=shape, profiles_files=profiles_files, say=say)
+            if goal is not None:
+                fit = {r.profile for r in qualifying(run.profiles, serves_demo=shape.serves_demo)}
+                decision = check_app_load(
+                    [p for p in chosen if p.name in fit],
+                    goal,
+                    app=app,
+                    health_path=scenario.health,
+                    clicks=demo_clicks(scenario, shape, app, scenario_path),
+                    cores=len(os.sched_getaffinity(0)),
+                    profiles_files=profiles_files,
+                    start_timeout=start_timeout,
+                    progress=lambda line: say(f"load: {line}"),
+                )
+                run = dataclasses.replace(run, load=decision)
+        except LaunchError as exc:
+            fail(f"{one_line(str(exc))}{keep()}", exc.exit_code)
+        except KeyboardInterrupt:
+            fail(f"interrupted{keep()}", ExitCode.INTERRUPTED)
     assert run is not None
     if json_path is not None:
         try:  # atomically, as the reference probe writes: a reader never sees half a file
